@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fractio.h - the public interface of libfractio, an embedded LSM-tree key-value engine.
+ *
+ * A database is a directory owned by one process at a time. It holds keyspaces: named,
+ * independent, ordered maps from byte-string keys to byte-string values. Writes go to a shared
+ * write-ahead journal and to in-memory tables, which are flushed to sorted table files and
+ * compacted in the background. Batches write atomically across keyspaces; snapshots read a
+ * consistent cross-keyspace view at one sequence number.
+ *
+ * Conventions:
+ *  - Every fallible call returns fr_status (FR_OK == 0) and, on failure, fills the optional
+ *    caller-owned fr_error with a one-line message. The error is never allocated.
+ *  - Pointer arguments are borrowed for the duration of the call; the engine copies what it keeps.
+ *  - Out-parameters are written only on FR_OK (pointers are set to NULL on failure).
+ *  - Returned buffers are owned by the caller and freed with fr_free().
+ *  - fr_db, fr_keyspace and fr_snapshot handles are thread-safe. fr_batch and fr_iter are
+ *    used by one thread at a time.
+ */
+#ifndef FRACTIO_H
+#define FRACTIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FR_VERSION_MAJOR 0
+#define FR_VERSION_MINOR 1
+#define FR_VERSION_PATCH 0
+
+#define FR_API __attribute__((visibility("default")))
+
+typedef struct fr_db fr_db;
+typedef struct fr_keyspace fr_keyspace;
+typedef struct fr_batch fr_batch;
+typedef struct fr_snapshot fr_snapshot;
+typedef struct fr_iter fr_iter;
+/* The file-system interface the engine does all its I/O through. NULL means the real one;
+ * tests pass a fault-injecting or in-memory one (internal). */
+typedef struct fr_io fr_io;
+typedef uint64_t fr_seqno;
+
+typedef enum fr_status {
+	FR_OK = 0,
+	FR_NOT_FOUND = 1,  /* key, keyspace or entry absent */
+	FR_INVALID = 2,    /* bad argument or misuse */
+	FR_CORRUPTION = 3, /* bad bytes on disk; the message names the file and offset */
+	FR_IO = 4,         /* an I/O call failed; sys_errno kept */
+	FR_NO_SPACE = 5,   /* the disk is full (ENOSPC, EDQUOT) */
+	FR_NOMEM = 6,      /* out of memory */
+	FR_BUSY = 7,       /* the database directory is locked by another opener */
+	FR_CONFLICT = 8,   /* an optimistic transaction conflicted */
+	FR_POISONED = 9,   /* a background write failed; reopen the database */
+	FR_CLOSED = 10,    /* the database is closing or closed */
+} fr_status;
+
+#define FR_ERROR_MSG_MAX 256
+
+/* Details of a failure, owned by the caller. Written only when a call fails. */
+typedef struct fr_error {
+	fr_status code;
+	int sys_errno;   /* errno of the failing system call, or 0 */
+	uint64_t offset; /* for FR_CORRUPTION: byte offset in the named file */
+	char msg[FR_ERROR_MSG_MAX];
+} fr_error;
+
+/* Static text for a status code. */
+FR_API const char *fr_status_str(fr_status st);
+
+/* How far a commit is persisted before it returns. */
+typedef enum fr_persist {
+	FR_PERSIST_BUFFER = 0,    /* handed to the OS: survives the death of the process */
+	FR_PERSIST_SYNC_DATA = 1, /* fdatasync: survives the death of the machine */
+	FR_PERSIST_SYNC_ALL = 2,  /* fsync */
+} fr_persist;
+
+/* Frees any buffer the library returned. Accepts NULL. */
+FR_API void fr_free(void *p);
+
+/* ---- logging: the library prints nothing unless a sink is installed ---- */
+typedef enum fr_log_level {
+	FR_LOG_ERR = 0,
+	FR_LOG_WARN = 1,
+	FR_LOG_INFO = 2,
+	FR_LOG_DEBUG = 3,
+} fr_log_level;
+typedef void (*fr_log_fn)(void *ctx, fr_log_level level, const char *line);
+/* Installs a process-wide sink for lines at `level` and more severe. fn NULL removes it. */
+FR_API void fr_log_set(fr_log_fn fn, void *ctx, fr_log_level level);
+
+/* ---- database ---- */
+typedef struct fr_db_options {
+	size_t journal_segment_max;  /* rotate journal segments at this size (default 64 MiB) */
+	size_t memtable_max;         /* seal a tree's memtable at this size (default 16 MiB) */
+	size_t write_buffer_max;     /* all memtables together (default 64 MiB) */
+	fr_persist default_persist;  /* for fr_put/fr_remove/... (default BUFFER) */
+	bool create_if_missing;      /* default true */
+	bool background;             /* run flush and compaction on a thread (default true) */
+	bool read_only;              /* open without writing (no journal, no background work) */
+	fr_io *io;                   /* NULL: the real file system */
+} fr_db_options;
+
+FR_API void fr_db_options_init(fr_db_options *o);
+/* Creates or recovers the database in directory `path`. FR_BUSY when another handle or
+ * process holds it. */
+FR_API fr_status fr_db_open(const char *path, const fr_db_options *o, fr_db **out, fr_error *err);
+/* Flushes nothing (the journal holds it), stops background work and releases the directory.
+ * Keyspace handles must have been closed. Accepts NULL. */
+FR_API fr_status fr_db_close(fr_db *db, fr_error *err);
+/* Makes every commit so far durable to the given degree. */
+FR_API fr_status fr_db_persist(fr_db *db, fr_persist mode, fr_error *err);
+/* Seals and flushes every memtable to tables and waits for it. */
+FR_API fr_status fr_db_flush(fr_db *db, fr_error *err);
+/* Waits until background flushes and compactions have nothing left to do. */
+FR_API fr_status fr_db_wait_idle(fr_db *db, fr_error *err);
+/* The sequence number of the newest commit visible to readers. */
+FR_API fr_seqno fr_db_seqno(fr_db *db);
+
+typedef struct fr_db_stats {
+	fr_seqno seqno;             /* last sequence number allocated */
+	fr_seqno visible_seqno;     /* last sequence number visible to readers */
+	uint64_t keyspace_cnt;
+	uint64_t tree_cnt;
+	uint64_t table_cnt;
+	uint64_t table_bytes;
+	uint64_t journal_bytes;
+	uint64_t journal_segment_cnt;
+	uint64_t memtable_bytes;    /* active and sealed memtables */
+	uint64_t sealed_memtable_cnt;
+	uint64_t flushes_done;
+	uint64_t compactions_done;
+	uint64_t compaction_read_bytes;
+	uint64_t compaction_write_bytes;
+	uint64_t flush_write_bytes;
+	uint64_t user_write_bytes;  /* key and value bytes committed */
+	uint64_t journal_write_bytes;
+	bool poisoned;
+} fr_db_stats;
+FR_API fr_status fr_db_stats_get(fr_db *db, fr_db_stats *out, fr_error *err);
+
+/* ---- keyspaces ---- */
+#define FR_KEYSPACE_NAME_MAX 255
+
+typedef struct fr_keyspace_options {
+	/* NULL: a tree of its own. Otherwise the name of a shared tree the keyspace lives in,
+	 * created on first use with this keyspace's table options. */
+	const char *tree;
+	uint32_t block_size;         /* data block target (default 4096) */
+	uint32_t restart_interval;   /* keys between restart points (default 16) */
+	uint32_t bloom_bits_per_key; /* 0 disables the filter (default 10) */
+	bool compress;               /* LZ4 per block when it saves >= 12.5% (default true) */
+} fr_keyspace_options;
+
+FR_API void fr_keyspace_options_init(fr_keyspace_options *o);
+/* Opens keyspace `name`, creating it (one journaled commit) if missing. Options apply only at
+ * creation; they are stored and restored on reopen. Release with fr_keyspace_close. */
+FR_API fr_status fr_keyspace_open(fr_db *db, const char *name, const fr_keyspace_options *o,
+				  fr_keyspace **out, fr_error *err);
+/* Releases a handle. Accepts NULL. */
+FR_API void fr_keyspace_close(fr_keyspace *ks);
+FR_API fr_status fr_keyspace_exists(fr_db *db, const char *name, bool *out, fr_error *err);
+/* Drops keyspace `name` and all its data (one journaled commit). Open handles to it
+ * return FR_NOT_FOUND afterwards. */
+FR_API fr_status fr_keyspace_delete(fr_db *db, const char *name, fr_error *err);
+/* Calls fn for every keyspace, in name order. A non-zero return from fn stops the walk. */
+typedef int (*fr_keyspace_list_fn)(void *ctx, const char *name);
+FR_API fr_status fr_keyspace_list(fr_db *db, fr_keyspace_list_fn fn, void *ctx, fr_error *err);
+FR_API const char *fr_keyspace_name(const fr_keyspace *ks);
+
+/* ---- single operations (each one commit with the database's default persist mode) ---- */
+FR_API fr_status fr_put(fr_keyspace *ks, const void *key, size_t key_len, const void *val,
+			size_t val_len, fr_error *err);
+/* Returns FR_NOT_FOUND when absent. *val (fr_free) and *val_len are set on FR_OK; val may be
+ * NULL to test presence only. */
+FR_API fr_status fr_get(fr_keyspace *ks, const void *key, size_t key_len, void **val,
+			size_t *val_len, fr_error *err);
+FR_API fr_status fr_contains(fr_keyspace *ks, const void *key, size_t key_len, bool *out,
+			     fr_error *err);
+FR_API fr_status fr_remove(fr_keyspace *ks, const void *key, size_t key_len, fr_error *err);
+/* A weak (single) delete: removes the newest version only. Use for keys written once between
+ * deletes; a key written several times may show an older version again. */
+FR_API fr_status fr_remove_weak(fr_keyspace *ks, const void *key, size_t key_len, fr_error *err);
+/* Removes every key k with start <= k < end. */
+FR_API fr_status fr_delete_range(fr_keyspace *ks, const void *start, size_t start_len,
+				 const void *end, size_t end_len, fr_error *err);
+/* Removes every key of the keyspace. */
+FR_API fr_status fr_keyspace_clear(fr_keyspace *ks, fr_error *err);
+/* The smallest / largest entry; FR_NOT_FOUND when empty. Outputs may be NULL. */
+FR_API fr_status fr_first(fr_keyspace *ks, void **key, size_t *key_len, void **val,
+			  size_t *val_len, fr_error *err);
+FR_API fr_status fr_last(fr_keyspace *ks, void **key, size_t *key_len, void **val,
+			 size_t *val_len, fr_error *err);
+/* Exact count (scans). */
+FR_API fr_status fr_len(fr_keyspace *ks, uint64_t *out, fr_error *err);
+/* Upper-bound estimate from table and memtable entry counts (no scan). */
+FR_API uint64_t fr_approximate_len(fr_keyspace *ks);
+
+typedef struct fr_keyspace_stats {
+	uint64_t table_cnt;
+	uint64_t table_bytes;
+	uint64_t level_table_cnt[8];
+	uint64_t memtable_bytes;
+	uint64_t approximate_len;
+} fr_keyspace_stats;
+/* Statistics of the keyspace's tree (shared by every keyspace in a shared tree). */
+FR_API fr_status fr_keyspace_stats_get(fr_keyspace *ks, fr_keyspace_stats *out, fr_error *err);
+/* Merges every table of the keyspace's tree into the last level and waits for it. */
+FR_API fr_status fr_major_compact(fr_keyspace *ks, fr_error *err);
+
+/* ---- batches: atomic across keyspaces, one sequence number ---- */
+/* A batch is used by one thread at a time. Operations on the same key: the last one wins. */
+FR_API fr_status fr_batch_new(fr_db *db, fr_batch **out);
+FR_API void fr_batch_free(fr_batch *b);
+FR_API fr_status fr_batch_put(fr_batch *b, fr_keyspace *ks, const void *key, size_t key_len,
+			      const void *val, size_t val_len);
+FR_API fr_status fr_batch_remove(fr_batch *b, fr_keyspace *ks, const void *key, size_t key_len);
+FR_API fr_status fr_batch_remove_weak(fr_batch *b, fr_keyspace *ks, const void *key,
+				      size_t key_len);
+FR_API fr_status fr_batch_delete_range(fr_batch *b, fr_keyspace *ks, const void *start,
+				       size_t start_len, const void *end, size_t end_len);
+/* Creates keyspace `name` as part of the batch (nothing if it exists at commit). */
+FR_API fr_status fr_batch_create_keyspace(fr_batch *b, const char *name,
+					  const fr_keyspace_options *o);
+/* Drops keyspace `name` as part of the batch (nothing if it is absent at commit). */
+FR_API fr_status fr_batch_drop_keyspace(fr_batch *b, const char *name);
+FR_API size_t fr_batch_count(const fr_batch *b);
+/* Commits the batch; on FR_OK every operation is visible at once, at one sequence number,
+ * written to *seqno if not NULL. The batch is emptied either way and may be reused. */
+FR_API fr_status fr_batch_commit(fr_batch *b, fr_persist mode, fr_seqno *seqno, fr_error *err);
+
+/* ---- snapshots ---- */
+FR_API fr_status fr_snapshot_open(fr_db *db, fr_snapshot **out, fr_error *err);
+FR_API void fr_snapshot_close(fr_snapshot *s);
+FR_API fr_seqno fr_snapshot_seqno(const fr_snapshot *s);
+FR_API fr_status fr_snapshot_get(const fr_snapshot *s, fr_keyspace *ks, const void *key,
+				 size_t key_len, void **val, size_t *val_len, fr_error *err);
+FR_API fr_status fr_snapshot_contains(const fr_snapshot *s, fr_keyspace *ks, const void *key,
+				      size_t key_len, bool *out, fr_error *err);
+
+/* ---- iterators ---- */
+typedef struct fr_iter_options {
+	const void *lower;      /* inclusive lower bound, or NULL */
+	size_t lower_len;
+	const void *upper;      /* exclusive upper bound, or NULL */
+	size_t upper_len;
+	const void *prefix;     /* only keys starting with this, or NULL */
+	size_t prefix_len;
+	bool reverse;           /* largest key first */
+	const fr_snapshot *snapshot; /* read at this snapshot; NULL: at open time */
+} fr_iter_options;
+
+/* Opens a lazy iterator positioned on the first entry in its direction. An iterator reads
+ * one consistent state (its own implicit snapshot when none is given). */
+FR_API fr_status fr_iter_open(fr_keyspace *ks, const fr_iter_options *o, fr_iter **out,
+			      fr_error *err);
+FR_API void fr_iter_close(fr_iter *it);
+FR_API bool fr_iter_valid(const fr_iter *it);
+/* Moves to the next entry in the iterator's direction. */
+FR_API fr_status fr_iter_next(fr_iter *it, fr_error *err);
+/* Forward: the first key >= key. Reverse: the last key <= key. Bounds still apply. */
+FR_API fr_status fr_iter_seek(fr_iter *it, const void *key, size_t key_len, fr_error *err);
+/* Views valid until the next call on the iterator. */
+FR_API const void *fr_iter_key(const fr_iter *it, size_t *len);
+FR_API const void *fr_iter_value(const fr_iter *it, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FRACTIO_H */

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sst.h - sorted string tables (FORMAT.md §4): immutable files of internal entries in data
+ * blocks (prefix compression, restart points, LZ4 when it saves >= 12.5%, xxh3 per block), an
+ * index block, a bloom filter over user keys, a range-tombstone block, a properties block and
+ * a footer with magic and version.
+ *
+ * sst_writer: one thread at a time. sst_reader: immutable once open, thread-safe, refcounted
+ * (sst_reader_ref needs an existing reference). Every byte read from disk is checked: bad bytes
+ * are FR_CORRUPTION naming the file and offset, never a crash.
+ */
+#ifndef FRACTIO_SST_SST_H
+#define FRACTIO_SST_SST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fractio.h"
+
+struct fr_io;
+struct kv_iter;
+struct range_del;
+struct sst_writer;
+struct sst_reader;
+
+struct sst_options {
+	uint32_t block_size;         /* target uncompressed data block size */
+	uint32_t restart_interval;   /* entries between restart points */
+	uint32_t bloom_bits_per_key; /* 0: no filter */
+	bool compress;               /* LZ4 */
+};
+void sst_options_default(struct sst_options *o); /* 4096, 16, 10, true */
+
+/* What a finished table holds; smallest/largest are user keys (fr_malloc'd) bounding every
+ * point key and every range tombstone (start and end) in the table. */
+struct sst_meta {
+	uint64_t id;
+	uint64_t file_size;
+	uint64_t entry_cnt;      /* point entries (all versions, tombstones included) */
+	uint64_t tombstone_cnt;  /* VT_DEL and VT_WEAK_DEL entries */
+	uint64_t range_del_cnt;
+	uint64_t min_seqno;
+	uint64_t max_seqno;
+	uint8_t *smallest;
+	size_t smallest_len;
+	uint8_t *largest;
+	size_t largest_len;
+};
+void sst_meta_fini(struct sst_meta *m);
+fr_status sst_meta_copy(struct sst_meta *dst, const struct sst_meta *src);
+
+/* Creates table file `path` (must not exist). */
+fr_status sst_writer_open(struct fr_io *io, const char *path, uint64_t id,
+			  const struct sst_options *o, struct sst_writer **out, fr_error *err);
+/* Adds an entry; internal keys must be strictly ascending (else FR_INVALID). */
+fr_status sst_writer_add(struct sst_writer *w, const uint8_t *ikey, size_t iklen,
+			 const void *val, size_t vlen, fr_error *err);
+/* Adds a range tombstone; any order. */
+fr_status sst_writer_add_range_del(struct sst_writer *w, const struct range_del *rd,
+				   fr_error *err);
+/* Bytes written so far plus the pending block (to cut output tables at a target size). */
+uint64_t sst_writer_size(const struct sst_writer *w);
+uint64_t sst_writer_entry_cnt(const struct sst_writer *w);
+/* Writes the remaining blocks and footer, fsyncs and closes; fills *meta; frees w on any
+ * return. A table must have at least one entry or range tombstone (else FR_INVALID). */
+fr_status sst_writer_finish(struct sst_writer *w, struct sst_meta *meta, fr_error *err);
+/* Closes, deletes the partial file and frees w. NULL allowed. */
+void sst_writer_abort(struct sst_writer *w);
+
+/* Opens and checks a table: footer, index, filter, range tombstones and properties are read
+ * into memory; data blocks are read on demand. */
+fr_status sst_reader_open(struct fr_io *io, const char *path, uint64_t id,
+			  struct sst_reader **out, fr_error *err);
+void sst_reader_ref(struct sst_reader *r);
+void sst_reader_unref(struct sst_reader *r);
+const struct sst_meta *sst_reader_meta(const struct sst_reader *r);
+/* False only when the bloom filter proves ukey absent. */
+bool sst_reader_may_contain(const struct sst_reader *r, const void *ukey, size_t ulen);
+/* The newest version of ukey with seqno <= snap (any type); *val is fr_malloc'd (NULL for an
+ * empty value is allowed). FR_NOT_FOUND if none. Range tombstones are not applied here. */
+fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, uint64_t snap,
+			 uint8_t *type, uint64_t *seqno, void **val, size_t *vlen, fr_error *err);
+/* The table's range tombstones, sorted by start; owned by the reader. */
+size_t sst_reader_range_dels(const struct sst_reader *r, const struct range_del **out);
+/* An iterator over every entry; holds a reference on r until kv_free. */
+fr_status sst_iter_new(struct sst_reader *r, struct kv_iter **out, fr_error *err);
+
+#endif

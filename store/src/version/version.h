@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * version.h - which table files form each tree, and the manifest that records it
+ * (FORMAT.md §5). Files: <dir>/CURRENT names the live manifest <dir>/MANIFEST-<n> (a record
+ * file, magic MFST_MAGIC, whose records are version edits); tables live in <dir>/tables/<id>.sst.
+ *
+ * A tree_version is immutable once published and refcounted; readers pin one for the length of
+ * a read or an iterator. A table is refcounted too; when a table has left the current version
+ * and its last reference goes, its file is deleted. The vset is thread-safe (vset->mu inside);
+ * edits are applied one at a time.
+ */
+#ifndef FRACTIO_VERSION_VERSION_H
+#define FRACTIO_VERSION_VERSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fractio.h"
+#include "sst/sst.h"
+
+struct fr_io;
+struct kv_iter;
+struct vset;
+struct fr_buf;
+
+#define LEVEL_CNT 7
+#define MFST_MAGIC 0x54534d46u /* "FMST" little-endian */
+
+/* A table file of a tree. Immutable but for its lazily opened reader. */
+struct table {
+	uint32_t refs;         /* atomic: taken by versions and iterators */
+	uint32_t tree_id;
+	struct sst_meta meta;  /* meta.id is the file id */
+	char *path;
+	struct fr_io *io;
+	struct sst_reader *reader; /* under the vset's table lock; opened on first use */
+	bool obsolete;         /* atomic: removed from the current version; delete at last unref */
+};
+void table_ref(struct table *t);
+void table_unref(struct table *t);
+/* Opens the reader on first use; returns a new reference to it. */
+fr_status table_reader(struct table *t, struct sst_reader **out, fr_error *err);
+
+/* The tables of one tree at one moment. L0 is ordered newest first (by max seqno) and may
+ * overlap; each level >= 1 is sorted by smallest key and its tables do not overlap. */
+struct tree_version {
+	uint32_t refs; /* atomic */
+	uint32_t tree_id;
+	uint64_t flushed_seqno; /* every entry with seqno <= this is in the tables */
+	struct table **levels[LEVEL_CNT];
+	size_t level_cnt[LEVEL_CNT];
+};
+void tv_ref(struct tree_version *v);
+void tv_unref(struct tree_version *v);
+uint64_t tv_table_bytes(const struct tree_version *v);
+size_t tv_table_cnt(const struct tree_version *v);
+
+/* One atomic change, possibly to several trees. */
+struct vedit_add {
+	uint32_t tree_id;
+	uint32_t level;
+	struct sst_meta meta; /* owned by the edit */
+};
+struct vedit_del {
+	uint32_t tree_id;
+	uint32_t level;
+	uint64_t table_id;
+};
+struct vedit_flushed {
+	uint32_t tree_id;
+	uint64_t seqno;
+};
+struct vedit {
+	struct vedit_add *adds;
+	size_t add_cnt;
+	struct vedit_del *dels;
+	size_t del_cnt;
+	struct vedit_flushed *flushed;
+	size_t flushed_cnt;
+	uint32_t *dropped_trees; /* the tree and all its tables go away */
+	size_t dropped_cnt;
+	bool has_next_file_id;
+	uint64_t next_file_id;
+	bool has_last_seqno;
+	uint64_t last_seqno;
+};
+void vedit_init(struct vedit *e);
+void vedit_fini(struct vedit *e);
+/* Builders: copy what they are given. */
+fr_status vedit_add_table(struct vedit *e, uint32_t tree_id, uint32_t level,
+			  const struct sst_meta *m);
+fr_status vedit_del_table(struct vedit *e, uint32_t tree_id, uint32_t level, uint64_t table_id);
+fr_status vedit_set_flushed(struct vedit *e, uint32_t tree_id, uint64_t seqno);
+fr_status vedit_drop_tree(struct vedit *e, uint32_t tree_id);
+/* Encoding (FORMAT.md §5.2), exposed for tests and the dump tool. */
+fr_status vedit_encode(const struct vedit *e, struct fr_buf *out);
+fr_status vedit_decode(const uint8_t *p, size_t len, struct vedit *e, const char *path,
+		       uint64_t off, fr_error *err);
+
+/* Opens the version set of directory `dir`: reads CURRENT and replays the manifest (a missing
+ * CURRENT with create means a new database), then writes a fresh manifest holding the whole
+ * state and points CURRENT at it (not when read_only). */
+fr_status vset_open(struct fr_io *io, const char *dir, bool create, bool read_only,
+		    struct vset **out, fr_error *err);
+/* Releases every version and table (deletes nothing). NULL allowed. */
+void vset_close(struct vset *vs);
+/* Writes e to the manifest (synced), then publishes the new versions. On failure nothing is
+ * published and the vset refuses further edits (the caller poisons the database). Starts a new
+ * manifest when the current one passes a size limit. */
+fr_status vset_apply(struct vset *vs, const struct vedit *e, fr_error *err);
+/* The current version of tree_id, referenced (an empty version for an unknown tree). */
+struct tree_version *vset_current(struct vset *vs, uint32_t tree_id);
+/* Ids of trees present in the manifest, ascending (fr_free). */
+fr_status vset_tree_ids(struct vset *vs, uint32_t **ids, size_t *cnt);
+/* A new table file id (persisted by the next edit through has_next_file_id or by vset_apply). */
+uint64_t vset_new_file_id(struct vset *vs);
+uint64_t vset_last_seqno(struct vset *vs);
+/* "<dir>/tables/<id>.sst" into buf (size at least PATH_MAX). */
+void vset_table_path(const struct vset *vs, uint64_t id, char *buf, size_t len);
+/* Deletes files in tables/ that no version references and old MANIFEST files. Call at open,
+ * before anything writes new tables. */
+fr_status vset_delete_orphans(struct vset *vs, fr_error *err);
+uint64_t vset_manifest_bytes(struct vset *vs);
+
+/* A lazy iterator over the tables of one level >= 1 (sorted, disjoint): opens one table at a
+ * time. Holds references on the tables until kv_free. */
+fr_status level_iter_new(struct table **tables, size_t cnt, struct kv_iter **out, fr_error *err);
+
+#endif
