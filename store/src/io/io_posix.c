@@ -205,7 +205,7 @@ static fr_status px_list(struct fr_io *io, const char *dir, io_list_fn fn, void 
 		if (fn(ctx, de->d_name))
 			break;
 	}
-	int e = errno;
+	int e = de ? 0 : errno; /* stopped by fn: errno is whatever fn left, not readdir's */
 	closedir(d);
 	if (e)
 		return FR_ERR_SYS(err, e, "readdir %s", dir);
