@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * db.c - opening (create or recover), closing, snapshots and statistics of a database.
+ *
+ * Directory layout (FORMAT.md §7): LOCK (flock), FORMAT (format version), CURRENT and
+ * MANIFEST-<n> (version.h), tables/<id>.sst, journal/<id>.jnl.
+ *
+ * Recovery: check FORMAT, rebuild every tree's tables from the manifest, replay the journal
+ * into memtables (skipping what each tree has already flushed), start a new journal segment,
+ * read the keyspace catalog, delete orphan files, start background work.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "db/db.h"
+#include "io/io.h"
+#include "journal/journal.h"
+#include "memtable/memtable.h"
+#include "version/version.h"
+
+#define FORMAT_FILE "FORMAT"
+#define FORMAT_TEXT "fractio 1\n"
+
+void fr_db_options_init(fr_db_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->journal_segment_max = 64u << 20;
+	o->memtable_max = 16u << 20;
+	o->write_buffer_max = 64u << 20;
+	o->default_persist = FR_PERSIST_BUFFER;
+	o->create_if_missing = true;
+	o->background = true;
+}
+
+static fr_status check_format(fr_db *db, bool *fresh, fr_error *err)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", db->path, FORMAT_FILE);
+	void *data;
+	size_t len;
+	fr_status rc = io_read_file(db->io, path, &data, &len, err);
+	if (rc == FR_NOT_FOUND) {
+		bool cur;
+		char cpath[PATH_MAX];
+		snprintf(cpath, sizeof(cpath), "%s/CURRENT", db->path);
+		rc = io_exists(db->io, cpath, &cur, err);
+		if (rc)
+			return rc;
+		if (cur)
+			return FR_CORRUPT(err, path, 0, "missing format file");
+		if (!db->opts.create_if_missing)
+			return FR_ERR(err, FR_NOT_FOUND, "no database at %s", db->path);
+		if (db->opts.read_only)
+			return FR_ERR(err, FR_NOT_FOUND, "no database at %s", db->path);
+		*fresh = true;
+		return io_write_file_atomic(db->io, db->path, FORMAT_FILE, FORMAT_TEXT,
+					    strlen(FORMAT_TEXT), err);
+	}
+	if (rc)
+		return rc;
+	bool ok = len == strlen(FORMAT_TEXT) && !memcmp(data, FORMAT_TEXT, len);
+	bool ours = len > 8 && !memcmp(data, "fractio ", 8);
+	fr_free(data);
+	if (!ok)
+		return FR_ERR(err, ours ? FR_INVALID : FR_CORRUPTION,
+			      "%s: unsupported database format version (this build reads %.*s)",
+			      path, (int)strlen(FORMAT_TEXT) - 1, FORMAT_TEXT);
+	*fresh = false;
+	return FR_OK;
+}
+
+static fr_status replay_fn(void *ctx, uint64_t seg_id, const uint8_t *rec, size_t len,
+			   fr_error *err)
+{
+	return db_replay_record(ctx, seg_id, rec, len, err);
+}
+
+static fr_status db_recover(fr_db *db, fr_error *err)
+{
+	bool fresh = false;
+	fr_status rc = check_format(db, &fresh, err);
+	if (rc)
+		return rc;
+	rc = vset_open(db->io, db->path, fresh, db->opts.read_only, &db->vs, err);
+	if (rc)
+		return rc;
+	db->seqno = vset_last_seqno(db->vs);
+	uint32_t *ids;
+	size_t n;
+	if (vset_tree_ids(db->vs, &ids, &n))
+		return FR_ERR(err, FR_NOMEM, "tree list");
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct tree *t;
+		rc = tree_get(db, ids[i], true, &t);
+		if (!rc && ids[i] + 1 > db->next_tree_id)
+			db->next_tree_id = ids[i] + 1;
+	}
+	fr_free(ids);
+	if (rc)
+		return FR_ERR(err, rc, "trees");
+	rc = tree_get(db, CATALOG_TREE, true, &db->catalog);
+	if (rc)
+		return FR_ERR(err, rc, "catalog");
+	uint64_t max_seg = 0;
+	rc = jnl_replay(db->io, db->jnl_dir, replay_fn, db, &max_seg, err);
+	if (rc && rc != FR_NOT_FOUND)
+		return rc;
+	rc = FR_OK;
+	atomic_store_rel_u64(&db->visible_seqno, db->seqno);
+	rc = ks_load_tree_options(db, err);
+	if (rc)
+		return rc;
+	if (db->opts.read_only)
+		return FR_OK;
+	rc = jnl_open(db->io, db->jnl_dir, max_seg + 1, db->opts.journal_segment_max, &db->jnl,
+		      err);
+	if (rc)
+		return rc;
+	fr_mutex_lock(&db->mu);
+	if (db->seg_cnt == db->seg_cap) {
+		size_t cap = db->seg_cap ? db->seg_cap * 2 : 8;
+		struct seg_info *s = fr_realloc(db->segs, cap * sizeof(*s));
+		if (!s) {
+			fr_mutex_unlock(&db->mu);
+			return FR_ERR(err, FR_NOMEM, "segments");
+		}
+		db->segs = s;
+		db->seg_cap = cap;
+	}
+	db->segs[db->seg_cnt++] = (struct seg_info){max_seg + 1, db->seqno};
+	fr_mutex_unlock(&db->mu);
+	/* segments replayed but entirely flushed already can go now */
+	db_release_segments(db);
+	return vset_delete_orphans(db->vs, err);
+}
+
+static void db_free(fr_db *db)
+{
+	if (!db)
+		return;
+	ks_table_free(db);
+	jnl_close(db->jnl, NULL);
+	for (size_t i = 0; i < db->tree_cap; i++)
+		tree_free(db->trees[i]);
+	fr_free(db->trees);
+	vset_close(db->vs);
+	io_close(db->lock);
+	fr_free(db->segs);
+	fr_free(db->path);
+	fr_free(db->jnl_dir);
+	fr_mutex_fini(&db->write_mu);
+	fr_mutex_fini(&db->cat_mu);
+	fr_mutex_fini(&db->mu);
+	fr_cond_fini(&db->bg_cv);
+	fr_cond_fini(&db->done_cv);
+	fr_free(db);
+}
+
+fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_error *err)
+{
+	fr_db *db = fr_calloc(1, sizeof(*db));
+	if (!db)
+		return FR_ERR(err, FR_NOMEM, "database");
+	fr_mutex_init(&db->write_mu);
+	fr_mutex_init(&db->cat_mu);
+	fr_mutex_init(&db->mu);
+	fr_cond_init(&db->bg_cv);
+	fr_cond_init(&db->done_cv);
+	db->snaps.next = db->snaps.prev = &db->snaps;
+	if (o)
+		db->opts = *o;
+	else
+		fr_db_options_init(&db->opts);
+	if (db->opts.memtable_max < 4096)
+		db->opts.memtable_max = 4096;
+	if (db->opts.journal_segment_max < 4096)
+		db->opts.journal_segment_max = 4096;
+	db->io = db->opts.io ? db->opts.io : io_posix();
+	db->next_ks_id = 1;
+	db->next_tree_id = 1;
+	db->next_mem_id = 1;
+	size_t plen = strlen(path);
+	db->path = fr_strdup(path);
+	db->jnl_dir = fr_malloc(plen + sizeof("/journal"));
+	fr_status rc;
+	if (!db->path || !db->jnl_dir) {
+		rc = FR_ERR(err, FR_NOMEM, "database");
+		goto out_free;
+	}
+	snprintf(db->jnl_dir, plen + sizeof("/journal"), "%s/journal", path);
+	if (db->opts.create_if_missing && !db->opts.read_only) {
+		rc = io_mkdir(db->io, path, err);
+		if (rc)
+			goto out_free;
+	}
+	char lpath[PATH_MAX];
+	snprintf(lpath, sizeof(lpath), "%s/LOCK", path);
+	rc = io_lock(db->io, lpath, &db->lock, err);
+	if (rc) {
+		if (rc == FR_NOT_FOUND)
+			rc = FR_ERR(err, FR_NOT_FOUND, "no database at %s", path);
+		goto out_free;
+	}
+	rc = db_recover(db, err);
+	if (rc)
+		goto out_free;
+	rc = bg_start(db, err);
+	if (rc)
+		goto out_free;
+	bg_kick(db);
+	*out = db;
+	return FR_OK;
+out_free:
+	db_free(db);
+	return rc;
+}
+
+fr_status db_close(fr_db *db, fr_error *err)
+{
+	bg_stop(db);
+	fr_status rc = FR_OK;
+	if (db->jnl) {
+		rc = jnl_close(db->jnl, err);
+		db->jnl = NULL;
+	}
+	db_free(db);
+	return rc;
+}
+
+/* ---- snapshots ---- */
+
+fr_status snap_open(fr_db *db, fr_snapshot **out)
+{
+	fr_snapshot *s = fr_calloc(1, sizeof(*s));
+	if (!s)
+		return FR_NOMEM;
+	s->db = db;
+	fr_mutex_lock(&db->mu);
+	/* read under db->mu so a compaction listing snapshots sees this one or a newer state */
+	s->seqno = atomic_load_acq_u64(&db->visible_seqno);
+	s->prev = db->snaps.prev;
+	s->next = &db->snaps;
+	db->snaps.prev->next = s;
+	db->snaps.prev = s;
+	db->snap_cnt++;
+	fr_mutex_unlock(&db->mu);
+	*out = s;
+	return FR_OK;
+}
+
+void snap_close(fr_snapshot *s)
+{
+	if (!s)
+		return;
+	fr_db *db = s->db;
+	fr_mutex_lock(&db->mu);
+	s->prev->next = s->next;
+	s->next->prev = s->prev;
+	db->snap_cnt--;
+	fr_mutex_unlock(&db->mu);
+	fr_free(s);
+}
+
+fr_status db_stats(fr_db *db, fr_db_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->flushes_done = atomic_load_rlx_u64(&db->st.flushes_done);
+	out->compactions_done = atomic_load_rlx_u64(&db->st.compactions_done);
+	out->compaction_read_bytes = atomic_load_rlx_u64(&db->st.compaction_read_bytes);
+	out->compaction_write_bytes = atomic_load_rlx_u64(&db->st.compaction_write_bytes);
+	out->flush_write_bytes = atomic_load_rlx_u64(&db->st.flush_write_bytes);
+	out->user_write_bytes = atomic_load_rlx_u64(&db->st.user_write_bytes);
+	out->visible_seqno = atomic_load_acq_u64(&db->visible_seqno);
+	out->poisoned = atomic_load_acq_bool(&db->poisoned);
+	fr_mutex_lock(&db->write_mu);
+	out->seqno = db->seqno;
+	out->journal_write_bytes = db->jnl ? jnl_bytes_written(db->jnl) : 0;
+	fr_mutex_unlock(&db->write_mu);
+	fr_mutex_lock(&db->cat_mu);
+	out->keyspace_cnt = db->ks_tab_cnt;
+	fr_mutex_unlock(&db->cat_mu);
+	fr_mutex_lock(&db->mu);
+	out->journal_segment_cnt = db->seg_cnt;
+	for (size_t i = 0; i < db->tree_cap; i++) {
+		struct tree *t = db->trees[i];
+		if (!t)
+			continue;
+		out->tree_cnt++;
+		struct tree_version *v = vset_current(db->vs, t->id);
+		out->table_cnt += tv_table_cnt(v);
+		out->table_bytes += tv_table_bytes(v);
+		tv_unref(v);
+		fr_mutex_lock(&t->mu);
+		out->memtable_bytes += mem_bytes(t->active);
+		for (size_t j = 0; j < t->sealed_cnt; j++)
+			out->memtable_bytes += mem_bytes(t->sealed[j]);
+		out->sealed_memtable_cnt += t->sealed_cnt;
+		fr_mutex_unlock(&t->mu);
+	}
+	fr_mutex_unlock(&db->mu);
+	return FR_OK;
+}

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * db.h - the database's internal structures, shared by the files of db/.
+ *
+ * Lock order (take in this order, never the reverse):
+ *   db->write_mu  (commit queue; held by the commit leader only while queueing, not during I/O)
+ *   db->cat_mu    (keyspace handle table)
+ *   db->mu        (trees table, snapshots, background state, segments)
+ *   tree->mu      (a tree's active and sealed memtables)
+ *   vset mutex    (inside version/)
+ *
+ * The commit leader (the thread at the head of the commit queue) is the only writer of
+ * memtables and the journal; it owns db->jnl and the active memtable of every tree.
+ */
+#ifndef FRACTIO_DB_DB_H
+#define FRACTIO_DB_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/sync.h"
+#include "fractio.h"
+#include "sst/sst.h"
+
+struct fr_io;
+struct jnl;
+struct mem;
+struct vset;
+struct tree_version;
+struct writer;
+
+#define KS_PREFIX_LEN 4
+#define CATALOG_TREE 0
+#define CATALOG_KS 0
+#define SEALED_MAX 4        /* writes wait while a tree has this many sealed memtables */
+#define L0_COMPACT_TRIGGER 4
+#define TABLE_TARGET_SIZE (64u << 20)
+
+/* One LSM tree: its memtables and (through the vset) its tables. Refcounted by db->trees and
+ * keyspace handles; lives until the database closes. */
+struct tree {
+	uint32_t id;
+	struct sst_options opts;  /* under tree->mu; set when the catalog is read */
+	struct fr_mutex mu;
+	struct mem *active;       /* under tree->mu; replaced only by the commit leader */
+	struct mem **sealed;      /* under tree->mu; oldest first */
+	size_t sealed_cnt;
+	size_t sealed_cap;
+	uint64_t *sealed_upto;    /* under tree->mu; seqno up to which each sealed one holds data */
+	uint64_t active_min_seqno; /* under tree->mu; first seqno in active, 0 when empty */
+	uint64_t *sealed_min_seqno; /* under tree->mu */
+	bool flushing;            /* under db->mu; a flush of this tree runs */
+	bool compacting;          /* under db->mu */
+	bool force_compact;       /* under db->mu; a major compaction was asked for */
+};
+
+/* A keyspace handle. Refcounted (under db->cat_mu); the table holds one reference. */
+struct fr_keyspace {
+	fr_db *db;
+	char *name;
+	uint32_t ks_id;
+	struct tree *tree;
+	uint8_t prefix[KS_PREFIX_LEN]; /* big-endian ks_id */
+	uint32_t refs;                 /* under db->cat_mu */
+	bool dropped;                  /* atomic: the keyspace was deleted */
+};
+
+struct seg_info {
+	uint64_t id;
+	uint64_t max_seqno; /* newest seqno written to it */
+};
+
+struct fr_snapshot {
+	fr_db *db;
+	uint64_t seqno;
+	struct fr_snapshot *prev, *next; /* under db->mu */
+};
+
+struct fr_db {
+	char *path;
+	char *jnl_dir;
+	fr_db_options opts;
+	struct fr_io *io;
+	struct io_file *lock;
+	struct vset *vs;
+	struct jnl *jnl;              /* commit leader only */
+
+	uint64_t seqno;               /* commit leader only: last seqno allocated */
+	uint64_t visible_seqno;       /* atomic: release-stored after memtables are written,
+				       * acquire-loaded by readers */
+	uint64_t next_mem_id;         /* commit leader only */
+
+	struct fr_mutex write_mu;
+	struct writer *wq_head, *wq_tail; /* under write_mu */
+
+	struct fr_mutex cat_mu;
+	struct fr_keyspace **ks_tab;  /* under cat_mu: open handles, open addressing by name */
+	size_t ks_tab_cap;
+	size_t ks_tab_cnt;
+	uint32_t next_ks_id;          /* under write_mu (allocated by the commit leader) */
+	uint32_t next_tree_id;        /* under write_mu */
+
+	struct fr_mutex mu;
+	struct fr_cond bg_cv;         /* background thread wakes */
+	struct fr_cond done_cv;       /* flush/compaction finished; writers and waiters wake */
+	struct tree **trees;          /* under mu: index by id (sparse array) */
+	size_t tree_cap;
+	struct fr_snapshot snaps;     /* under mu: list head, ascending seqno */
+	size_t snap_cnt;
+	struct seg_info *segs;        /* under mu: live journal segments, ascending */
+	size_t seg_cnt;
+	size_t seg_cap;
+	bool closing;                 /* under mu */
+	bool bg_running;              /* under mu */
+	bool bg_busy;                 /* under mu */
+	bool poisoned;                /* atomic: a background write failed */
+	fr_error poison_err;          /* under mu */
+	pthread_t bg;
+	bool bg_started;
+
+	fr_db_stats st;               /* counters: atomics (atomic_add_u64) */
+	struct tree *catalog;
+};
+
+/* ---- tree.c ---- */
+fr_status tree_get(fr_db *db, uint32_t id, bool create, struct tree **out);
+/* The memtables and version a reader needs, all referenced. */
+struct read_view {
+	struct mem **mems; /* newest first */
+	size_t mem_cnt;
+	struct tree_version *ver;
+	struct mem *inline_mems[SEALED_MAX + 2];
+};
+fr_status tree_view(fr_db *db, struct tree *t, struct read_view *v);
+void read_view_release(struct read_view *v);
+/* Newest visible version of tree key k at snap: FR_OK with an fr_malloc'd value (may be NULL
+ * when val is NULL), FR_NOT_FOUND. */
+fr_status tree_get_value(fr_db *db, struct tree *t, const uint8_t *k, size_t klen, uint64_t snap,
+			 void **val, size_t *vlen, fr_error *err);
+/* Seals the active memtable if it is not empty (commit leader only). */
+fr_status tree_seal(fr_db *db, struct tree *t);
+void tree_free(struct tree *t);
+
+/* ---- write.c ---- */
+/* One internal operation of a public batch. */
+struct bop {
+	uint8_t op;               /* BOP_* or BOP_KS_CREATE / BOP_KS_DROP */
+	struct fr_keyspace *ks;   /* referenced; NULL for keyspace ops */
+	uint32_t tree_id;         /* for raw operations on a tree (ks == NULL) */
+	size_t key_off, key_len;  /* in the batch's data buffer (prefix included) */
+	size_t val_off, val_len;
+	size_t opt_off;           /* BOP_KS_CREATE: index into ks_opts */
+};
+enum { BOP_KS_CREATE = 100, BOP_KS_DROP = 101 };
+
+struct fr_batch {
+	fr_db *db;
+	struct bop *ops;
+	size_t cnt;
+	size_t cap;
+	struct fr_buf data;
+	fr_keyspace_options *ks_opts;
+	char **ks_tree_names;
+	size_t ks_opt_cnt;
+	uint64_t user_bytes;
+};
+fr_status batch_add(fr_batch *b, uint8_t op, fr_keyspace *ks, const void *k, size_t klen,
+		    const void *v, size_t vlen);
+void batch_reset(fr_batch *b);
+fr_status db_commit(fr_db *db, fr_batch *b, fr_persist mode, uint64_t *seqno, fr_error *err);
+/* Runs fn as the only writer (no commit runs meanwhile). */
+fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error *err), void *ctx,
+		       fr_error *err);
+/* Replays one journal record into the memtables (recovery). */
+fr_status db_replay_record(fr_db *db, uint64_t seg_id, const uint8_t *rec, size_t len,
+			   fr_error *err);
+
+/* ---- keyspace.c ---- */
+fr_status ks_open(fr_db *db, const char *name, const fr_keyspace_options *o, bool create,
+		  fr_keyspace **out, fr_error *err);
+void ks_unref(fr_keyspace *ks);
+fr_status ks_exists(fr_db *db, const char *name, bool *out, fr_error *err);
+fr_status ks_list(fr_db *db, fr_keyspace_list_fn fn, void *ctx, fr_error *err);
+/* Resolves the keyspace operations of a batch into catalog writes (commit leader). */
+struct batch_op;
+struct leader_ops;
+fr_status ks_resolve_create(fr_db *db, const char *name, const fr_keyspace_options *o,
+			    const char *tree_name, struct leader_ops *lo, fr_error *err);
+fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo, fr_error *err);
+void ks_after_drop(fr_db *db, const char *name);
+/* Reads tree options from the catalog for every tree in memory (after recovery). */
+fr_status ks_load_tree_options(fr_db *db, fr_error *err);
+void ks_table_free(fr_db *db);
+void ks_prefix(uint32_t ks_id, uint8_t out[KS_PREFIX_LEN]);
+
+/* ---- bg.c ---- */
+fr_status bg_start(fr_db *db, fr_error *err);
+void bg_stop(fr_db *db);
+void bg_kick(fr_db *db);
+/* Runs or waits for background work until nothing is left to do. */
+fr_status bg_drain(fr_db *db, fr_error *err);
+/* Runs one flush of the oldest sealed memtable of t (any thread). */
+fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err);
+fr_status bg_compact_tree(fr_db *db, struct tree *t, bool major, fr_error *err);
+void db_poison(fr_db *db, fr_status rc, const fr_error *err);
+fr_status db_check_writable(fr_db *db, fr_error *err);
+/* Deletes journal segments whose data every tree has flushed. */
+void db_release_segments(fr_db *db);
+/* Oldest live snapshot seqnos, ascending (fr_free). */
+fr_status db_snapshot_list(fr_db *db, uint64_t **out, size_t *cnt);
+
+/* ---- db.c ---- */
+fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_error *err);
+fr_status db_close(fr_db *db, fr_error *err);
+fr_status snap_open(fr_db *db, fr_snapshot **out);
+void snap_close(fr_snapshot *s);
+fr_status db_stats(fr_db *db, fr_db_stats *out);
+
+#endif

@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iter.c - tree iterators (iter_int.h). The sources of a read view (memtables, L0 tables, one
+ * lazy iterator per deeper level) are merged in internal key order; the versions of one user
+ * key are then adjacent, newest first, and are resolved the way a point lookup resolves them:
+ * versions above the snapshot are skipped, a range tombstone newer than a version hides it,
+ * a tombstone hides the key, a weak tombstone cancels the next older value.
+ *
+ * Going forward the group of a key is resolved as it is read. Going backward the group is read
+ * oldest first, so it is collected and then resolved.
+ */
+#include "db/iter_int.h"
+
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/ikey.h"
+#include "base/kv_iter.h"
+#include "compact/merge_iter.h"
+#include "compact/rdset.h"
+#include "db/db.h"
+#include "memtable/memtable.h"
+#include "version/version.h"
+
+struct version_ent {
+	uint64_t seqno;
+	uint8_t type;
+	size_t val_off; /* into group_vals */
+	size_t val_len;
+};
+
+struct titer {
+	fr_db *db;
+	struct read_view view;
+	struct kv_iter *merged;
+	struct rdset *rds;
+	uint64_t snap;
+	bool reverse;
+	struct fr_buf lo, hi;
+	bool has_hi;
+	bool valid;
+	struct fr_buf key, val;
+	struct version_ent *group; /* reverse: versions of one key, oldest first */
+	size_t group_cnt, group_cap;
+	struct fr_buf group_vals;
+	fr_status status;
+	fr_error err;
+};
+
+static bool overlaps(const struct table *tb, const struct titer *it)
+{
+	if (bytes_cmp(tb->meta.largest, tb->meta.largest_len, it->lo.data, it->lo.len) < 0)
+		return false;
+	return !it->has_hi ||
+	       bytes_cmp(tb->meta.smallest, tb->meta.smallest_len, it->hi.data, it->hi.len) < 0;
+}
+
+struct rd_list {
+	struct range_del *a;
+	size_t cnt, cap;
+	uint64_t snap;
+	bool nomem;
+};
+
+static void rd_collect(void *ctx, const struct range_del *rd)
+{
+	struct rd_list *l = ctx;
+	if (rd->seqno > l->snap)
+		return;
+	if (l->cnt == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct range_del *a = fr_realloc(l->a, cap * sizeof(*a));
+		if (!a) {
+			l->nomem = true;
+			return;
+		}
+		l->a = a;
+		l->cap = cap;
+	}
+	l->a[l->cnt++] = *rd;
+}
+
+static fr_status add_child(struct kv_iter ***kids, size_t *cnt, size_t *cap, struct kv_iter *k)
+{
+	if (*cnt == *cap) {
+		size_t c = *cap ? *cap * 2 : 8;
+		struct kv_iter **a = fr_realloc(*kids, c * sizeof(*a));
+		if (!a)
+			return FR_NOMEM;
+		*kids = a;
+		*cap = c;
+	}
+	(*kids)[(*cnt)++] = k;
+	return FR_OK;
+}
+
+/* Builds the merged input and the range tombstone set of the view. */
+static fr_status build_sources(struct titer *it, fr_error *err)
+{
+	struct kv_iter **kids = NULL;
+	size_t cnt = 0, cap = 0;
+	struct rd_list rl = {.snap = it->snap};
+	struct sst_reader **readers = NULL; /* pinned while rdset copies their tombstones */
+	size_t rcnt = 0;
+	fr_status rc = FR_OK;
+	const struct tree_version *v = it->view.ver;
+
+	for (size_t i = 0; i < it->view.mem_cnt && !rc; i++) {
+		struct kv_iter *m = mem_iter_new(it->view.mems[i]);
+		rc = m ? add_child(&kids, &cnt, &cap, m) : FR_NOMEM;
+		if (rc) {
+			kv_free(m);
+			rc = FR_ERR(err, rc, "iterator");
+		} else {
+			mem_range_dels_each(it->view.mems[i], rd_collect, &rl);
+		}
+	}
+	size_t tcnt = tv_table_cnt(v);
+	readers = fr_calloc(tcnt + 1, sizeof(*readers));
+	if (!readers && !rc)
+		rc = FR_ERR(err, FR_NOMEM, "iterator");
+	for (int l = 0; l < LEVEL_CNT && !rc; l++) {
+		size_t first = v->level_cnt[l], last = 0;
+		for (size_t i = 0; i < v->level_cnt[l] && !rc; i++) {
+			struct table *tb = v->levels[l][i];
+			if (!overlaps(tb, it))
+				continue;
+			if (i < first)
+				first = i;
+			last = i + 1;
+			if (tb->meta.range_del_cnt) {
+				struct sst_reader *r;
+				rc = table_reader(tb, &r, err);
+				if (rc)
+					break;
+				readers[rcnt++] = r;
+				const struct range_del *rds;
+				size_t n = sst_reader_range_dels(r, &rds);
+				for (size_t j = 0; j < n; j++)
+					rd_collect(&rl, &rds[j]);
+			}
+			if (l == 0) {
+				struct sst_reader *r;
+				struct kv_iter *k = NULL;
+				rc = table_reader(tb, &r, err);
+				if (!rc) {
+					rc = sst_iter_new(r, &k, err);
+					sst_reader_unref(r);
+				}
+				if (!rc && add_child(&kids, &cnt, &cap, k)) {
+					kv_free(k);
+					rc = FR_ERR(err, FR_NOMEM, "iterator");
+				}
+			}
+		}
+		if (l > 0 && !rc && first < last) {
+			struct kv_iter *k;
+			rc = level_iter_new(v->levels[l] + first, last - first, &k, err);
+			if (!rc && add_child(&kids, &cnt, &cap, k)) {
+				kv_free(k);
+				rc = FR_ERR(err, FR_NOMEM, "iterator");
+			}
+		}
+	}
+	if (!rc && rl.nomem)
+		rc = FR_ERR(err, FR_NOMEM, "iterator");
+	if (!rc && rl.cnt && rdset_new(rl.a, rl.cnt, &it->rds))
+		rc = FR_ERR(err, FR_NOMEM, "iterator");
+	for (size_t i = 0; i < rcnt; i++)
+		sst_reader_unref(readers[i]);
+	fr_free(readers);
+	fr_free(rl.a);
+	if (!rc) {
+		it->merged = merge_iter_new(kids, cnt);
+		if (!it->merged)
+			rc = FR_ERR(err, FR_NOMEM, "iterator");
+	} else {
+		for (size_t i = 0; i < cnt; i++)
+			kv_free(kids[i]);
+	}
+	fr_free(kids);
+	return rc;
+}
+
+void titer_close(struct titer *it)
+{
+	if (!it)
+		return;
+	kv_free(it->merged);
+	rdset_free(it->rds);
+	if (it->view.ver)
+		read_view_release(&it->view);
+	buf_fini(&it->lo);
+	buf_fini(&it->hi);
+	buf_fini(&it->key);
+	buf_fini(&it->val);
+	buf_fini(&it->group_vals);
+	fr_free(it->group);
+	fr_free(it);
+}
+
+fr_status titer_open(fr_db *db, struct tree *t, const uint8_t *lo, size_t lo_len,
+		     const uint8_t *hi, size_t hi_len, bool reverse, uint64_t snap,
+		     struct titer **out, fr_error *err)
+{
+	struct titer *it = fr_calloc(1, sizeof(*it));
+	if (!it)
+		return FR_ERR(err, FR_NOMEM, "iterator");
+	it->db = db;
+	it->snap = snap;
+	it->reverse = reverse;
+	it->has_hi = hi != NULL;
+	fr_status rc = buf_append(&it->lo, lo, lo_len);
+	if (!rc && hi)
+		rc = buf_append(&it->hi, hi, hi_len);
+	if (!rc)
+		rc = tree_view(db, t, &it->view);
+	if (rc) {
+		titer_close(it);
+		return FR_ERR(err, rc, "iterator");
+	}
+	rc = build_sources(it, err);
+	if (rc) {
+		titer_close(it);
+		return rc;
+	}
+	*out = it;
+	return FR_OK;
+}
+
+static bool below_hi(const struct titer *it, const uint8_t *k, size_t n)
+{
+	return !it->has_hi || bytes_cmp(k, n, it->hi.data, it->hi.len) < 0;
+}
+
+static fr_status fail(struct titer *it, fr_error *err)
+{
+	it->valid = false;
+	if (it->merged->status) {
+		it->status = it->merged->status;
+		it->err = it->merged->err;
+	}
+	if (err)
+		*err = it->err;
+	return it->status;
+}
+
+/* Resolves versions (newest first) of one key: index of the winning value or -1. */
+static long resolve(const struct titer *it, const uint8_t *k, size_t klen,
+		    const struct version_ent *vs, size_t n, bool newest_first)
+{
+	uint64_t cover = rdset_max_cover(it->rds, k, klen, it->snap);
+	uint64_t pending = 0;
+	for (size_t j = 0; j < n; j++) {
+		size_t i = newest_first ? j : n - 1 - j;
+		const struct version_ent *e = &vs[i];
+		if (e->seqno > it->snap)
+			continue;
+		if (e->seqno < cover || e->type == VT_DEL)
+			return -1;
+		if (e->type == VT_WEAK_DEL) {
+			pending++;
+			continue;
+		}
+		if (pending) {
+			pending--;
+			continue;
+		}
+		return (long)i;
+	}
+	return -1;
+}
+
+static fr_status group_push(struct titer *it, const struct kv_iter *m)
+{
+	if (it->group_cnt == it->group_cap) {
+		size_t cap = it->group_cap ? it->group_cap * 2 : 8;
+		struct version_ent *g = fr_realloc(it->group, cap * sizeof(*g));
+		if (!g)
+			return FR_NOMEM;
+		it->group = g;
+		it->group_cap = cap;
+	}
+	struct version_ent *e = &it->group[it->group_cnt];
+	e->seqno = ikey_seqno(m->key, m->key_len);
+	e->type = ikey_type(m->key, m->key_len);
+	e->val_off = it->group_vals.len;
+	e->val_len = 0;
+	if (e->type == VT_PUT && e->seqno <= it->snap) {
+		if (buf_append(&it->group_vals, m->val, m->val_len))
+			return FR_NOMEM;
+		e->val_len = m->val_len;
+	}
+	it->group_cnt++;
+	return FR_OK;
+}
+
+/* Forward: from the merged position, find the next visible key. */
+static fr_status fwd_find(struct titer *it, fr_error *err)
+{
+	struct kv_iter *m = it->merged;
+	it->valid = false;
+	while (m->valid) {
+		size_t ulen = ikey_user_len(m->key_len);
+		if (!below_hi(it, m->key, ulen))
+			return FR_OK;
+		buf_clear(&it->key);
+		if (buf_append(&it->key, m->key, ulen))
+			return FR_ERR(err, FR_NOMEM, "iterator");
+		/* collect the group's visible versions (values only for candidates) */
+		it->group_cnt = 0;
+		buf_clear(&it->group_vals);
+		do {
+			if (group_push(it, m))
+				return FR_ERR(err, FR_NOMEM, "iterator");
+			kv_next(m);
+		} while (m->valid && ikey_user_len(m->key_len) == it->key.len &&
+			 !memcmp(m->key, it->key.data, it->key.len));
+		if (m->status)
+			return fail(it, err);
+		long w = resolve(it, it->key.data, it->key.len, it->group, it->group_cnt, true);
+		if (w >= 0) {
+			const struct version_ent *e = &it->group[w];
+			buf_clear(&it->val);
+			if (buf_append(&it->val, it->group_vals.data + e->val_off, e->val_len))
+				return FR_ERR(err, FR_NOMEM, "iterator");
+			it->valid = true;
+			return FR_OK;
+		}
+	}
+	return m->status ? fail(it, err) : FR_OK;
+}
+
+/* Reverse: the merged iterator sits on the oldest version of a key; collect the group going
+ * backward and resolve it. */
+static fr_status rev_find(struct titer *it, fr_error *err)
+{
+	struct kv_iter *m = it->merged;
+	it->valid = false;
+	while (m->valid) {
+		size_t ulen = ikey_user_len(m->key_len);
+		if (bytes_cmp(m->key, ulen, it->lo.data, it->lo.len) < 0)
+			return FR_OK;
+		buf_clear(&it->key);
+		if (buf_append(&it->key, m->key, ulen))
+			return FR_ERR(err, FR_NOMEM, "iterator");
+		bool in_range = below_hi(it, it->key.data, it->key.len);
+		it->group_cnt = 0;
+		buf_clear(&it->group_vals);
+		do {
+			if (in_range && group_push(it, m))
+				return FR_ERR(err, FR_NOMEM, "iterator");
+			kv_prev(m);
+		} while (m->valid && ikey_user_len(m->key_len) == it->key.len &&
+			 !memcmp(m->key, it->key.data, it->key.len));
+		if (m->status)
+			return fail(it, err);
+		if (!in_range)
+			continue;
+		/* group is oldest first */
+		long w = resolve(it, it->key.data, it->key.len, it->group, it->group_cnt, false);
+		if (w >= 0) {
+			const struct version_ent *e = &it->group[w];
+			buf_clear(&it->val);
+			if (buf_append(&it->val, it->group_vals.data + e->val_off, e->val_len))
+				return FR_ERR(err, FR_NOMEM, "iterator");
+			it->valid = true;
+			return FR_OK;
+		}
+	}
+	return m->status ? fail(it, err) : FR_OK;
+}
+
+static fr_status seek_ukey(struct titer *it, const uint8_t *k, size_t klen, fr_error *err)
+{
+	uint8_t stackbuf[256];
+	uint8_t *ik = klen + IKEY_TRAILER_LEN <= sizeof(stackbuf)
+			      ? stackbuf
+			      : fr_malloc(klen + IKEY_TRAILER_LEN);
+	if (!ik)
+		return FR_ERR(err, FR_NOMEM, "iterator");
+	fr_status rc;
+	if (!it->reverse) {
+		ikey_encode(ik, k, klen, SEQNO_MAX, VT_SEEK);
+		kv_seek(it->merged, ik, klen + IKEY_TRAILER_LEN);
+		rc = fwd_find(it, err);
+	} else {
+		ikey_encode(ik, k, klen, 0, 0); /* the last internal key of user key k */
+		kv_seek_prev(it->merged, ik, klen + IKEY_TRAILER_LEN);
+		rc = rev_find(it, err);
+	}
+	if (ik != stackbuf)
+		fr_free(ik);
+	return rc;
+}
+
+fr_status titer_first(struct titer *it, fr_error *err)
+{
+	if (it->status)
+		return fail(it, err);
+	if (!it->reverse)
+		return seek_ukey(it, it->lo.data, it->lo.len, err);
+	if (!it->has_hi) {
+		kv_seek_last(it->merged);
+		return rev_find(it, err);
+	}
+	return seek_ukey(it, it->hi.data, it->hi.len, err);
+}
+
+fr_status titer_next(struct titer *it, fr_error *err)
+{
+	if (it->status)
+		return fail(it, err);
+	if (!it->valid)
+		return FR_OK;
+	return it->reverse ? rev_find(it, err) : fwd_find(it, err);
+}
+
+fr_status titer_seek(struct titer *it, const uint8_t *k, size_t klen, fr_error *err)
+{
+	if (it->status)
+		return fail(it, err);
+	if (!it->reverse) {
+		if (bytes_cmp(k, klen, it->lo.data, it->lo.len) < 0) {
+			k = it->lo.data;
+			klen = it->lo.len;
+		}
+	} else if (it->has_hi && bytes_cmp(k, klen, it->hi.data, it->hi.len) > 0) {
+		k = it->hi.data;
+		klen = it->hi.len;
+	}
+	return seek_ukey(it, k, klen, err);
+}
+
+bool titer_valid(const struct titer *it)
+{
+	return it->valid;
+}
+
+const uint8_t *titer_key(const struct titer *it, size_t *len)
+{
+	*len = it->key.len;
+	return it->key.data;
+}
+
+const uint8_t *titer_value(const struct titer *it, size_t *len)
+{
+	*len = it->val.len;
+	return it->val.data;
+}

@@ -1,0 +1,505 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * keyspace.c - the keyspace catalog and keyspace handles.
+ *
+ * The catalog is tree 0, keyspace 0 (fs/SCHEMA-like layout in FORMAT.md §6):
+ *   'k' name          -> u32 ks_id, u32 tree_id           (a keyspace)
+ *   'T' be32 tree_id  -> u8 shared, lenbytes tree name, table options (a tree)
+ *   't' name          -> u32 tree_id                      (a shared tree by name)
+ *   'n'               -> u32 next_ks_id, u32 next_tree_id (id counters)
+ * Every key of keyspace N in its tree starts with N as 4 big-endian bytes, so dropping a
+ * keyspace is one range tombstone [N, N+1) and a catalog delete, committed in one batch.
+ */
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/coding.h"
+#include "base/error.h"
+#include "base/ikey.h"
+#include "db/db.h"
+#include "db/iter_int.h"
+#include "db/write.h"
+#include "memtable/memtable.h"
+
+#define KS_ID_MAX 0xfffffff0u
+
+void ks_prefix(uint32_t ks_id, uint8_t out[KS_PREFIX_LEN])
+{
+	enc_be32(out, ks_id);
+}
+
+/* catalog key: prefix 0, tag, then payload */
+static size_t cat_key(uint8_t *out, char tag, const void *p, size_t n)
+{
+	ks_prefix(CATALOG_KS, out);
+	out[KS_PREFIX_LEN] = (uint8_t)tag;
+	if (n)
+		memcpy(out + KS_PREFIX_LEN + 1, p, n);
+	return KS_PREFIX_LEN + 1 + n;
+}
+
+static uint64_t db_visible(fr_db *db)
+{
+	/* pairs with the release store in leader_write */
+	return atomic_load_acq_u64(&db->visible_seqno);
+}
+
+/* Reads catalog entry (tag, payload) at snap. */
+static fr_status cat_get(fr_db *db, char tag, const void *p, size_t n, uint64_t snap, void **val,
+			 size_t *vlen, fr_error *err)
+{
+	uint8_t key[KS_PREFIX_LEN + 1 + FR_KEYSPACE_NAME_MAX + 8];
+	size_t klen = cat_key(key, tag, p, n);
+	return tree_get_value(db, db->catalog, key, klen, snap, val, vlen, err);
+}
+
+static void opts_encode(uint8_t *out, const struct sst_options *o)
+{
+	enc_u32(out, o->block_size);
+	enc_u32(out + 4, o->restart_interval);
+	enc_u32(out + 8, o->bloom_bits_per_key);
+	out[12] = o->compress ? 1 : 0;
+}
+#define OPTS_LEN 13
+
+static fr_status opts_decode(const uint8_t *p, size_t n, struct sst_options *o)
+{
+	if (n < OPTS_LEN)
+		return FR_CORRUPTION;
+	o->block_size = dec_u32(p);
+	o->restart_interval = dec_u32(p + 4);
+	o->bloom_bits_per_key = dec_u32(p + 8);
+	o->compress = p[12] != 0;
+	if (o->block_size < 64 || o->restart_interval < 1)
+		return FR_CORRUPTION;
+	return FR_OK;
+}
+
+static void sst_opts_from(struct sst_options *s, const fr_keyspace_options *o)
+{
+	sst_options_default(s);
+	if (!o)
+		return;
+	if (o->block_size)
+		s->block_size = o->block_size;
+	if (o->restart_interval)
+		s->restart_interval = o->restart_interval;
+	s->bloom_bits_per_key = o->bloom_bits_per_key;
+	s->compress = o->compress;
+}
+
+/* Loads tree t's options from its 'T' record. */
+static fr_status tree_load_options(fr_db *db, struct tree *t, uint64_t snap, fr_error *err)
+{
+	uint8_t id[4];
+	enc_be32(id, t->id);
+	void *v;
+	size_t n;
+	fr_status rc = cat_get(db, 'T', id, 4, snap, &v, &n, err);
+	if (rc == FR_NOT_FOUND)
+		return FR_OK; /* the catalog itself, or a tree known only to the manifest */
+	if (rc)
+		return rc;
+	const uint8_t *p = v, *end = p + n, *name;
+	size_t name_len;
+	struct sst_options o;
+	if (n < 1 || (p++, !dec_lenbytes(&p, end, &name, &name_len)) ||
+	    opts_decode(p, (size_t)(end - p), &o)) {
+		fr_free(v);
+		return FR_CORRUPT(err, "catalog", 0, "bad tree record");
+	}
+	fr_free(v);
+	fr_mutex_lock(&t->mu);
+	t->opts = o;
+	fr_mutex_unlock(&t->mu);
+	return FR_OK;
+}
+
+fr_status ks_load_tree_options(fr_db *db, fr_error *err)
+{
+	uint64_t snap = db->seqno;
+	for (size_t i = 1; i < db->tree_cap; i++) {
+		struct tree *t = db->trees[i];
+		if (!t)
+			continue;
+		fr_status rc = tree_load_options(db, t, snap, err);
+		if (rc)
+			return rc;
+	}
+	void *v;
+	size_t n;
+	fr_status rc = cat_get(db, 'n', NULL, 0, snap, &v, &n, err);
+	if (rc == FR_NOT_FOUND)
+		return FR_OK;
+	if (rc)
+		return rc;
+	if (n < 8) {
+		fr_free(v);
+		return FR_CORRUPT(err, "catalog", 0, "bad id counters");
+	}
+	db->next_ks_id = dec_u32(v);
+	db->next_tree_id = dec_u32((uint8_t *)v + 4);
+	fr_free(v);
+	return FR_OK;
+}
+
+/* ---- handle table: open addressing on the name, under db->cat_mu ---- */
+
+static size_t name_hash(const char *s)
+{
+	size_t h = 5381;
+	while (*s)
+		h = h * 33 + (unsigned char)*s++;
+	return h;
+}
+
+static fr_keyspace **tab_slot(fr_db *db, const char *name)
+{
+	size_t mask = db->ks_tab_cap - 1;
+	for (size_t h = name_hash(name) & mask;; h = (h + 1) & mask) {
+		fr_keyspace **s = &db->ks_tab[h];
+		if (!*s || !strcmp((*s)->name, name))
+			return s;
+	}
+}
+
+static fr_status tab_insert(fr_db *db, fr_keyspace *ks)
+{
+	if ((db->ks_tab_cnt + 1) * 2 > db->ks_tab_cap) {
+		size_t cap = db->ks_tab_cap ? db->ks_tab_cap * 2 : 64;
+		fr_keyspace **old = db->ks_tab;
+		size_t old_cap = db->ks_tab_cap;
+		db->ks_tab = fr_calloc(cap, sizeof(*db->ks_tab));
+		if (!db->ks_tab) {
+			db->ks_tab = old;
+			return FR_NOMEM;
+		}
+		db->ks_tab_cap = cap;
+		for (size_t i = 0; i < old_cap; i++)
+			if (old[i])
+				*tab_slot(db, old[i]->name) = old[i];
+		fr_free(old);
+	}
+	*tab_slot(db, ks->name) = ks;
+	db->ks_tab_cnt++;
+	return FR_OK;
+}
+
+/* Removes the entry for name and re-inserts the rest of its probe run. */
+static fr_keyspace *tab_remove(fr_db *db, const char *name)
+{
+	if (!db->ks_tab_cap)
+		return NULL;
+	fr_keyspace **s = tab_slot(db, name);
+	fr_keyspace *ks = *s;
+	if (!ks)
+		return NULL;
+	*s = NULL;
+	db->ks_tab_cnt--;
+	size_t mask = db->ks_tab_cap - 1;
+	for (size_t h = ((size_t)(s - db->ks_tab) + 1) & mask; db->ks_tab[h]; h = (h + 1) & mask) {
+		fr_keyspace *x = db->ks_tab[h];
+		db->ks_tab[h] = NULL;
+		*tab_slot(db, x->name) = x;
+	}
+	return ks;
+}
+
+static void ks_free(fr_keyspace *ks)
+{
+	fr_free(ks->name);
+	fr_free(ks);
+}
+
+void ks_unref(fr_keyspace *ks)
+{
+	if (!ks)
+		return;
+	fr_db *db = ks->db;
+	fr_mutex_lock(&db->cat_mu);
+	bool last = --ks->refs == 0;
+	fr_mutex_unlock(&db->cat_mu);
+	if (last)
+		ks_free(ks);
+}
+
+void ks_table_free(fr_db *db)
+{
+	for (size_t i = 0; i < db->ks_tab_cap; i++)
+		if (db->ks_tab[i])
+			ks_unref(db->ks_tab[i]);
+	fr_free(db->ks_tab);
+	db->ks_tab = NULL;
+	db->ks_tab_cap = db->ks_tab_cnt = 0;
+}
+
+static fr_status name_check(const char *name, fr_error *err)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > FR_KEYSPACE_NAME_MAX)
+		return FR_ERR(err, FR_INVALID, "keyspace name must be 1 to %d bytes",
+			      FR_KEYSPACE_NAME_MAX);
+	return FR_OK;
+}
+
+/* Builds a handle from the catalog record of name; FR_NOT_FOUND when absent. */
+static fr_status ks_load(fr_db *db, const char *name, fr_keyspace **out, fr_error *err)
+{
+	void *v;
+	size_t n;
+	fr_status rc = cat_get(db, 'k', name, strlen(name), db_visible(db), &v, &n, err);
+	if (rc)
+		return rc;
+	if (n < 8) {
+		fr_free(v);
+		return FR_CORRUPT(err, "catalog", 0, "bad keyspace record");
+	}
+	uint32_t ks_id = dec_u32(v), tree_id = dec_u32((uint8_t *)v + 4);
+	fr_free(v);
+	bool fresh = false;
+	struct tree *t;
+	fr_mutex_lock(&db->mu);
+	fresh = !(tree_id < db->tree_cap && db->trees[tree_id]);
+	fr_mutex_unlock(&db->mu);
+	rc = tree_get(db, tree_id, true, &t);
+	if (rc)
+		return FR_ERR(err, rc, "tree %u", tree_id);
+	if (fresh && (rc = tree_load_options(db, t, db_visible(db), err)))
+		return rc;
+	fr_keyspace *ks = fr_calloc(1, sizeof(*ks));
+	if (!ks || !(ks->name = fr_strdup(name))) {
+		fr_free(ks);
+		return FR_ERR(err, FR_NOMEM, "keyspace handle");
+	}
+	ks->db = db;
+	ks->ks_id = ks_id;
+	ks->tree = t;
+	ks_prefix(ks_id, ks->prefix);
+	*out = ks;
+	return FR_OK;
+}
+
+fr_status ks_open(fr_db *db, const char *name, const fr_keyspace_options *o, bool create,
+		  fr_keyspace **out, fr_error *err)
+{
+	fr_status rc = name_check(name, err);
+	if (rc)
+		return rc;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		fr_mutex_lock(&db->cat_mu);
+		fr_keyspace *ks = db->ks_tab_cap ? *tab_slot(db, name) : NULL;
+		if (ks) {
+			ks->refs++;
+			fr_mutex_unlock(&db->cat_mu);
+			*out = ks;
+			return FR_OK;
+		}
+		fr_mutex_unlock(&db->cat_mu);
+		rc = ks_load(db, name, &ks, err);
+		if (rc == FR_NOT_FOUND && create && attempt == 0) {
+			fr_batch *b;
+			if (fr_batch_new(db, &b))
+				return FR_ERR(err, FR_NOMEM, "batch");
+			rc = fr_batch_create_keyspace(b, name, o);
+			if (!rc)
+				rc = db_commit(db, b, db->opts.default_persist, NULL, err);
+			fr_batch_free(b);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (rc)
+			return rc == FR_NOT_FOUND ? FR_ERR(err, rc, "no keyspace %s", name) : rc;
+		fr_mutex_lock(&db->cat_mu);
+		fr_keyspace *other = db->ks_tab_cap ? *tab_slot(db, name) : NULL;
+		if (other) { /* another thread loaded it first */
+			other->refs++;
+			fr_mutex_unlock(&db->cat_mu);
+			ks_free(ks);
+			*out = other;
+			return FR_OK;
+		}
+		ks->refs = 2; /* the table's and the caller's */
+		rc = tab_insert(db, ks);
+		fr_mutex_unlock(&db->cat_mu);
+		if (rc) {
+			ks_free(ks);
+			return FR_ERR(err, rc, "keyspace table");
+		}
+		*out = ks;
+		return FR_OK;
+	}
+	return FR_ERR(err, FR_NOT_FOUND, "no keyspace %s", name);
+}
+
+fr_status ks_exists(fr_db *db, const char *name, bool *out, fr_error *err)
+{
+	fr_status rc = name_check(name, err);
+	if (rc)
+		return rc;
+	rc = cat_get(db, 'k', name, strlen(name), db_visible(db), NULL, NULL, err);
+	if (rc && rc != FR_NOT_FOUND)
+		return rc;
+	*out = rc == FR_OK;
+	return FR_OK;
+}
+
+fr_status ks_list(fr_db *db, fr_keyspace_list_fn fn, void *ctx, fr_error *err)
+{
+	uint8_t lo[KS_PREFIX_LEN + 1], hi[KS_PREFIX_LEN + 1];
+	cat_key(lo, 'k', NULL, 0);
+	cat_key(hi, 'k' + 1, NULL, 0);
+	struct titer *it;
+	fr_status rc = titer_open(db, db->catalog, lo, sizeof(lo), hi, sizeof(hi), false,
+				  db_visible(db), &it, err);
+	if (rc)
+		return rc;
+	char name[FR_KEYSPACE_NAME_MAX + 1];
+	for (rc = titer_first(it, err); !rc && titer_valid(it); rc = titer_next(it, err)) {
+		size_t klen;
+		const uint8_t *k = titer_key(it, &klen);
+		size_t n = klen - sizeof(lo);
+		if (n > FR_KEYSPACE_NAME_MAX)
+			n = FR_KEYSPACE_NAME_MAX;
+		memcpy(name, k + sizeof(lo), n);
+		name[n] = 0;
+		if (fn(ctx, name))
+			break;
+	}
+	titer_close(it);
+	return rc;
+}
+
+/* ---- resolution by the commit leader ---- */
+
+static fr_status put_counters(fr_db *db, struct leader_ops *lo)
+{
+	uint8_t key[KS_PREFIX_LEN + 1], val[8];
+	size_t klen = cat_key(key, 'n', NULL, 0);
+	enc_u32(val, db->next_ks_id);
+	enc_u32(val + 4, db->next_tree_id);
+	return lo_add(lo, BOP_PUT, CATALOG_TREE, key, klen, val, sizeof(val), true);
+}
+
+static fr_status put_tree_record(struct leader_ops *lo, uint32_t tree_id, const char *tree_name,
+				 const struct sst_options *so)
+{
+	uint8_t key[KS_PREFIX_LEN + 1 + 4];
+	uint8_t val[1 + VARINT_MAX + FR_KEYSPACE_NAME_MAX + OPTS_LEN];
+	uint8_t id[4];
+	enc_be32(id, tree_id);
+	size_t klen = cat_key(key, 'T', id, 4);
+	size_t nlen = tree_name ? strlen(tree_name) : 0;
+	size_t n = 0;
+	val[n++] = tree_name ? 1 : 0;
+	n += enc_varint(val + n, nlen);
+	memcpy(val + n, tree_name ? tree_name : "", nlen);
+	n += nlen;
+	opts_encode(val + n, so);
+	n += OPTS_LEN;
+	return lo_add(lo, BOP_PUT, CATALOG_TREE, key, klen, val, n, true);
+}
+
+fr_status ks_resolve_create(fr_db *db, const char *name, const fr_keyspace_options *o,
+			    const char *tree_name, struct leader_ops *lo, fr_error *err)
+{
+	uint64_t snap = db->seqno; /* the leader sees every commit before it */
+	fr_status rc = cat_get(db, 'k', name, strlen(name), snap, NULL, NULL, err);
+	if (rc != FR_NOT_FOUND)
+		return rc; /* exists (FR_OK: nothing to do) or failed */
+	if (db->next_ks_id >= KS_ID_MAX || db->next_tree_id >= KS_ID_MAX)
+		return FR_ERR(err, FR_INVALID, "keyspace ids exhausted");
+	struct sst_options so;
+	sst_opts_from(&so, o);
+	uint32_t tree_id = 0;
+	bool new_tree = true;
+	if (tree_name) {
+		void *v;
+		size_t n;
+		rc = cat_get(db, 't', tree_name, strlen(tree_name), snap, &v, &n, err);
+		if (rc == FR_OK) {
+			if (n < 4) {
+				fr_free(v);
+				return FR_CORRUPT(err, "catalog", 0, "bad shared tree record");
+			}
+			tree_id = dec_u32(v);
+			fr_free(v);
+			new_tree = false;
+		} else if (rc != FR_NOT_FOUND) {
+			return rc;
+		}
+	}
+	if (new_tree) {
+		tree_id = db->next_tree_id++;
+		rc = put_tree_record(lo, tree_id, tree_name, &so);
+		if (!rc && tree_name) {
+			uint8_t key[KS_PREFIX_LEN + 1 + FR_KEYSPACE_NAME_MAX], val[4];
+			size_t klen = cat_key(key, 't', tree_name, strlen(tree_name));
+			enc_u32(val, tree_id);
+			rc = lo_add(lo, BOP_PUT, CATALOG_TREE, key, klen, val, 4, true);
+		}
+		struct tree *t;
+		if (!rc && !(rc = tree_get(db, tree_id, true, &t))) {
+			fr_mutex_lock(&t->mu);
+			t->opts = so;
+			fr_mutex_unlock(&t->mu);
+		}
+		if (rc)
+			return FR_ERR(err, rc, "creating tree");
+	}
+	uint8_t key[KS_PREFIX_LEN + 1 + FR_KEYSPACE_NAME_MAX], val[8];
+	size_t klen = cat_key(key, 'k', name, strlen(name));
+	enc_u32(val, db->next_ks_id++);
+	enc_u32(val + 4, tree_id);
+	rc = lo_add(lo, BOP_PUT, CATALOG_TREE, key, klen, val, 8, true);
+	if (!rc)
+		rc = put_counters(db, lo);
+	return rc ? FR_ERR(err, rc, "creating keyspace") : FR_OK;
+}
+
+fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo, fr_error *err)
+{
+	void *v;
+	size_t n;
+	fr_status rc = cat_get(db, 'k', name, strlen(name), db->seqno, &v, &n, err);
+	if (rc == FR_NOT_FOUND)
+		return FR_OK;
+	if (rc)
+		return rc;
+	if (n < 8) {
+		fr_free(v);
+		return FR_CORRUPT(err, "catalog", 0, "bad keyspace record");
+	}
+	uint32_t ks_id = dec_u32(v), tree_id = dec_u32((uint8_t *)v + 4);
+	fr_free(v);
+	uint8_t key[KS_PREFIX_LEN + 1 + FR_KEYSPACE_NAME_MAX];
+	size_t klen = cat_key(key, 'k', name, strlen(name));
+	uint8_t lo_k[KS_PREFIX_LEN], hi_k[KS_PREFIX_LEN];
+	ks_prefix(ks_id, lo_k);
+	ks_prefix(ks_id + 1, hi_k);
+	rc = lo_add(lo, BOP_DEL, CATALOG_TREE, key, klen, NULL, 0, true);
+	if (!rc)
+		rc = lo_add(lo, BOP_RANGE_DEL, tree_id, lo_k, sizeof(lo_k), hi_k, sizeof(hi_k),
+			    true);
+	if (!rc) {
+		char **d = fr_realloc(lo->dropped, (lo->dropped_cnt + 1) * sizeof(*d));
+		if (d) {
+			lo->dropped = d;
+			d[lo->dropped_cnt] = fr_strdup(name);
+			if (d[lo->dropped_cnt])
+				lo->dropped_cnt++;
+		}
+	}
+	return rc ? FR_ERR(err, rc, "dropping keyspace") : FR_OK;
+}
+
+void ks_after_drop(fr_db *db, const char *name)
+{
+	fr_mutex_lock(&db->cat_mu);
+	fr_keyspace *ks = tab_remove(db, name);
+	fr_mutex_unlock(&db->cat_mu);
+	if (ks) {
+		atomic_store_rel_bool(&ks->dropped, true);
+		ks_unref(ks);
+	}
+}

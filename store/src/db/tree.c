@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tree.c - one LSM tree in memory: its memtables, the read view (memtables plus the current
+ * table version, pinned together) and point lookups.
+ *
+ * A point lookup walks the versions of a key newest first across the sources (active memtable,
+ * sealed memtables newest first, L0 newest first, then each level): a range tombstone newer
+ * than a version hides it and everything older; a tombstone ends the walk; a weak tombstone
+ * cancels exactly the next older value.
+ */
+#include "db/db.h"
+
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/ikey.h"
+#include "memtable/memtable.h"
+#include "version/version.h"
+
+void tree_free(struct tree *t)
+{
+	if (!t)
+		return;
+	mem_unref(t->active);
+	for (size_t i = 0; i < t->sealed_cnt; i++)
+		mem_unref(t->sealed[i]);
+	fr_free(t->sealed);
+	fr_free(t->sealed_upto);
+	fr_free(t->sealed_min_seqno);
+	fr_mutex_fini(&t->mu);
+	fr_free(t);
+}
+
+fr_status tree_get(fr_db *db, uint32_t id, bool create, struct tree **out)
+{
+	fr_mutex_lock(&db->mu);
+	if (id < db->tree_cap && db->trees[id]) {
+		*out = db->trees[id];
+		fr_mutex_unlock(&db->mu);
+		return FR_OK;
+	}
+	fr_status rc = FR_NOT_FOUND;
+	if (!create)
+		goto out;
+	rc = FR_NOMEM;
+	if (id >= db->tree_cap) {
+		size_t cap = db->tree_cap ? db->tree_cap : 16;
+		while (cap <= id)
+			cap *= 2;
+		struct tree **tt = fr_realloc(db->trees, cap * sizeof(*tt));
+		if (!tt)
+			goto out;
+		memset(tt + db->tree_cap, 0, (cap - db->tree_cap) * sizeof(*tt));
+		db->trees = tt;
+		db->tree_cap = cap;
+	}
+	struct tree *t = fr_calloc(1, sizeof(*t));
+	if (!t)
+		goto out;
+	t->id = id;
+	sst_options_default(&t->opts);
+	fr_mutex_init(&t->mu);
+	t->active = mem_new(db->next_mem_id++);
+	t->sealed_cap = SEALED_MAX + 4;
+	t->sealed = fr_calloc(t->sealed_cap, sizeof(*t->sealed));
+	t->sealed_upto = fr_calloc(t->sealed_cap, sizeof(uint64_t));
+	t->sealed_min_seqno = fr_calloc(t->sealed_cap, sizeof(uint64_t));
+	if (!t->active || !t->sealed || !t->sealed_upto || !t->sealed_min_seqno) {
+		tree_free(t);
+		goto out;
+	}
+	db->trees[id] = t;
+	db->st.tree_cnt++;
+	*out = t;
+	rc = FR_OK;
+out:
+	fr_mutex_unlock(&db->mu);
+	return rc;
+}
+
+fr_status tree_view(fr_db *db, struct tree *t, struct read_view *v)
+{
+	fr_mutex_lock(&t->mu);
+	size_t n = 1 + t->sealed_cnt;
+	v->mems = n <= sizeof(v->inline_mems) / sizeof(v->inline_mems[0])
+			  ? v->inline_mems
+			  : fr_calloc(n, sizeof(*v->mems));
+	if (!v->mems) {
+		fr_mutex_unlock(&t->mu);
+		return FR_NOMEM;
+	}
+	v->mem_cnt = 0;
+	mem_ref(t->active);
+	v->mems[v->mem_cnt++] = t->active;
+	for (size_t i = t->sealed_cnt; i-- > 0;) {
+		mem_ref(t->sealed[i]);
+		v->mems[v->mem_cnt++] = t->sealed[i];
+	}
+	/* the version is taken after the memtables and under t->mu: a flush publishes its table
+	 * before it drops the memtable (under t->mu), so no entry can be missed */
+	v->ver = vset_current(db->vs, t->id);
+	fr_mutex_unlock(&t->mu);
+	return FR_OK;
+}
+
+void read_view_release(struct read_view *v)
+{
+	for (size_t i = 0; i < v->mem_cnt; i++)
+		mem_unref(v->mems[i]);
+	if (v->mems != v->inline_mems)
+		fr_free(v->mems);
+	v->mems = NULL;
+	v->mem_cnt = 0;
+	tv_unref(v->ver);
+	v->ver = NULL;
+}
+
+static bool table_may_hold(const struct table *tb, const uint8_t *k, size_t klen)
+{
+	return bytes_cmp(tb->meta.smallest, tb->meta.smallest_len, k, klen) <= 0 &&
+	       bytes_cmp(k, klen, tb->meta.largest, tb->meta.largest_len) <= 0;
+}
+
+struct cover_ctx {
+	const uint8_t *k;
+	size_t klen;
+	uint64_t snap;
+	uint64_t max;
+};
+
+static void cover_fn(void *ctx, const struct range_del *rd)
+{
+	struct cover_ctx *c = ctx;
+	if (rd->seqno <= c->snap && rd->seqno > c->max &&
+	    range_del_covers(rd, c->k, c->klen, 0, c->snap))
+		c->max = rd->seqno;
+}
+
+static fr_status table_cover(struct table *tb, struct cover_ctx *c, fr_error *err)
+{
+	if (!tb->meta.range_del_cnt || !table_may_hold(tb, c->k, c->klen))
+		return FR_OK;
+	struct sst_reader *r;
+	fr_status rc = table_reader(tb, &r, err);
+	if (rc)
+		return rc;
+	const struct range_del *rds;
+	size_t n = sst_reader_range_dels(r, &rds);
+	for (size_t i = 0; i < n; i++) {
+		if (bytes_cmp(rds[i].start, rds[i].start_len, c->k, c->klen) > 0)
+			break;
+		cover_fn(c, &rds[i]);
+	}
+	sst_reader_unref(r);
+	return FR_OK;
+}
+
+/* The newest range tombstone seqno <= snap covering k in the view, 0 if none. */
+static fr_status view_cover(struct read_view *v, const uint8_t *k, size_t klen, uint64_t snap,
+			    uint64_t *out, fr_error *err)
+{
+	struct cover_ctx c = {k, klen, snap, 0};
+	for (size_t i = 0; i < v->mem_cnt; i++)
+		if (mem_range_del_cnt(v->mems[i]))
+			mem_range_dels_each(v->mems[i], cover_fn, &c);
+	for (int l = 0; l < LEVEL_CNT; l++) {
+		for (size_t i = 0; i < v->ver->level_cnt[l]; i++) {
+			fr_status rc = table_cover(v->ver->levels[l][i], &c, err);
+			if (rc)
+				return rc;
+		}
+	}
+	*out = c.max;
+	return FR_OK;
+}
+
+/* A found version: value either a view (memtable) or owned (table). */
+struct found {
+	uint8_t type;
+	uint64_t seqno;
+	const uint8_t *view;
+	void *owned;
+	size_t len;
+};
+
+static fr_status table_lookup(struct table *tb, const uint8_t *k, size_t klen, uint64_t snap,
+			      struct found *f, fr_error *err)
+{
+	struct sst_reader *r;
+	fr_status rc = table_reader(tb, &r, err);
+	if (rc)
+		return rc;
+	rc = sst_reader_get(r, k, klen, snap, &f->type, &f->seqno, &f->owned, &f->len, err);
+	sst_reader_unref(r);
+	return rc;
+}
+
+/* The newest version of k with seqno <= snap in the view. */
+static fr_status view_lookup(struct read_view *v, const uint8_t *k, size_t klen, uint64_t snap,
+			     struct found *f, fr_error *err)
+{
+	memset(f, 0, sizeof(*f));
+	for (size_t i = 0; i < v->mem_cnt; i++) {
+		if (mem_get(v->mems[i], k, klen, snap, &f->type, &f->seqno, &f->view, &f->len) ==
+		    FR_OK)
+			return FR_OK;
+	}
+	const struct tree_version *ver = v->ver;
+	for (size_t i = 0; i < ver->level_cnt[0]; i++) {
+		struct table *tb = ver->levels[0][i];
+		if (!table_may_hold(tb, k, klen) || tb->meta.min_seqno > snap)
+			continue;
+		fr_status rc = table_lookup(tb, k, klen, snap, f, err);
+		if (rc != FR_NOT_FOUND)
+			return rc;
+	}
+	for (int l = 1; l < LEVEL_CNT; l++) {
+		size_t lo = 0, hi = ver->level_cnt[l];
+		while (lo < hi) { /* first table whose largest >= k */
+			size_t mid = (lo + hi) / 2;
+			const struct table *tb = ver->levels[l][mid];
+			if (bytes_cmp(tb->meta.largest, tb->meta.largest_len, k, klen) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		/* range tombstone clipping can make neighbours share a boundary key */
+		for (size_t i = lo; i < ver->level_cnt[l]; i++) {
+			struct table *tb = ver->levels[l][i];
+			if (!table_may_hold(tb, k, klen))
+				break;
+			fr_status rc = table_lookup(tb, k, klen, snap, f, err);
+			if (rc != FR_NOT_FOUND)
+				return rc;
+		}
+	}
+	return FR_NOT_FOUND;
+}
+
+fr_status tree_get_value(fr_db *db, struct tree *t, const uint8_t *k, size_t klen, uint64_t snap,
+			 void **val, size_t *vlen, fr_error *err)
+{
+	struct read_view v;
+	fr_status rc = tree_view(db, t, &v);
+	if (rc)
+		return FR_ERR(err, rc, "read view");
+	uint64_t cover;
+	rc = view_cover(&v, k, klen, snap, &cover, err);
+	uint64_t pending_weak = 0;
+	while (!rc) {
+		struct found f;
+		rc = view_lookup(&v, k, klen, snap, &f, err);
+		if (rc)
+			break;
+		if (f.seqno < cover || f.type == VT_DEL) {
+			fr_free(f.owned);
+			rc = FR_NOT_FOUND;
+			break;
+		}
+		if (f.type == VT_WEAK_DEL || pending_weak) {
+			pending_weak += f.type == VT_WEAK_DEL ? 1 : (uint64_t)-1;
+			fr_free(f.owned);
+			if (f.seqno == 0) {
+				rc = FR_NOT_FOUND;
+				break;
+			}
+			snap = f.seqno - 1;
+			continue;
+		}
+		if (val) {
+			if (f.owned) {
+				*val = f.owned;
+			} else {
+				*val = fr_memdup(f.view, f.len);
+				if (!*val) {
+					rc = FR_ERR(err, FR_NOMEM, "value copy");
+					break;
+				}
+			}
+		} else {
+			fr_free(f.owned);
+		}
+		if (vlen)
+			*vlen = f.len;
+		break;
+	}
+	read_view_release(&v);
+	return rc;
+}
+
+fr_status tree_seal(fr_db *db, struct tree *t)
+{
+	if (mem_is_empty(t->active))
+		return FR_OK;
+	struct mem *m = mem_new(db->next_mem_id++);
+	if (!m)
+		return FR_NOMEM;
+	fr_mutex_lock(&t->mu);
+	if (t->sealed_cnt == t->sealed_cap) {
+		size_t cap = t->sealed_cap * 2;
+		struct mem **s = fr_realloc(t->sealed, cap * sizeof(*s));
+		if (s)
+			t->sealed = s;
+		uint64_t *u = s ? fr_realloc(t->sealed_upto, cap * sizeof(*u)) : NULL;
+		if (u)
+			t->sealed_upto = u;
+		uint64_t *mn = u ? fr_realloc(t->sealed_min_seqno, cap * sizeof(*mn)) : NULL;
+		if (!mn) {
+			fr_mutex_unlock(&t->mu);
+			mem_unref(m);
+			return FR_NOMEM;
+		}
+		t->sealed_min_seqno = mn;
+		t->sealed_cap = cap;
+	}
+	t->sealed[t->sealed_cnt] = t->active;
+	t->sealed_upto[t->sealed_cnt] = db->seqno;
+	t->sealed_min_seqno[t->sealed_cnt] = t->active_min_seqno;
+	t->sealed_cnt++;
+	t->active = m;
+	t->active_min_seqno = 0;
+	fr_mutex_unlock(&t->mu);
+	return FR_OK;
+}

@@ -1,0 +1,590 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * write.c - the write path. Committers queue on db->write_mu; the one at the head becomes the
+ * leader, takes the batches queued behind it (group commit), gives each batch one seqno,
+ * appends them to the journal with one write and one sync, applies them to the memtables and
+ * then publishes the new visible seqno. Keyspace creation and deletion inside a batch are
+ * resolved by the leader into catalog writes, so they commit atomically with the batch.
+ *
+ * A journal or memtable failure after seqnos were handed out poisons the database: the state
+ * on disk can no longer be trusted to match what callers were told.
+ */
+#include "db/write.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/ikey.h"
+#include "base/log.h"
+#include "db/db.h"
+#include "journal/journal.h"
+#include "memtable/memtable.h"
+#include "tx/batch.h"
+#include "version/version.h"
+
+#define GROUP_MAX_BYTES (4u << 20)
+#define GROUP_MAX_WRITERS 128
+
+struct writer {
+	fr_batch *b;
+	fr_persist mode;
+	fr_status (*fn)(fr_db *db, void *ctx, fr_error *err); /* exclusive work instead */
+	void *ctx;
+	bool done;
+	fr_status rc;
+	fr_error err;
+	uint64_t seqno;
+	struct fr_cond cv;
+	struct writer *next;
+};
+
+fr_status lo_add(struct leader_ops *lo, uint8_t op, uint32_t tree_id, const void *k, size_t klen,
+		 const void *v, size_t vlen, bool copy)
+{
+	if (lo->cnt == lo->cap) {
+		size_t cap = lo->cap ? lo->cap * 2 : 16;
+		struct batch_op *o = fr_realloc(lo->ops, cap * sizeof(*o));
+		if (!o)
+			return FR_NOMEM;
+		lo->ops = o;
+		lo->cap = cap;
+	}
+	if (copy) {
+		if (lo->owned_cnt == lo->owned_cap) {
+			size_t cap = lo->owned_cap ? lo->owned_cap * 2 : 8;
+			void **ow = fr_realloc(lo->owned, cap * sizeof(*ow));
+			if (!ow)
+				return FR_NOMEM;
+			lo->owned = ow;
+			lo->owned_cap = cap;
+		}
+		uint8_t *mem = fr_malloc(klen + vlen);
+		if (!mem)
+			return FR_NOMEM;
+		if (klen)
+			memcpy(mem, k, klen);
+		if (vlen)
+			memcpy(mem + klen, v, vlen);
+		lo->owned[lo->owned_cnt++] = mem;
+		k = mem;
+		v = mem + klen;
+	}
+	lo->ops[lo->cnt++] = (struct batch_op){.op = op, .tree_id = tree_id, .key = k,
+					       .key_len = klen, .val = v, .val_len = vlen};
+	return FR_OK;
+}
+
+void lo_reset(struct leader_ops *lo)
+{
+	for (size_t i = 0; i < lo->owned_cnt; i++)
+		fr_free(lo->owned[i]);
+	for (size_t i = 0; i < lo->dropped_cnt; i++)
+		fr_free(lo->dropped[i]);
+	lo->owned_cnt = 0;
+	lo->dropped_cnt = 0;
+	lo->cnt = 0;
+}
+
+void lo_fini(struct leader_ops *lo)
+{
+	lo_reset(lo);
+	fr_free(lo->ops);
+	fr_free(lo->owned);
+	fr_free(lo->dropped);
+	memset(lo, 0, sizeof(*lo));
+}
+
+/* ---- public batch building ---- */
+
+fr_status batch_add(fr_batch *b, uint8_t op, fr_keyspace *ks, const void *k, size_t klen,
+		    const void *v, size_t vlen)
+{
+	if (b->cnt == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 8;
+		struct bop *o = fr_realloc(b->ops, cap * sizeof(*o));
+		if (!o)
+			return FR_NOMEM;
+		b->ops = o;
+		b->cap = cap;
+	}
+	struct bop *o = &b->ops[b->cnt];
+	memset(o, 0, sizeof(*o));
+	o->op = op;
+	o->key_off = b->data.len;
+	size_t plen = ks ? KS_PREFIX_LEN : 0;
+	if (buf_reserve(&b->data, plen + klen + vlen))
+		return FR_NOMEM;
+	if (ks)
+		buf_append(&b->data, ks->prefix, KS_PREFIX_LEN);
+	buf_append(&b->data, k, klen);
+	o->key_len = plen + klen;
+	o->val_off = b->data.len;
+	if (op == BOP_RANGE_DEL && ks)
+		buf_append(&b->data, ks->prefix, KS_PREFIX_LEN);
+	else
+		plen = 0;
+	buf_append(&b->data, v, vlen);
+	o->val_len = plen + vlen;
+	if (ks) {
+		fr_mutex_lock(&ks->db->cat_mu);
+		ks->refs++;
+		fr_mutex_unlock(&ks->db->cat_mu);
+		o->ks = ks;
+		o->tree_id = ks->tree->id;
+	}
+	b->cnt++;
+	b->user_bytes += klen + vlen;
+	return FR_OK;
+}
+
+void batch_reset(fr_batch *b)
+{
+	for (size_t i = 0; i < b->cnt; i++)
+		if (b->ops[i].ks)
+			ks_unref(b->ops[i].ks);
+	for (size_t i = 0; i < b->ks_opt_cnt; i++)
+		fr_free(b->ks_tree_names[i]);
+	b->ks_opt_cnt = 0;
+	b->cnt = 0;
+	b->user_bytes = 0;
+	buf_clear(&b->data);
+}
+
+/* ---- leader ---- */
+
+static uint64_t op_hash(uint32_t tree, const uint8_t *k, size_t n)
+{
+	uint64_t h = 1469598103934665603ull ^ tree;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ k[i]) * 1099511628211ull;
+	return h;
+}
+
+/* Drops operations of the batch that a later one of the same batch overrides: the last write
+ * of a key wins, and a range delete removes earlier writes it covers. */
+static fr_status lo_dedup(struct leader_ops *lo)
+{
+	if (lo->cnt < 2)
+		return FR_OK;
+	size_t cap = 16;
+	while (cap < lo->cnt * 2)
+		cap *= 2;
+	struct batch_op **tab = fr_calloc(cap, sizeof(*tab));
+	bool *keep = fr_calloc(lo->cnt, sizeof(*keep));
+	if (!tab || !keep) {
+		fr_free(tab);
+		fr_free(keep);
+		return FR_NOMEM;
+	}
+	for (size_t i = lo->cnt; i-- > 0;) {
+		struct batch_op *o = &lo->ops[i];
+		if (o->op == BOP_RANGE_DEL) {
+			keep[i] = true;
+			continue;
+		}
+		bool dup = false;
+		for (size_t j = i + 1; j < lo->cnt && !dup; j++) {
+			const struct batch_op *r = &lo->ops[j];
+			dup = r->op == BOP_RANGE_DEL && r->tree_id == o->tree_id &&
+			      bytes_cmp(r->key, r->key_len, o->key, o->key_len) <= 0 &&
+			      bytes_cmp(o->key, o->key_len, r->val, r->val_len) < 0;
+		}
+		size_t h = (size_t)op_hash(o->tree_id, o->key, o->key_len) & (cap - 1);
+		for (; tab[h]; h = (h + 1) & (cap - 1)) {
+			if (tab[h]->tree_id == o->tree_id &&
+			    bytes_cmp(tab[h]->key, tab[h]->key_len, o->key, o->key_len) == 0) {
+				dup = true;
+				break;
+			}
+		}
+		if (!tab[h])
+			tab[h] = o;
+		keep[i] = !dup;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < lo->cnt; i++)
+		if (keep[i])
+			lo->ops[n++] = lo->ops[i];
+	lo->cnt = n;
+	fr_free(tab);
+	fr_free(keep);
+	return FR_OK;
+}
+
+/* Turns a public batch into tree operations (resolving keyspace operations). */
+static fr_status lo_build(fr_db *db, fr_batch *b, struct leader_ops *lo, fr_error *err)
+{
+	for (size_t i = 0; i < b->cnt; i++) {
+		const struct bop *o = &b->ops[i];
+		const uint8_t *data = b->data.data;
+		fr_status rc;
+		if (o->op == BOP_KS_CREATE) {
+			rc = ks_resolve_create(db, (const char *)data + o->key_off,
+					       &b->ks_opts[o->opt_off],
+					       b->ks_tree_names[o->opt_off], lo, err);
+		} else if (o->op == BOP_KS_DROP) {
+			rc = ks_resolve_drop(db, (const char *)data + o->key_off, lo, err);
+		} else {
+			if (o->ks && atomic_load_acq_bool(&o->ks->dropped))
+				return FR_ERR(err, FR_NOT_FOUND, "keyspace %s was deleted",
+					      o->ks->name);
+			rc = lo_add(lo, o->op, o->tree_id, data + o->key_off, o->key_len,
+				    data + o->val_off, o->val_len, false);
+			if (rc)
+				rc = FR_ERR(err, rc, "batch");
+		}
+		if (rc)
+			return rc;
+	}
+	fr_status rc = lo_dedup(lo);
+	return rc ? FR_ERR(err, rc, "batch") : FR_OK;
+}
+
+static fr_status apply_op(fr_db *db, uint64_t seqno, const struct batch_op *o, fr_error *err)
+{
+	struct tree *t;
+	fr_status rc = tree_get(db, o->tree_id, true, &t);
+	if (rc)
+		return FR_ERR(err, rc, "tree %u", o->tree_id);
+	switch (o->op) {
+	case BOP_PUT:
+		rc = mem_put(t->active, o->key, o->key_len, seqno, VT_PUT, o->val, o->val_len);
+		break;
+	case BOP_DEL:
+		rc = mem_put(t->active, o->key, o->key_len, seqno, VT_DEL, NULL, 0);
+		break;
+	case BOP_WEAK_DEL:
+		rc = mem_put(t->active, o->key, o->key_len, seqno, VT_WEAK_DEL, NULL, 0);
+		break;
+	case BOP_RANGE_DEL:
+		rc = mem_add_range_del(t->active, o->key, o->key_len, o->val, o->val_len, seqno);
+		break;
+	default:
+		return FR_CORRUPT(err, "batch", 0, "unknown operation");
+	}
+	if (rc)
+		return FR_ERR(err, rc, "memtable insert");
+	if (!t->active_min_seqno) {
+		fr_mutex_lock(&t->mu);
+		t->active_min_seqno = seqno;
+		fr_mutex_unlock(&t->mu);
+	}
+	return FR_OK;
+}
+
+/* The trees that need their memtable sealed after a write: full ones, the largest when the
+ * write buffer budget is exceeded, and those pinning the oldest journal segment once the
+ * journal is long. Sealed memtables are flushed in the background (or here, when the database
+ * runs without a background thread). */
+static fr_status leader_seal(fr_db *db, fr_error *err)
+{
+	uint64_t total = 0, largest = 0;
+	struct tree *big = NULL;
+	uint64_t pin_below = 0;
+	fr_mutex_lock(&db->mu);
+	if (db->seg_cnt > 4)
+		pin_below = db->segs[0].max_seqno;
+	size_t cap = db->tree_cap;
+	fr_mutex_unlock(&db->mu);
+	bool sealed_any = false;
+	for (size_t i = 0; i < cap; i++) {
+		fr_mutex_lock(&db->mu);
+		struct tree *t = i < db->tree_cap ? db->trees[i] : NULL;
+		fr_mutex_unlock(&db->mu);
+		if (!t)
+			continue;
+		uint64_t bytes = mem_bytes(t->active);
+		bool seal = bytes >= db->opts.memtable_max ||
+			    (pin_below && t->active_min_seqno && t->active_min_seqno <= pin_below);
+		if (seal) {
+			if (tree_seal(db, t))
+				return FR_ERR(err, FR_NOMEM, "sealing a memtable");
+			sealed_any = true;
+			continue;
+		}
+		total += bytes;
+		if (bytes > largest && !mem_is_empty(t->active)) {
+			largest = bytes;
+			big = t;
+		}
+	}
+	if (big && total > db->opts.write_buffer_max) {
+		if (tree_seal(db, big))
+			return FR_ERR(err, FR_NOMEM, "sealing a memtable");
+		sealed_any = true;
+	}
+	if (sealed_any)
+		bg_kick(db);
+	return FR_OK;
+}
+
+/* Waits while a tree has too many sealed memtables (a write stall). */
+static fr_status leader_stall(fr_db *db, const struct leader_ops *lo, fr_error *err)
+{
+	for (size_t i = 0; i < lo->cnt; i++) {
+		struct tree *t;
+		if (i && lo->ops[i].tree_id == lo->ops[i - 1].tree_id)
+			continue;
+		if (tree_get(db, lo->ops[i].tree_id, false, &t))
+			continue;
+		for (;;) {
+			fr_mutex_lock(&t->mu);
+			size_t sealed = t->sealed_cnt;
+			fr_mutex_unlock(&t->mu);
+			if (sealed < SEALED_MAX)
+				break;
+			fr_status rc = db_check_writable(db, err);
+			if (rc)
+				return rc;
+			if (!db->opts.background) {
+				rc = bg_flush_tree(db, t, err);
+				if (rc)
+					return rc;
+				continue;
+			}
+			fr_mutex_lock(&db->mu);
+			bg_kick(db);
+			fr_cond_timedwait(&db->done_cv, &db->mu, 100000000ull);
+			fr_mutex_unlock(&db->mu);
+		}
+	}
+	return FR_OK;
+}
+
+static fr_status leader_rotate(fr_db *db, fr_error *err)
+{
+	if (!jnl_should_rotate(db->jnl))
+		return FR_OK;
+	fr_status rc = jnl_rotate(db->jnl, err);
+	if (rc)
+		return rc;
+	fr_mutex_lock(&db->mu);
+	if (db->seg_cnt == db->seg_cap) {
+		size_t cap = db->seg_cap ? db->seg_cap * 2 : 8;
+		struct seg_info *s = fr_realloc(db->segs, cap * sizeof(*s));
+		if (!s) {
+			fr_mutex_unlock(&db->mu);
+			return FR_ERR(err, FR_NOMEM, "journal segment list");
+		}
+		db->segs = s;
+		db->seg_cap = cap;
+	}
+	db->segs[db->seg_cnt++] = (struct seg_info){jnl_segment_id(db->jnl), db->seqno};
+	fr_mutex_unlock(&db->mu);
+	return FR_OK;
+}
+
+/* Writes a group of batch writers. Each batch gets its own seqno and journal record. */
+static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_error *err)
+{
+	struct leader_ops *los = fr_calloc(n, sizeof(*los));
+	if (!los)
+		return FR_ERR(err, FR_NOMEM, "commit");
+	struct fr_buf rec;
+	buf_init(&rec);
+	fr_persist mode = FR_PERSIST_BUFFER;
+	uint64_t user_bytes = 0;
+	fr_status rc = db_check_writable(db, err);
+	struct writer *w = first;
+	for (size_t i = 0; i < n && !rc; i++, w = w->next) {
+		rc = lo_build(db, w->b, &los[i], err);
+		if (!rc)
+			rc = leader_stall(db, &los[i], err);
+		if (w->mode > mode)
+			mode = w->mode;
+		user_bytes += w->b->user_bytes;
+	}
+	if (rc)
+		goto out;
+	/* From here on, seqnos are handed out: any failure poisons the database. */
+	uint64_t base = db->seqno;
+	w = first;
+	for (size_t i = 0; i < n && !rc; i++, w = w->next) {
+		w->seqno = base + 1 + i;
+		buf_clear(&rec);
+		rc = batch_encode(w->seqno, los[i].ops, los[i].cnt, &rec);
+		if (rc)
+			rc = FR_ERR(err, rc, "encoding a batch");
+		else
+			rc = jnl_add(db->jnl, rec.data, rec.len, err);
+	}
+	if (!rc)
+		rc = jnl_commit(db->jnl, mode, err);
+	if (rc)
+		goto out_poison;
+	db->seqno = base + n;
+	for (size_t i = 0; i < n && !rc; i++)
+		for (size_t j = 0; j < los[i].cnt && !rc; j++)
+			rc = apply_op(db, base + 1 + i, &los[i].ops[j], err);
+	if (rc)
+		goto out_poison;
+	fr_mutex_lock(&db->mu);
+	if (db->seg_cnt)
+		db->segs[db->seg_cnt - 1].max_seqno = db->seqno;
+	fr_mutex_unlock(&db->mu);
+	/* readers see the whole group at once; pairs with the acquire in db_visible */
+	atomic_store_rel_u64(&db->visible_seqno, db->seqno);
+	atomic_add_u64(&db->st.user_write_bytes, user_bytes);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < los[i].dropped_cnt; j++)
+			ks_after_drop(db, los[i].dropped[j]);
+	rc = leader_rotate(db, err);
+	if (!rc)
+		rc = leader_seal(db, err);
+	if (rc)
+		goto out_poison;
+	goto out;
+out_poison:
+	db_poison(db, rc, err);
+out:
+	for (size_t i = 0; i < n; i++)
+		lo_fini(&los[i]);
+	fr_free(los);
+	buf_fini(&rec);
+	return rc;
+}
+
+static fr_status run_writer(fr_db *db, struct writer *w, fr_persist mode_unused, uint64_t *seqno,
+			    fr_error *err)
+{
+	(void)mode_unused;
+	fr_cond_init(&w->cv);
+	fr_mutex_lock(&db->write_mu);
+	w->next = NULL;
+	if (db->wq_tail)
+		db->wq_tail->next = w;
+	else
+		db->wq_head = w;
+	db->wq_tail = w;
+	while (!w->done && db->wq_head != w)
+		fr_cond_wait(&w->cv, &db->write_mu);
+	if (w->done)
+		goto out_done;
+	/* leader: take a group of plain batches behind us (exclusive work runs alone; a batch
+	 * with keyspace operations too, so the catalog it reads is up to date) */
+	size_t n = 1, bytes = w->b ? w->b->data.len : 0;
+	struct writer *last = w;
+	bool alone = w->fn || w->b->ks_opt_cnt || w->b->cnt == 0;
+	for (size_t i = 0; !alone && i < w->b->cnt; i++)
+		alone = w->b->ops[i].op == BOP_KS_DROP;
+	while (!alone && last->next && n < GROUP_MAX_WRITERS && bytes < GROUP_MAX_BYTES) {
+		struct writer *x = last->next;
+		if (x->fn || x->b->ks_opt_cnt || x->b->cnt == 0)
+			break;
+		bool ksop = false;
+		for (size_t i = 0; i < x->b->cnt && !ksop; i++)
+			ksop = x->b->ops[i].op == BOP_KS_DROP;
+		if (ksop)
+			break;
+		bytes += x->b->data.len;
+		last = x;
+		n++;
+	}
+	fr_mutex_unlock(&db->write_mu);
+
+	fr_error gerr;
+	fr_status rc;
+	if (w->fn)
+		rc = w->fn(db, w->ctx, &gerr);
+	else if (w->b->cnt == 0)
+		rc = db_check_writable(db, &gerr);
+	else
+		rc = leader_write(db, w, n, &gerr);
+
+	fr_mutex_lock(&db->write_mu);
+	struct writer *x = w;
+	for (size_t i = 0; i < n; i++) {
+		struct writer *nx = x->next;
+		x->rc = rc;
+		if (rc)
+			x->err = gerr;
+		x->done = true;
+		if (x != w)
+			fr_cond_signal(&x->cv);
+		x = nx;
+	}
+	db->wq_head = x;
+	if (!x)
+		db->wq_tail = NULL;
+	else
+		fr_cond_signal(&x->cv);
+out_done:
+	fr_mutex_unlock(&db->write_mu);
+	fr_cond_fini(&w->cv);
+	if (w->rc && err)
+		*err = w->err;
+	if (!w->rc && seqno)
+		*seqno = w->seqno;
+	return w->rc;
+}
+
+fr_status db_commit(fr_db *db, fr_batch *b, fr_persist mode, uint64_t *seqno, fr_error *err)
+{
+	struct writer w = {.b = b, .mode = mode};
+	fr_status rc = run_writer(db, &w, mode, seqno, err);
+	if (!rc && !b->cnt && seqno)
+		*seqno = atomic_load_acq_u64(&db->visible_seqno);
+	return rc;
+}
+
+fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error *err), void *ctx,
+		       fr_error *err)
+{
+	struct writer w = {.fn = fn, .ctx = ctx};
+	return run_writer(db, &w, FR_PERSIST_BUFFER, NULL, err);
+}
+
+/* ---- recovery ---- */
+
+struct replay_ctx {
+	fr_db *db;
+	uint64_t seg_id;
+};
+
+static fr_status replay_op(void *ctx, uint64_t seqno, const struct batch_op *o, fr_error *err)
+{
+	fr_db *db = ctx;
+	struct tree *t;
+	fr_status rc = tree_get(db, o->tree_id, true, &t);
+	if (rc)
+		return FR_ERR(err, rc, "tree %u", o->tree_id);
+	struct tree_version *v = vset_current(db->vs, o->tree_id);
+	uint64_t flushed = v->flushed_seqno;
+	tv_unref(v);
+	if (seqno <= flushed)
+		return FR_OK; /* already in a table */
+	return apply_op(db, seqno, o, err);
+}
+
+fr_status db_replay_record(fr_db *db, uint64_t seg_id, const uint8_t *rec, size_t len,
+			   fr_error *err)
+{
+	uint64_t seqno = 0;
+	char what[64];
+	snprintf(what, sizeof(what), "journal segment %llu", (unsigned long long)seg_id);
+	fr_status rc = batch_decode(rec, len, replay_op, db, &seqno, what, err);
+	if (rc)
+		return rc;
+	if (seqno > db->seqno)
+		db->seqno = seqno;
+	fr_mutex_lock(&db->mu);
+	if (!db->seg_cnt || db->segs[db->seg_cnt - 1].id != seg_id) {
+		if (db->seg_cnt == db->seg_cap) {
+			size_t cap = db->seg_cap ? db->seg_cap * 2 : 8;
+			struct seg_info *s = fr_realloc(db->segs, cap * sizeof(*s));
+			if (!s) {
+				fr_mutex_unlock(&db->mu);
+				return FR_ERR(err, FR_NOMEM, "journal segment list");
+			}
+			db->segs = s;
+			db->seg_cap = cap;
+		}
+		db->segs[db->seg_cnt++] = (struct seg_info){seg_id, 0};
+	}
+	if (seqno > db->segs[db->seg_cnt - 1].max_seqno)
+		db->segs[db->seg_cnt - 1].max_seqno = seqno;
+	fr_mutex_unlock(&db->mu);
+	return FR_OK;
+}
