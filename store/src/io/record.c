@@ -194,7 +194,8 @@ static fr_status win_get(struct rec_win *w, uint64_t off, size_t need, const uin
 			cap = need;
 		uint8_t *nb = fr_malloc(cap);
 		if (!nb)
-			return FR_ERR(err, FR_NOMEM, "reading %s: window of %zu bytes", w->path, cap);
+			return FR_ERR(err, FR_NOMEM, "reading %s: window of %zu bytes", w->path,
+				      cap);
 		fr_free(w->buf);
 		w->buf = nb;
 		w->cap = cap;
@@ -343,8 +344,9 @@ fr_status rec_read_file(struct fr_io *io, const char *path, uint32_t magic, rec_
 				goto out_close;
 			if (found) {
 				char what[160];
-				snprintf(what, sizeof(what), "%s, and a valid record follows at %llu",
-					 why, (unsigned long long)at);
+				snprintf(what, sizeof(what),
+					 "%s, and a valid record follows at %llu", why,
+					 (unsigned long long)at);
 				rc = FR_CORRUPT(err, path, off, what);
 				goto out_close;
 			}

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * journal.c - the journal writer (FORMAT.md §3): one open segment, a record file with magic
+ * JNL_MAGIC whose file id is the segment id. Records are buffered by jnl_add and handed to the
+ * OS by jnl_commit in one write, then synced per mode (group commit is the caller's).
+ *
+ * Durability steps: a new segment's header is synced (SYNC_DATA) before its directory entry is,
+ * so a segment that survives a crash by name has a valid header unless the crash hit between
+ * create and that first sync; rotation syncs the finished segment before the next one is
+ * created, so only the newest segment can have a torn tail. After a failed write or sync the
+ * writer refuses all further work (record.c) until it is closed.
+ *
+ * One thread at a time.
+ */
+#include "journal/journal.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "io/io.h"
+#include "io/record.h"
+
+#define JNL_SEG_ID_MAX 9999999999ull /* ten decimal digits */
+
+struct jnl {
+	struct fr_io *io;
+	char *dir;
+	uint64_t segment_max;
+	uint64_t seg_id;        /* current segment */
+	struct rec_writer *w;   /* current segment's writer */
+	uint64_t closed_bytes;  /* bytes written to segments this writer finished */
+	uint64_t cur_written;   /* bytes of the current segment handed to the OS */
+};
+
+static fr_status jnl_seg_path(char *path, size_t n, const char *dir, uint64_t seg_id,
+			      fr_error *err)
+{
+	if (seg_id > JNL_SEG_ID_MAX)
+		return FR_ERR(err, FR_INVALID, "journal segment id %llu has more than 10 digits",
+			      (unsigned long long)seg_id);
+	int k = snprintf(path, n, "%s/%010llu.jnl", dir, (unsigned long long)seg_id);
+	if (k < 0 || (size_t)k >= n)
+		return FR_ERR(err, FR_INVALID, "journal path too long: %s", dir);
+	return FR_OK;
+}
+
+/* Creates dir when missing and makes its entry durable in the parent directory. */
+static fr_status jnl_make_dir(struct fr_io *io, const char *dir, fr_error *err)
+{
+	bool exists;
+	fr_status rc = io_exists(io, dir, &exists, err);
+	if (rc || exists)
+		return rc;
+	rc = io_mkdir(io, dir, err);
+	if (rc)
+		return rc;
+	char parent[PATH_MAX];
+	const char *slash = strrchr(dir, '/');
+	if (!slash) {
+		strcpy(parent, ".");
+	} else {
+		size_t n = slash == dir ? 1 : (size_t)(slash - dir);
+		if (n >= sizeof(parent))
+			return FR_ERR(err, FR_INVALID, "journal path too long: %s", dir);
+		memcpy(parent, dir, n);
+		parent[n] = 0;
+	}
+	return io_sync_dir(io, parent, err);
+}
+
+/* Creates segment seg_id with a durable header and a durable name. */
+static fr_status jnl_start_segment(struct fr_io *io, const char *dir, uint64_t seg_id,
+				   struct rec_writer **out, fr_error *err)
+{
+	char path[PATH_MAX];
+	struct rec_writer *w;
+	*out = NULL;
+	fr_status rc = jnl_seg_path(path, sizeof(path), dir, seg_id, err);
+	if (rc)
+		return rc;
+	rc = rec_writer_open(io, path, JNL_MAGIC, seg_id, &w, err);
+	if (rc)
+		return rc;
+	rc = rec_writer_sync(w, FR_PERSIST_SYNC_DATA, err);
+	if (!rc)
+		rc = io_sync_dir(io, dir, err);
+	if (rc) {
+		rec_writer_close(w, NULL);
+		io_unlink(io, path, NULL); /* best effort, so that a retry can create it again */
+		return rc;
+	}
+	*out = w;
+	return FR_OK;
+}
+
+fr_status jnl_open(struct fr_io *io, const char *dir, uint64_t seg_id, uint64_t segment_max,
+		   struct jnl **out, fr_error *err)
+{
+	fr_status rc;
+	*out = NULL;
+	struct jnl *j = fr_calloc(1, sizeof(*j));
+	if (!j)
+		return FR_ERR(err, FR_NOMEM, "opening journal %s", dir);
+	j->io = io;
+	j->segment_max = segment_max;
+	j->seg_id = seg_id;
+	j->dir = fr_strdup(dir);
+	if (!j->dir) {
+		rc = FR_ERR(err, FR_NOMEM, "opening journal %s", dir);
+		goto out_free;
+	}
+	rc = jnl_make_dir(io, dir, err);
+	if (rc)
+		goto out_free;
+	rc = jnl_start_segment(io, dir, seg_id, &j->w, err);
+	if (rc)
+		goto out_free;
+	j->cur_written = rec_writer_size(j->w);
+	*out = j;
+	return FR_OK;
+
+out_free:
+	fr_free(j->dir);
+	fr_free(j);
+	return rc;
+}
+
+fr_status jnl_add(struct jnl *j, const void *rec, size_t len, fr_error *err)
+{
+	return rec_writer_add(j->w, rec, len, err);
+}
+
+fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err)
+{
+	fr_status rc = rec_writer_flush(j->w, err);
+	if (rc)
+		return rc;
+	j->cur_written = rec_writer_size(j->w);
+	return rec_writer_sync(j->w, mode, err);
+}
+
+bool jnl_should_rotate(const struct jnl *j)
+{
+	return rec_writer_size(j->w) >= j->segment_max;
+}
+
+/*
+ * The finished segment is synced before the next is created; the next is complete (durable
+ * header and name) before the finished one is closed, so on failure the writer stays on the
+ * current segment.
+ */
+fr_status jnl_rotate(struct jnl *j, fr_error *err)
+{
+	struct rec_writer *next;
+	fr_status rc = rec_writer_sync(j->w, FR_PERSIST_SYNC_DATA, err);
+	if (rc)
+		return rc;
+	j->cur_written = rec_writer_size(j->w);
+	rc = jnl_start_segment(j->io, j->dir, j->seg_id + 1, &next, err);
+	if (rc)
+		return rc;
+	rc = rec_writer_close(j->w, err); /* nothing buffered: cannot fail */
+	j->closed_bytes += j->cur_written;
+	j->w = next;
+	j->seg_id++;
+	j->cur_written = rec_writer_size(next);
+	return rc;
+}
+
+uint64_t jnl_segment_id(const struct jnl *j)
+{
+	return j->seg_id;
+}
+
+uint64_t jnl_bytes_written(const struct jnl *j)
+{
+	return j->closed_bytes + j->cur_written;
+}
+
+fr_status jnl_segment_delete(struct fr_io *io, const char *dir, uint64_t seg_id, fr_error *err)
+{
+	char path[PATH_MAX];
+	fr_status rc = jnl_seg_path(path, sizeof(path), dir, seg_id, err);
+	if (rc)
+		return rc;
+	rc = io_unlink(io, path, err);
+	if (rc)
+		return rc;
+	return io_sync_dir(io, dir, err);
+}
+
+fr_status jnl_close(struct jnl *j, fr_error *err)
+{
+	if (!j)
+		return FR_OK;
+	fr_status rc = rec_writer_close(j->w, err);
+	fr_free(j->dir);
+	fr_free(j);
+	return rc;
+}
