@@ -219,7 +219,7 @@ static fr_status win_get(struct rec_win *w, uint64_t off, size_t need, const uin
 static fr_status rec_check_at(struct rec_win *w, uint64_t off, const uint8_t **payload,
 			      uint32_t *len, const char **why, fr_error *err)
 {
-	const uint8_t *p;
+	const uint8_t *p = NULL;
 	fr_status rc;
 	if (w->file_len - off < REC_HEADER_LEN) {
 		*why = "record header cut short by the end of the file";
