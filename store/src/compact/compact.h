@@ -41,6 +41,7 @@ struct compact_job {
 	size_t out_cnt;
 	uint64_t bytes_read;         /* key+value bytes of the input */
 	uint64_t bytes_written;      /* file bytes of the outputs */
+	bool out_cnt_keep;           /* the caller's: outputs may be referenced, never delete */
 };
 
 /* Runs the job. On failure, outputs already written are deleted and none are returned. */

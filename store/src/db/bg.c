@@ -209,8 +209,12 @@ fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err)
 	e.has_last_seqno = true;
 	e.last_seqno = upto;
 	rc = vset_apply(db->vs, &e, err);
-	if (rc)
+	if (rc) {
+		/* the edit may have reached the manifest: the files stay, the next open's orphan
+		 * pass decides */
+		j.out_cnt_keep = true;
 		goto out;
+	}
 	/* the table is published: now the memtable may go (see tree_view) */
 	fr_mutex_lock(&t->mu);
 	fr_assert(t->sealed[0] == m);
@@ -224,7 +228,7 @@ fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err)
 	atomic_add_u64(&db->st.flush_write_bytes, j.bytes_written);
 	db_release_segments(db);
 out:
-	if (rc) {
+	if (rc && !j.out_cnt_keep) {
 		/* the outputs are not in any version: delete them */
 		char path[PATH_MAX];
 		for (size_t i = 0; i < j.out_cnt; i++) {
@@ -299,8 +303,10 @@ fr_status bg_compact_tree(fr_db *db, struct tree *t, bool major, fr_error *err)
 		goto out;
 	}
 	rc = vset_apply(db->vs, &e, err);
-	if (rc)
+	if (rc) {
+		j.out_cnt_keep = true; /* as in bg_flush_tree */
 		goto out;
+	}
 	atomic_add_u64(&db->st.compactions_done, 1);
 	atomic_add_u64(&db->st.compaction_read_bytes, j.bytes_read);
 	atomic_add_u64(&db->st.compaction_write_bytes, j.bytes_written);
@@ -311,7 +317,7 @@ out_kids:
 	for (size_t i = 0; i < cnt; i++)
 		kv_free(kids[i]);
 out:
-	if (rc) {
+	if (rc && !j.out_cnt_keep) {
 		char path[PATH_MAX];
 		for (size_t i = 0; i < j.out_cnt; i++) {
 			vset_table_path(db->vs, j.outs[i].id, path, sizeof(path));
