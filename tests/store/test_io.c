@@ -30,7 +30,8 @@
 
 static const char *pj(char *buf, const char *base, const char *name)
 {
-	snprintf(buf, PATH_MAX, "%s/%s", base, name);
+	int n = snprintf(buf, PATH_MAX, "%s/%s", base, name);
+	assert_true(n > 0 && n < PATH_MAX);
 	return buf;
 }
 
