@@ -1,0 +1,464 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_block.c - sorted blocks and their stored form: round trips at several restart intervals,
+ * seeks to every key and between keys against a sorted model, next/prev, LZ4 wrapping, and
+ * corruption sweeps (every byte flipped, every truncation) that must give FR_CORRUPTION or data,
+ * never a crash (run under ASan: blocks are copied into exactly-sized heap buffers).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/ikey.h"
+#include "sst/block.h"
+#include "sst/format.h"
+#include "testutil.h"
+
+struct kv {
+	uint8_t key[48];
+	size_t klen;
+	uint8_t val[40];
+	size_t vlen;
+};
+
+static int bcmp_fn(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	return bytes_cmp(a, alen, b, blen);
+}
+
+static int kv_qcmp(const void *pa, const void *pb)
+{
+	const struct kv *a = pa, *b = pb;
+	return bytes_cmp(a->key, a->klen, b->key, b->klen);
+}
+
+/* n sorted, distinct keys sharing prefixes of various lengths; random values (some empty). */
+static size_t make_kvs(struct kv *kv, size_t n, uint64_t *rs)
+{
+	static const char *const pfx[] = {"", "a", "app", "apple", "apple/pie/", "b", "zz/zz/"};
+	for (size_t i = 0; i < n; i++) {
+		const char *p = pfx[tu_rand_below(rs, sizeof(pfx) / sizeof(pfx[0]))];
+		size_t pl = strlen(p), tail = 1 + tu_rand_below(rs, 20);
+		memcpy(kv[i].key, p, pl);
+		for (size_t j = 0; j < tail; j++)
+			kv[i].key[pl + j] = (uint8_t)('a' + tu_rand_below(rs, 4));
+		kv[i].klen = pl + tail;
+		kv[i].vlen = tu_rand_below(rs, sizeof(kv[i].val) + 1);
+		for (size_t j = 0; j < kv[i].vlen; j++)
+			kv[i].val[j] = (uint8_t)tu_rand(rs);
+	}
+	qsort(kv, n, sizeof(*kv), kv_qcmp);
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!m || kv_qcmp(&kv[m - 1], &kv[i]) != 0)
+			kv[m++] = kv[i];
+	return m;
+}
+
+/* Builds a block of kv[0..n) and returns a heap copy of exactly its size. */
+static uint8_t *build_block(const struct kv *kv, size_t n, uint32_t interval, size_t *len)
+{
+	struct blk_builder b;
+	const uint8_t *data;
+	blk_builder_init(&b, interval);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(blk_builder_add(&b, kv[i].key, kv[i].klen, kv[i].val, kv[i].vlen),
+				 FR_OK);
+	assert_int_equal(blk_builder_finish(&b, &data, len), FR_OK);
+	assert_int_equal(*len, blk_builder_size(&b));
+	uint8_t *copy = malloc(*len);
+	assert_non_null(copy);
+	memcpy(copy, data, *len);
+	blk_builder_fini(&b);
+	return copy;
+}
+
+static void expect_at(const struct blk_iter *it, const struct kv *kv)
+{
+	assert_true(it->valid);
+	assert_int_equal(blk_iter_key_len(it), kv->klen);
+	assert_memory_equal(blk_iter_key(it), kv->key, kv->klen);
+	assert_int_equal(it->val_len, kv->vlen);
+	if (kv->vlen)
+		assert_memory_equal(it->val, kv->val, kv->vlen);
+}
+
+/* first index with key >= target */
+static size_t model_lower(const struct kv *kv, size_t n, const uint8_t *t, size_t tlen)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (bytes_cmp(kv[mid].key, kv[mid].klen, t, tlen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void check_block(const struct kv *kv, size_t n, uint32_t interval, uint64_t *rs)
+{
+	size_t len;
+	uint8_t *data = build_block(kv, n, interval, &len);
+	struct blk b;
+	struct blk_iter it;
+	fr_error err;
+
+	assert_int_equal(blk_init(&b, data, len, bcmp_fn, 0, "mem", 0, &err), FR_OK);
+	assert_int_equal(b.restart_cnt, (n + interval - 1) / interval);
+	blk_iter_init(&it, &b);
+
+	/* forward and backward */
+	size_t i = 0;
+	for (assert_int_equal(blk_iter_seek_first(&it, &err), FR_OK); it.valid;
+	     assert_int_equal(blk_iter_next(&it, &err), FR_OK))
+		expect_at(&it, &kv[i++]);
+	assert_int_equal(i, n);
+	for (assert_int_equal(blk_iter_seek_last(&it, &err), FR_OK); it.valid;
+	     assert_int_equal(blk_iter_prev(&it, &err), FR_OK))
+		expect_at(&it, &kv[--i]);
+	assert_int_equal(i, 0);
+
+	for (i = 0; i < n; i++) {
+		/* the key itself */
+		assert_int_equal(blk_iter_seek(&it, kv[i].key, kv[i].klen, &err), FR_OK);
+		expect_at(&it, &kv[i]);
+		/* just after it (its immediate successor key) */
+		uint8_t t[64];
+		memcpy(t, kv[i].key, kv[i].klen);
+		t[kv[i].klen] = 0;
+		assert_int_equal(blk_iter_seek(&it, t, kv[i].klen + 1, &err), FR_OK);
+		if (i + 1 < n)
+			expect_at(&it, &kv[i + 1]);
+		else
+			assert_false(it.valid);
+		/* just before it: the key minus its last byte, which sorts at or before */
+		size_t j = model_lower(kv, n, kv[i].key, kv[i].klen - 1);
+		assert_int_equal(blk_iter_seek(&it, kv[i].key, kv[i].klen - 1, &err), FR_OK);
+		expect_at(&it, &kv[j]);
+		/* and step around from there */
+		assert_int_equal(blk_iter_prev(&it, &err), FR_OK);
+		if (j > 0)
+			expect_at(&it, &kv[j - 1]);
+		else
+			assert_false(it.valid);
+		assert_int_equal(blk_iter_seek(&it, kv[i].key, kv[i].klen, &err), FR_OK);
+		assert_int_equal(blk_iter_next(&it, &err), FR_OK);
+		if (i + 1 < n)
+			expect_at(&it, &kv[i + 1]);
+		else
+			assert_false(it.valid);
+	}
+	/* random targets against the model */
+	for (int r = 0; r < 2000; r++) {
+		uint8_t t[24];
+		size_t tl = tu_rand_below(rs, sizeof(t) + 1);
+		for (size_t k = 0; k < tl; k++)
+			t[k] = (uint8_t)("aabpz/"[tu_rand_below(rs, 6)]);
+		size_t j = model_lower(kv, n, t, tl);
+		assert_int_equal(blk_iter_seek(&it, t, tl, &err), FR_OK);
+		if (j < n)
+			expect_at(&it, &kv[j]);
+		else
+			assert_false(it.valid);
+	}
+	/* past the end; before the start */
+	uint8_t hi[] = {0xff, 0xff};
+	assert_int_equal(blk_iter_seek(&it, hi, sizeof(hi), &err), FR_OK);
+	assert_false(it.valid);
+	assert_int_equal(blk_iter_seek(&it, NULL, 0, &err), FR_OK);
+	expect_at(&it, &kv[0]);
+
+	blk_iter_fini(&it);
+	free(data);
+}
+
+static void test_block_roundtrip(void **state)
+{
+	(void)state;
+	uint64_t rs = tu_seed();
+	struct kv *kv = calloc(3000, sizeof(*kv));
+	assert_non_null(kv);
+	size_t n = make_kvs(kv, 3000, &rs);
+	assert_true(n > 1000);
+	static const uint32_t intervals[] = {1, 2, 16, 5000};
+	for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++)
+		check_block(kv, n, intervals[i], &rs);
+	/* tiny blocks: one and two entries */
+	check_block(kv, 1, 16, &rs);
+	check_block(kv, 2, 1, &rs);
+	free(kv);
+}
+
+/* Prefix compression really happens: shared prefixes cost less than full keys. */
+static void test_block_prefix_compression(void **state)
+{
+	(void)state;
+	struct blk_builder b;
+	uint8_t key[32];
+	blk_builder_init(&b, 16);
+	for (int i = 0; i < 160; i++) {
+		snprintf((char *)key, sizeof(key), "a/long/common/prefix/%05d", i);
+		assert_int_equal(blk_builder_add(&b, key, 26, "", 0), FR_OK);
+	}
+	/* full keys would take 160 * (26 + 3); deltas are ~5 bytes except at 10 restarts */
+	assert_true(blk_builder_size(&b) < 1300);
+	blk_builder_fini(&b);
+}
+
+static void test_block_empty(void **state)
+{
+	(void)state;
+	struct blk_builder bb;
+	struct blk b;
+	struct blk_iter it;
+	const uint8_t *data;
+	size_t len;
+	fr_error err;
+
+	blk_builder_init(&bb, 16);
+	assert_true(blk_builder_is_empty(&bb));
+	assert_int_equal(blk_builder_finish(&bb, &data, &len), FR_OK);
+	assert_int_equal(len, 4);
+	assert_int_equal(blk_init(&b, data, len, bcmp_fn, 0, "mem", 0, &err), FR_OK);
+	blk_iter_init(&it, &b);
+	assert_int_equal(blk_iter_seek_first(&it, &err), FR_OK);
+	assert_false(it.valid);
+	assert_int_equal(blk_iter_seek_last(&it, &err), FR_OK);
+	assert_false(it.valid);
+	assert_int_equal(blk_iter_seek(&it, (const uint8_t *)"a", 1, &err), FR_OK);
+	assert_false(it.valid);
+	blk_iter_fini(&it);
+	blk_builder_fini(&bb);
+}
+
+/* Walks a (possibly damaged) block every way; returns FR_OK or the first failure. */
+static fr_status walk(const uint8_t *data, size_t len, const struct kv *kv, size_t n, fr_error *err)
+{
+	struct blk b;
+	struct blk_iter it;
+	fr_status rc = blk_init(&b, data, len, bcmp_fn, 0, "walked.sst", 4096, err);
+	if (rc)
+		return rc;
+	blk_iter_init(&it, &b);
+	size_t steps = 0;
+	for (rc = blk_iter_seek_first(&it, err); !rc && it.valid; rc = blk_iter_next(&it, err))
+		assert_true(++steps <= len); /* every entry takes >= 3 bytes: no endless walk */
+	steps = 0;
+	for (rc = rc ? rc : blk_iter_seek_last(&it, err); !rc && it.valid;
+	     rc = blk_iter_prev(&it, err))
+		assert_true(++steps <= len);
+	for (size_t i = 0; !rc && i < n; i++) {
+		rc = blk_iter_seek(&it, kv[i].key, kv[i].klen, err);
+		if (!rc && it.valid)
+			rc = blk_iter_prev(&it, err);
+	}
+	blk_iter_fini(&it);
+	return rc;
+}
+
+static void test_block_corrupt_sweep(void **state)
+{
+	(void)state;
+	uint64_t rs = tu_seed();
+	struct kv kv[40];
+	size_t n = make_kvs(kv, 40, &rs), len;
+	for (size_t i = 0; i < n; i++) /* short values: mostly lengths and key bytes to hit */
+		kv[i].vlen %= 4;
+	uint8_t *good = build_block(kv, n, 4, &len);
+	fr_error err;
+	size_t corrupt = 0, flips = 0;
+	static const uint8_t masks[] = {0x01, 0x10, 0x80, 0xff};
+
+	assert_int_equal(walk(good, len, kv, n, &err), FR_OK);
+	for (size_t off = 0; off < len; off++) {
+		for (size_t m = 0; m < sizeof(masks); m++) {
+			uint8_t *bad = malloc(len);
+			assert_non_null(bad);
+			memcpy(bad, good, len);
+			bad[off] ^= masks[m];
+			memset(&err, 0, sizeof(err));
+			fr_status rc = walk(bad, len, kv, n, &err);
+			assert_true(rc == FR_OK || rc == FR_CORRUPTION);
+			/* a restart count of 2^24 or more cannot fit */
+			if (off == len - 1)
+				assert_int_equal(rc, FR_CORRUPTION);
+			if (rc) {
+				assert_int_equal(err.code, FR_CORRUPTION);
+				assert_non_null(strstr(err.msg, "walked.sst"));
+				assert_int_equal(err.offset, 4096);
+				corrupt++;
+			}
+			flips++;
+			free(bad);
+		}
+	}
+	fprintf(stderr, "# %zu of %zu flips reported\n", corrupt, flips);
+	/* flips in lengths and restart offsets must have been caught */
+	assert_true(corrupt > flips / 10);
+	/* every truncation */
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *bad = malloc(cut ? cut : 1);
+		assert_non_null(bad);
+		memcpy(bad, good, cut);
+		fr_status rc = walk(bad, cut, kv, n, &err);
+		assert_true(rc == FR_OK || rc == FR_CORRUPTION);
+		free(bad);
+	}
+	free(good);
+}
+
+/* Hand-made bad blocks that must be rejected. */
+static void test_block_corrupt_cases(void **state)
+{
+	(void)state;
+	fr_error err;
+	struct blk b;
+	struct blk_iter it;
+
+	/* restart count larger than the block */
+	uint8_t big[] = {0, 0, 0, 0, 0xff, 0, 0, 0};
+	assert_int_equal(blk_init(&b, big, sizeof(big), bcmp_fn, 0, "x", 0, &err), FR_CORRUPTION);
+	/* too short for a count */
+	assert_int_equal(blk_init(&b, big, 3, bcmp_fn, 0, "x", 0, &err), FR_CORRUPTION);
+	/* restart offset past the entries */
+	uint8_t far[] = {0, 1, 0, 'a', 9, 0, 0, 0, 1, 0, 0, 0};
+	assert_int_equal(blk_init(&b, far, sizeof(far), bcmp_fn, 0, "x", 0, &err), FR_CORRUPTION);
+
+	/* shared > previous key length: entry 2 claims 5 shared bytes of a 1-byte key */
+	uint8_t shr[] = {0, 1, 0, 'a', 5, 1, 0, 'b', 0, 0, 0, 0, 1, 0, 0, 0};
+	assert_int_equal(blk_init(&b, shr, sizeof(shr), bcmp_fn, 0, "x.sst", 77, &err), FR_OK);
+	blk_iter_init(&it, &b);
+	assert_int_equal(blk_iter_seek_first(&it, &err), FR_OK);
+	assert_true(it.valid);
+	assert_int_equal(blk_iter_next(&it, &err), FR_CORRUPTION);
+	assert_false(it.valid);
+	assert_non_null(strstr(err.msg, "x.sst"));
+	assert_int_equal(err.offset, 77);
+
+	/* a varint that never ends */
+	uint8_t var[] = {0x80, 0x80, 0x80, 0x80, 0, 0, 0, 0, 1, 0, 0, 0};
+	assert_int_equal(blk_init(&b, var, sizeof(var), bcmp_fn, 0, "x", 0, &err), FR_OK);
+	blk_iter_set_block(&it, &b);
+	assert_int_equal(blk_iter_seek_first(&it, &err), FR_CORRUPTION);
+	/* value running past the entries */
+	uint8_t val[] = {0, 1, 9, 'a', 'v', 0, 0, 0, 0, 1, 0, 0, 0};
+	assert_int_equal(blk_init(&b, val, sizeof(val), bcmp_fn, 0, "x", 0, &err), FR_OK);
+	blk_iter_set_block(&it, &b);
+	assert_int_equal(blk_iter_seek_first(&it, &err), FR_CORRUPTION);
+	/* internal-key blocks reject keys shorter than the trailer */
+	uint8_t shortk[] = {0, 1, 0, 'a', 0, 0, 0, 0, 1, 0, 0, 0};
+	assert_int_equal(
+		blk_init(&b, shortk, sizeof(shortk), bcmp_fn, IKEY_TRAILER_LEN, "x", 0, &err),
+		FR_OK);
+	blk_iter_set_block(&it, &b);
+	assert_int_equal(blk_iter_seek_first(&it, &err), FR_CORRUPTION);
+	blk_iter_fini(&it);
+}
+
+static void test_block_stored(void **state)
+{
+	(void)state;
+	uint64_t rs = tu_seed();
+	struct fr_buf out;
+	uint8_t comp[4096], rnd[4096], *owned;
+	const uint8_t *data;
+	size_t dlen;
+	fr_error err;
+
+	for (size_t i = 0; i < sizeof(comp); i++) {
+		comp[i] = (uint8_t)("abcabcabd"[i % 9]);
+		rnd[i] = (uint8_t)tu_rand(&rs);
+	}
+	buf_init(&out);
+
+	/* compressible: LZ4, much smaller, decodes to the original */
+	assert_int_equal(blk_stored_encode(comp, sizeof(comp), true, &out), FR_OK);
+	assert_true(out.len < sizeof(comp) / 4);
+	assert_int_equal(out.data[out.len - SST_BLOCK_TRAILER_LEN], SST_COMP_LZ4);
+	assert_int_equal(blk_stored_decode(out.data, out.len, "s", 0, &data, &dlen, &owned, &err),
+			 FR_OK);
+	assert_non_null(owned);
+	assert_int_equal(dlen, sizeof(comp));
+	assert_memory_equal(data, comp, dlen);
+	fr_free(owned);
+	/* every flipped byte is caught by the checksum */
+	for (size_t i = 0; i < out.len; i++) {
+		out.data[i] ^= 0x20;
+		assert_int_equal(blk_stored_decode(out.data, out.len, "s.sst", 123, &data, &dlen,
+						   &owned, &err),
+				 FR_CORRUPTION);
+		assert_null(owned);
+		assert_non_null(strstr(err.msg, "s.sst"));
+		assert_int_equal(err.offset, 123);
+		out.data[i] ^= 0x20;
+	}
+	/* truncated below the trailer */
+	assert_int_equal(blk_stored_decode(out.data, 8, "s", 0, &data, &dlen, &owned, &err),
+			 FR_CORRUPTION);
+
+	/* incompressible: stored raw even with compression on */
+	buf_clear(&out);
+	assert_int_equal(blk_stored_encode(rnd, sizeof(rnd), true, &out), FR_OK);
+	assert_int_equal(out.len, sizeof(rnd) + SST_BLOCK_TRAILER_LEN);
+	assert_int_equal(out.data[sizeof(rnd)], SST_COMP_NONE);
+	assert_int_equal(blk_stored_decode(out.data, out.len, "s", 0, &data, &dlen, &owned, &err),
+			 FR_OK);
+	assert_null(owned);
+	assert_ptr_equal(data, out.data);
+	assert_memory_equal(data, rnd, sizeof(rnd));
+
+	/* compressible but compression off */
+	buf_clear(&out);
+	assert_int_equal(blk_stored_encode(comp, sizeof(comp), false, &out), FR_OK);
+	assert_int_equal(out.len, sizeof(comp) + SST_BLOCK_TRAILER_LEN);
+
+	/* a savings of less than 1/8 keeps the raw bytes: half random, half compressible */
+	uint8_t mix[4096];
+	memcpy(mix, rnd, 3700);
+	memset(mix + 3700, 'x', sizeof(mix) - 3700);
+	buf_clear(&out);
+	assert_int_equal(blk_stored_encode(mix, sizeof(mix), true, &out), FR_OK);
+	assert_int_equal(out.data[out.len - SST_BLOCK_TRAILER_LEN], SST_COMP_NONE);
+
+	/* an LZ4 block that lies about its size, with a valid checksum */
+	buf_clear(&out);
+	assert_int_equal(blk_stored_encode(comp, sizeof(comp), true, &out), FR_OK);
+	out.data[0] ^= 0x01; /* varint raw length off by one */
+	uint64_t sum = fr_xxh3(out.data, out.len - 8);
+	enc_u64(out.data + out.len - 8, sum);
+	assert_int_equal(blk_stored_decode(out.data, out.len, "s", 0, &data, &dlen, &owned, &err),
+			 FR_CORRUPTION);
+	/* an unknown compression type, with a valid checksum */
+	out.data[out.len - SST_BLOCK_TRAILER_LEN] = 7;
+	sum = fr_xxh3(out.data, out.len - 8);
+	enc_u64(out.data + out.len - 8, sum);
+	assert_int_equal(blk_stored_decode(out.data, out.len, "s", 0, &data, &dlen, &owned, &err),
+			 FR_CORRUPTION);
+	assert_non_null(strstr(err.msg, "compression type 7"));
+	buf_fini(&out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_block_roundtrip),
+		cmocka_unit_test(test_block_prefix_compression),
+		cmocka_unit_test(test_block_empty),
+		cmocka_unit_test(test_block_corrupt_sweep),
+		cmocka_unit_test(test_block_corrupt_cases),
+		cmocka_unit_test(test_block_stored),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
