@@ -687,6 +687,13 @@ fr_status vset_apply(struct vset *vs, const struct vedit *e, fr_error *err)
 		goto out_change;
 	}
 
+	/* The names of added tables must be durable before an edit that refers to them is:
+	 * after a power cut, a synced table without its directory entry would be missing. */
+	if (e->add_cnt) {
+		rc = io_sync_dir(vs->io, vs->tables_dir, err);
+		if (rc)
+			goto out_fail; /* a failed fsync cannot be retried safely */
+	}
 	/* The manifest is written under apply_mu on purpose: edits must reach it one at a
 	 * time and in the order they are published. Readers only ever take vs->mu. */
 	if (rec_writer_size(vs->mfst) >= vs->mfst_roll_bytes) {
