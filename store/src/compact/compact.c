@@ -123,6 +123,53 @@ static void delete_outputs(struct compact_job *j)
 	compact_job_fini(j);
 }
 
+/* The weak tombstones of one key and stripe that found no value to cancel in the stripe. */
+struct weak_pend {
+	uint64_t *seqnos; /* newest first */
+	size_t cnt, cap;
+	size_t stripe;
+	struct fr_buf ik;
+};
+
+static fr_status weak_push(struct weak_pend *w, uint64_t seqno)
+{
+	if (w->cnt == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 4;
+		uint64_t *a = fr_realloc(w->seqnos, cap * sizeof(*a));
+		if (!a)
+			return FR_NOMEM;
+		w->seqnos = a;
+		w->cap = cap;
+	}
+	w->seqnos[w->cnt++] = seqno;
+	return FR_OK;
+}
+
+/* Writes the pending weak tombstones of user key k: they must still cancel an older value
+ * below this input (none is left below the bottom's oldest stripe). */
+static fr_status weak_flush(struct out_state *o, struct weak_pend *w, const uint8_t *k,
+			    size_t klen, fr_error *err)
+{
+	size_t n = w->cnt;
+	w->cnt = 0;
+	if (!n || (o->j->bottom && w->stripe == 0))
+		return FR_OK;
+	buf_clear(&w->ik);
+	if (buf_reserve(&w->ik, klen + IKEY_TRAILER_LEN))
+		return FR_ERR(err, FR_NOMEM, "compaction");
+	for (size_t i = 0; i < n; i++) {
+		fr_status rc;
+		if (!o->w && (rc = out_open(o, err)))
+			return rc;
+		ikey_encode(w->ik.data, k, klen, w->seqnos[i], VT_WEAK_DEL);
+		rc = sst_writer_add(o->w, w->ik.data, klen + IKEY_TRAILER_LEN, NULL, 0, err);
+		if (rc)
+			return rc;
+		o->added++;
+	}
+	return FR_OK;
+}
+
 fr_status compact_run(struct compact_job *j, fr_error *err)
 {
 	struct out_state o = {.j = j, .start_unbounded = true};
@@ -130,7 +177,13 @@ fr_status compact_run(struct compact_job *j, fr_error *err)
 	buf_init(&cur);
 	buf_init(&o.start);
 	bool have_key = false;
-	size_t kept_stripe = SIZE_MAX;
+	/* the stripe being resolved and whether its outcome is decided; of its versions, newest
+	 * first, a weak tombstone cancels the next value (both go), a tombstone or a value that
+	 * no weak tombstone cancels is kept and hides the rest, as readers resolve them */
+	size_t stripe = SIZE_MAX;
+	bool decided = false;
+	struct weak_pend weak = {0};
+	buf_init(&weak.ik);
 	fr_status rc = FR_OK;
 	struct kv_iter *in = j->input;
 
@@ -143,6 +196,13 @@ fr_status compact_run(struct compact_job *j, fr_error *err)
 		uint8_t type = ikey_type(in->key, in->key_len);
 		j->bytes_read += in->key_len + in->val_len;
 		bool new_key = !have_key || bytes_cmp(cur.data, cur.len, in->key, ulen) != 0;
+		size_t s = stripe_of(j, seqno);
+		if (new_key || s != stripe) {
+			if ((rc = weak_flush(&o, &weak, cur.data, cur.len, err)))
+				goto out;
+			stripe = weak.stripe = s;
+			decided = false;
+		}
 		if (new_key) {
 			/* a new user key: the place to cut a full table */
 			if (o.w && sst_writer_size(o.w) >= j->target_size) {
@@ -158,16 +218,27 @@ fr_status compact_run(struct compact_job *j, fr_error *err)
 			if ((rc = buf_append(&cur, in->key, ulen)))
 				goto out_nomem;
 			have_key = true;
-			kept_stripe = SIZE_MAX;
 		}
-		size_t s = stripe_of(j, seqno);
-		if (s == kept_stripe)
+		if (decided)
 			continue; /* shadowed by a newer version of the same stripe */
-		kept_stripe = s;
 		uint64_t t = rdset_max_cover(j->rds, in->key, ulen, stripe_top(j, s));
-		if (t > seqno)
-			continue; /* deleted by a range tombstone of the same stripe */
-		if (j->bottom && s == 0 && (type == VT_DEL || type == VT_WEAK_DEL))
+		if (t > seqno) {
+			decided = true; /* deleted by a range tombstone of the same stripe */
+			continue;
+		}
+		if (type == VT_WEAK_DEL) {
+			if (weak_push(&weak, seqno))
+				goto out_nomem;
+			continue;
+		}
+		if (type != VT_DEL && weak.cnt) {
+			weak.cnt--; /* the value and the oldest pending weak tombstone cancel */
+			continue;
+		}
+		if (type == VT_DEL)
+			weak.cnt = 0; /* a tombstone hides everything older anyway */
+		decided = true;
+		if (j->bottom && s == 0 && type == VT_DEL)
 			continue;
 		if (!o.w) {
 			if ((rc = out_open(&o, err)))
@@ -183,6 +254,8 @@ fr_status compact_run(struct compact_job *j, fr_error *err)
 			*err = in->err;
 		goto out;
 	}
+	if ((rc = weak_flush(&o, &weak, cur.data, cur.len, err)))
+		goto out;
 	/* the last table (or a table of tombstones only) runs to +inf */
 	if (!o.w && rdset_all(j->rds, &(const struct range_del *){NULL}) > 0) {
 		if ((rc = out_open(&o, err)))
@@ -200,6 +273,8 @@ out:
 		delete_outputs(j);
 	buf_fini(&cur);
 	buf_fini(&o.start);
+	buf_fini(&weak.ik);
+	fr_free(weak.seqnos);
 	return rc;
 }
 

@@ -156,7 +156,8 @@ fr_status rdset_new(const struct range_del *rds, size_t cnt, struct rdset **out)
 		}
 	}
 	for (size_t f = 0; f < n; f++)
-		qsort(s->frags[f].seqnos, s->frags[f].cnt, sizeof(uint64_t), u64_desc);
+		if (s->frags[f].cnt > 1) /* seqnos is NULL when cnt is 0: qsort wants non-NULL */
+			qsort(s->frags[f].seqnos, s->frags[f].cnt, sizeof(uint64_t), u64_desc);
 	*out = s;
 	return FR_OK;
 out_nomem:

@@ -109,6 +109,11 @@ static fr_status seal_all_fn(fr_db *db, void *ctx, fr_error *err)
 	fr_status rc = db_check_writable(db, err);
 	if (rc)
 		return rc;
+	/* each tree's flush makes its part of the batches durable alone: the journal must hold
+	 * the whole batches durably first (see leader_seal_one in write.c) */
+	rc = jnl_commit(db->jnl, FR_PERSIST_SYNC_DATA, err);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < db->tree_cap; i++) {
 		fr_mutex_lock(&db->mu);
 		struct tree *t = i < db->tree_cap ? db->trees[i] : NULL;

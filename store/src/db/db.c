@@ -69,7 +69,15 @@ static fr_status check_format(fr_db *db, bool *fresh, fr_error *err)
 		return FR_ERR(err, ours ? FR_INVALID : FR_CORRUPTION,
 			      "%s: unsupported database format version (this build reads %.*s)",
 			      path, (int)strlen(FORMAT_TEXT) - 1, FORMAT_TEXT);
-	*fresh = false;
+	/* CURRENT appears (by an atomic rename) before the journal exists, so before anything
+	 * can be committed: FORMAT without CURRENT is a creation cut short, done again here */
+	bool cur;
+	char cpath[PATH_MAX];
+	snprintf(cpath, sizeof(cpath), "%s/CURRENT", db->path);
+	rc = io_exists(db->io, cpath, &cur, err);
+	if (rc)
+		return rc;
+	*fresh = !cur && db->opts.create_if_missing && !db->opts.read_only;
 	return FR_OK;
 }
 

@@ -278,8 +278,26 @@ static fr_status apply_op(fr_db *db, uint64_t seqno, const struct batch_op *o, f
  * write buffer budget is exceeded, and those pinning the oldest journal segment once the
  * journal is long. Sealed memtables are flushed in the background (or here, when the database
  * runs without a background thread). */
+/* Seals t's memtable. Its flush will make its part of each batch durable apart from the
+ * other trees' parts, so the journal must hold those batches durably first (synced once per
+ * call, *synced): else a power cut could leave a BUFFER batch half in one tree's table. */
+static fr_status leader_seal_one(fr_db *db, struct tree *t, bool *synced, fr_error *err)
+{
+	if (!*synced) {
+		fr_status rc = jnl_commit(db->jnl, FR_PERSIST_SYNC_DATA, err);
+		if (rc)
+			return rc;
+		*synced = true;
+	}
+	if (tree_seal(db, t))
+		return FR_ERR(err, FR_NOMEM, "sealing a memtable");
+	return FR_OK;
+}
+
 static fr_status leader_seal(fr_db *db, fr_error *err)
 {
+	bool synced = false;
+	fr_status rc;
 	uint64_t total = 0, largest = 0;
 	struct tree *big = NULL;
 	uint64_t pin_below = 0;
@@ -299,8 +317,9 @@ static fr_status leader_seal(fr_db *db, fr_error *err)
 		bool seal = bytes >= db->opts.memtable_max ||
 			    (pin_below && t->active_min_seqno && t->active_min_seqno <= pin_below);
 		if (seal) {
-			if (tree_seal(db, t))
-				return FR_ERR(err, FR_NOMEM, "sealing a memtable");
+			rc = leader_seal_one(db, t, &synced, err);
+			if (rc)
+				return rc;
 			sealed_any = true;
 			continue;
 		}
@@ -311,12 +330,18 @@ static fr_status leader_seal(fr_db *db, fr_error *err)
 		}
 	}
 	if (big && total > db->opts.write_buffer_max) {
-		if (tree_seal(db, big))
-			return FR_ERR(err, FR_NOMEM, "sealing a memtable");
+		rc = leader_seal_one(db, big, &synced, err);
+		if (rc)
+			return rc;
 		sealed_any = true;
 	}
-	if (sealed_any)
+	if (sealed_any && db->opts.background)
 		bg_kick(db);
+	/* without a background thread the flushes (and the compactions they make due) run
+	 * here; the commit itself is done, so a failure only poisons the database for the next
+	 * write */
+	if (sealed_any && !db->opts.background)
+		(void)bg_drain(db, NULL);
 	return FR_OK;
 }
 

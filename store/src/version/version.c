@@ -117,6 +117,9 @@ fr_status table_reader(struct table *t, struct sst_reader **out, fr_error *err)
 			rc = sst_reader_open(t->io, t->path, t->meta.id, &r, err);
 			if (!rc)
 				atomic_store_rel_ptr((void **)&t->reader, r);
+			else if (rc == FR_NOT_FOUND) /* never "no such key" to a lookup */
+				rc = FR_CORRUPT(err, t->path, 0,
+						"table of the current version is missing");
 		}
 		fr_mutex_unlock(mu);
 		if (rc)
