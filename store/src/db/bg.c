@@ -339,6 +339,20 @@ out:
 static struct tree *pick(fr_db *db, bool *flush)
 {
 	fr_mutex_assert_held(&db->mu);
+	/* L0 far past its trigger: compact before flushing more, so L0 stays bounded and
+	 * writers wait on sealed memtables instead (the stall in leader_stall) */
+	for (size_t i = 0; i < db->tree_cap; i++) {
+		struct tree *t = db->trees[i];
+		if (!t || t->compacting)
+			continue;
+		struct tree_version *v = vset_current(db->vs, t->id);
+		bool urgent = v->level_cnt[0] >= L0_STOP_FLUSH;
+		tv_unref(v);
+		if (urgent) {
+			*flush = false;
+			return t;
+		}
+	}
 	for (size_t i = 0; i < db->tree_cap; i++) {
 		struct tree *t = db->trees[i];
 		if (!t || t->flushing)

@@ -36,6 +36,7 @@ struct writer;
 #define CATALOG_KS 0
 #define SEALED_MAX 4        /* writes wait while a tree has this many sealed memtables */
 #define L0_COMPACT_TRIGGER 4
+#define L0_STOP_FLUSH 12     /* compaction goes before flushes from here on */
 #define TABLE_TARGET_SIZE (64u << 20)
 
 /* One LSM tree: its memtables and (through the vset) its tables. Refcounted by db->trees and
