@@ -314,7 +314,7 @@ static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr
 	buf_init(&prev);
 	blk_iter_init(&ii, &r->index);
 	for (rc = blk_iter_seek_first(&ii, err); !rc && ii.valid; rc = blk_iter_next(&ii, err)) {
-		struct sst_handle dh;
+		struct sst_handle dh = {0};
 		rc = index_handle(r, &ii, &dh, err);
 		if (rc)
 			break;

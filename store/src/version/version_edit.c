@@ -267,7 +267,7 @@ static fr_status dec_level(struct ve_dec *d, uint32_t *v)
 static fr_status dec_add(struct ve_dec *d, struct vedit *e)
 {
 	struct sst_meta m;
-	uint32_t tree_id, level;
+	uint32_t tree_id = 0, level = 0;
 	const uint8_t *at;
 	fr_status rc;
 
@@ -308,8 +308,8 @@ static fr_status dec_add(struct ve_dec *d, struct vedit *e)
 static fr_status dec_field(struct ve_dec *d, struct vedit *e)
 {
 	const uint8_t *at = d->p;
-	uint64_t tag, a;
-	uint32_t tree_id, level;
+	uint64_t tag = 0, a = 0;
+	uint32_t tree_id = 0, level = 0;
 	fr_status rc;
 
 	rc = dec_u(d, &tag, "version edit: bad field tag");
