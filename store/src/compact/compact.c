@@ -177,11 +177,15 @@ fr_status compact_run(struct compact_job *j, fr_error *err)
 	buf_init(&cur);
 	buf_init(&o.start);
 	bool have_key = false;
-	/* the stripe being resolved and whether its outcome is decided; of its versions, newest
-	 * first, a weak tombstone cancels the next value (both go), a tombstone or a value that
-	 * no weak tombstone cancels is kept and hides the rest, as readers resolve them */
+	/* The stripe being resolved. Its versions, newest first, are resolved as readers do: a
+	 * weak tombstone cancels the next value (both go; weak tombstones left over are kept, by
+	 * weak_flush); the first tombstone, or value no weak tombstone cancels, is kept and hides
+	 * the rest. Except below a kept value: a newer weak tombstone may cancel it, and must
+	 * then meet what it hid, so resolving goes on down to a tombstone, keeping it and the
+	 * weak tombstones that cancel older stripes' values. */
 	size_t stripe = SIZE_MAX;
 	bool decided = false;
+	bool put_kept = false; /* the stripe's newest value is written */
 	struct weak_pend weak = {0};
 	buf_init(&weak.ik);
 	fr_status rc = FR_OK;
@@ -202,6 +206,7 @@ fr_status compact_run(struct compact_job *j, fr_error *err)
 				goto out;
 			stripe = weak.stripe = s;
 			decided = false;
+			put_kept = false;
 		}
 		if (new_key) {
 			/* a new user key: the place to cut a full table */
@@ -235,11 +240,17 @@ fr_status compact_run(struct compact_job *j, fr_error *err)
 			weak.cnt--; /* the value and the oldest pending weak tombstone cancel */
 			continue;
 		}
-		if (type == VT_DEL)
+		if (type == VT_DEL) {
 			weak.cnt = 0; /* a tombstone hides everything older anyway */
-		decided = true;
-		if (j->bottom && s == 0 && type == VT_DEL)
+			decided = true;
+		} else if (put_kept) {
+			decided = true; /* an older value of a key written several times */
 			continue;
+		} else {
+			put_kept = true;
+		}
+		if (type == VT_DEL && j->bottom && s == 0)
+			continue; /* nothing older is left to hide */
 		if (!o.w) {
 			if ((rc = out_open(&o, err)))
 				goto out;

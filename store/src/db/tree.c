@@ -91,15 +91,19 @@ fr_status tree_view(fr_db *db, struct tree *t, struct read_view *v)
 		return FR_NOMEM;
 	}
 	v->mem_cnt = 0;
+	/* the version is taken under t->mu: a flush publishes its table before it drops the
+	 * memtable (under t->mu), so no entry can be missed; a sealed memtable the version
+	 * already holds as a table is left out, so that no entry is seen twice either (a weak
+	 * tombstone cancels one version: a duplicate would show through) */
+	v->ver = vset_current(db->vs, t->id);
 	mem_ref(t->active);
 	v->mems[v->mem_cnt++] = t->active;
 	for (size_t i = t->sealed_cnt; i-- > 0;) {
+		if (t->sealed_upto[i] <= v->ver->flushed_seqno)
+			continue;
 		mem_ref(t->sealed[i]);
 		v->mems[v->mem_cnt++] = t->sealed[i];
 	}
-	/* the version is taken after the memtables and under t->mu: a flush publishes its table
-	 * before it drops the memtable (under t->mu), so no entry can be missed */
-	v->ver = vset_current(db->vs, t->id);
 	fr_mutex_unlock(&t->mu);
 	return FR_OK;
 }
