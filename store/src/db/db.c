@@ -129,18 +129,10 @@ static fr_status db_recover(fr_db *db, fr_error *err)
 	if (rc)
 		return rc;
 	fr_mutex_lock(&db->mu);
-	if (db->seg_cnt == db->seg_cap) {
-		size_t cap = db->seg_cap ? db->seg_cap * 2 : 8;
-		struct seg_info *s = fr_realloc(db->segs, cap * sizeof(*s));
-		if (!s) {
-			fr_mutex_unlock(&db->mu);
-			return FR_ERR(err, FR_NOMEM, "segments");
-		}
-		db->segs = s;
-		db->seg_cap = cap;
-	}
-	db->segs[db->seg_cnt++] = (struct seg_info){max_seg + 1, db->seqno};
+	rc = db_seg_push(db, max_seg + 1, db->seqno);
 	fr_mutex_unlock(&db->mu);
+	if (rc)
+		return FR_ERR(err, rc, "journal segment list");
 	/* segments replayed but entirely flushed already can go now */
 	db_release_segments(db);
 	return vset_delete_orphans(db->vs, err);

@@ -386,19 +386,9 @@ static fr_status leader_rotate(fr_db *db, fr_error *err)
 	if (rc)
 		return rc;
 	fr_mutex_lock(&db->mu);
-	if (db->seg_cnt == db->seg_cap) {
-		size_t cap = db->seg_cap ? db->seg_cap * 2 : 8;
-		struct seg_info *s = fr_realloc(db->segs, cap * sizeof(*s));
-		if (!s) {
-			fr_mutex_unlock(&db->mu);
-			return FR_ERR(err, FR_NOMEM, "journal segment list");
-		}
-		db->segs = s;
-		db->seg_cap = cap;
-	}
-	db->segs[db->seg_cnt++] = (struct seg_info){jnl_segment_id(db->jnl), db->seqno};
+	rc = db_seg_push(db, jnl_segment_id(db->jnl), db->seqno);
 	fr_mutex_unlock(&db->mu);
-	return FR_OK;
+	return rc ? FR_ERR(err, rc, "journal segment list") : FR_OK;
 }
 
 /* Writes a group of batch writers. Each batch gets its own seqno and journal record. */
@@ -561,6 +551,21 @@ fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error
 	return run_writer(db, &w, FR_PERSIST_BUFFER, NULL, err);
 }
 
+fr_status db_seg_push(fr_db *db, uint64_t id, uint64_t max_seqno)
+{
+	fr_mutex_assert_held(&db->mu);
+	if (db->seg_cnt == db->seg_cap) {
+		size_t cap = db->seg_cap ? db->seg_cap * 2 : 8;
+		struct seg_info *s = fr_realloc(db->segs, cap * sizeof(*s));
+		if (!s)
+			return FR_NOMEM;
+		db->segs = s;
+		db->seg_cap = cap;
+	}
+	db->segs[db->seg_cnt++] = (struct seg_info){id, max_seqno};
+	return FR_OK;
+}
+
 /* ---- recovery ---- */
 
 struct replay_ctx {
@@ -595,18 +600,10 @@ fr_status db_replay_record(fr_db *db, uint64_t seg_id, const uint8_t *rec, size_
 	if (seqno > db->seqno)
 		db->seqno = seqno;
 	fr_mutex_lock(&db->mu);
-	if (!db->seg_cnt || db->segs[db->seg_cnt - 1].id != seg_id) {
-		if (db->seg_cnt == db->seg_cap) {
-			size_t cap = db->seg_cap ? db->seg_cap * 2 : 8;
-			struct seg_info *s = fr_realloc(db->segs, cap * sizeof(*s));
-			if (!s) {
-				fr_mutex_unlock(&db->mu);
-				return FR_ERR(err, FR_NOMEM, "journal segment list");
-			}
-			db->segs = s;
-			db->seg_cap = cap;
-		}
-		db->segs[db->seg_cnt++] = (struct seg_info){seg_id, 0};
+	if ((!db->seg_cnt || db->segs[db->seg_cnt - 1].id != seg_id) &&
+	    db_seg_push(db, seg_id, 0)) {
+		fr_mutex_unlock(&db->mu);
+		return FR_ERR(err, FR_NOMEM, "journal segment list");
 	}
 	if (seqno > db->segs[db->seg_cnt - 1].max_seqno)
 		db->segs[db->seg_cnt - 1].max_seqno = seqno;
