@@ -138,6 +138,8 @@ typedef struct fr_db_stats {
 	uint64_t flush_write_bytes;
 	uint64_t user_write_bytes;  /* key and value bytes committed */
 	uint64_t journal_write_bytes;
+	uint64_t disk_total_bytes;  /* size of the file system holding the database (0: unknown) */
+	uint64_t disk_avail_bytes;  /* bytes available to it there */
 	bool poisoned;
 } fr_db_stats;
 FR_API fr_status fr_db_stats_get(fr_db *db, fr_db_stats *out, fr_error *err);

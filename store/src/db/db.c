@@ -302,5 +302,8 @@ fr_status db_stats(fr_db *db, fr_db_stats *out)
 		fr_mutex_unlock(&t->mu);
 	}
 	fr_mutex_unlock(&db->mu);
+	fr_error e;
+	if (io_space(db->io, db->path, &out->disk_total_bytes, &out->disk_avail_bytes, &e) != FR_OK)
+		out->disk_total_bytes = out->disk_avail_bytes = 0; /* unknown, not an error */
 	return FR_OK;
 }

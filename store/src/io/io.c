@@ -98,6 +98,16 @@ fr_status io_exists(struct fr_io *io, const char *path, bool *out, fr_error *err
 	return io->ops->exists(io, path, out, err);
 }
 
+fr_status io_space(struct fr_io *io, const char *path, uint64_t *total, uint64_t *avail,
+		   fr_error *err)
+{
+	if (!io->ops->space) {
+		*total = *avail = 0;
+		return FR_OK;
+	}
+	return io->ops->space(io, path, total, avail, err);
+}
+
 fr_status io_link(struct fr_io *io, const char *from, const char *to, fr_error *err)
 {
 	return io->ops->link(io, from, to, err);

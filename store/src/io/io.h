@@ -65,6 +65,10 @@ struct io_ops {
 	/* takes an exclusive lock on file `path` (created if missing) for the life of *out;
 	 * FR_BUSY when another holder (in this or another process) has it */
 	fr_status (*lock)(struct fr_io *io, const char *path, struct io_file **out, fr_error *err);
+	/* total and available bytes of the file system holding `path` (statvfs); NULL: unknown,
+	 * reported as 0 */
+	fr_status (*space)(struct fr_io *io, const char *path, uint64_t *total, uint64_t *avail,
+			   fr_error *err);
 	/* frees the io (wrappers do not free what they wrap) */
 	void (*destroy)(struct fr_io *io);
 };
@@ -98,6 +102,8 @@ fr_status io_list(struct fr_io *io, const char *dir, io_list_fn fn, void *ctx, f
 fr_status io_exists(struct fr_io *io, const char *path, bool *out, fr_error *err);
 fr_status io_link(struct fr_io *io, const char *from, const char *to, fr_error *err);
 fr_status io_lock(struct fr_io *io, const char *path, struct io_file **out, fr_error *err);
+fr_status io_space(struct fr_io *io, const char *path, uint64_t *total, uint64_t *avail,
+		   fr_error *err);
 void io_destroy(struct fr_io *io);
 
 /* Writes a whole small file atomically: path.tmp, sync, rename over path, sync the directory. */

@@ -252,6 +252,12 @@ static fr_status fault_exists(struct fr_io *io, const char *path, bool *out, fr_
 	return io_exists(fault_of(io)->inner, path, out, err);
 }
 
+static fr_status fault_space(struct fr_io *io, const char *path, uint64_t *total,
+			     uint64_t *avail, fr_error *err)
+{
+	return io_space(fault_of(io)->inner, path, total, avail, err);
+}
+
 static fr_status fault_link(struct fr_io *io, const char *from, const char *to, fr_error *err)
 {
 	return io_link(fault_of(io)->inner, from, to, err);
@@ -296,6 +302,7 @@ static const struct io_ops fault_ops = {
 	.list = fault_list,
 	.exists = fault_exists,
 	.link = fault_link,
+	.space = fault_space,
 	.lock = fault_lock,
 	.destroy = fault_destroy,
 };

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -253,6 +254,19 @@ static fr_status px_lock(struct fr_io *io, const char *path, struct io_file **ou
 	return FR_OK;
 }
 
+static fr_status px_space(struct fr_io *io, const char *path, uint64_t *total, uint64_t *avail,
+			  fr_error *err)
+{
+	struct statvfs sv;
+
+	(void)io;
+	if (statvfs(path, &sv) != 0)
+		return FR_ERR_SYS(err, errno, "statvfs %s", path);
+	*total = (uint64_t)sv.f_blocks * sv.f_frsize;
+	*avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return FR_OK;
+}
+
 static const struct io_ops posix_ops = {
 	.open = px_open,
 	.pread = px_pread,
@@ -270,6 +284,7 @@ static const struct io_ops posix_ops = {
 	.exists = px_exists,
 	.link = px_link,
 	.lock = px_lock,
+	.space = px_space,
 	.destroy = NULL,
 };
 
