@@ -457,8 +457,11 @@ int main(int argc, char *argv[])
 			goto out_unmount;
 		fuse_loop_cfg_set_clone_fd(cfg, (unsigned)copts.clone_fd);
 		fuse_loop_cfg_set_idle_threads(cfg, copts.max_idle_threads);
-		if (copts.max_threads > 0 && copts.max_threads <= 100000)
-			fuse_loop_cfg_set_max_threads(cfg, copts.max_threads);
+		/* libfuse 3.14 leaves an unset max_threads at UINT_MAX and then complains */
+		fuse_loop_cfg_set_max_threads(cfg, copts.max_threads > 0 &&
+							   copts.max_threads <= 100000
+						       ? copts.max_threads
+						       : 10);
 		ret = fuse_session_loop_mt(se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}
