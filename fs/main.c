@@ -42,8 +42,8 @@ static void usage(const char *prog)
 	       "    -o sync                every change durable (fdatasync) before it returns\n"
 	       "    -o chunk_size=N        bytes per data chunk for a new store (default 65536)\n"
 	       "    -o inline_max=N        files up to N bytes live in the inode (default 4096)\n"
-	       "    -o entry_timeout=S     kernel name cache timeout, seconds (default 1.0)\n"
-	       "    -o attr_timeout=S      kernel attribute cache timeout, seconds (default 1.0)\n"
+	       "    -o entry_timeout=S     kernel name cache timeout, seconds (default 3600)\n"
+	       "    -o attr_timeout=S      kernel attribute cache timeout, seconds (default 3600)\n"
 	       "    -o no_writeback        turn the kernel writeback cache off\n"
 	       "    -o ro                  mount read-only (the store is opened read-only)\n\n");
 }
@@ -374,8 +374,10 @@ int main(int argc, char *argv[])
 	memset(&copts, 0, sizeof(copts));
 	fs.opts.chunk_size = 65536;
 	fs.opts.inline_max = 4096;
-	fs.opts.entry_timeout = 1.0;
-	fs.opts.attr_timeout = 1.0;
+	/* Only this daemon changes the filesystem, and every change reaches it through the
+	 * kernel that caches, which drops what a change makes stale: long timeouts are safe. */
+	fs.opts.entry_timeout = 3600.0;
+	fs.opts.attr_timeout = 3600.0;
 	if (fuse_opt_parse(&args, &fs.opts, fs_opt_spec, opt_proc) == -1)
 		goto out_args;
 	if (fuse_parse_cmdline(&args, &copts) != 0)

@@ -5,9 +5,10 @@
  * so a listing made while the directory changes shows every entry that existed at opendir
  * exactly once, and no other.
  *
- * Offsets: "." is 1, ".." is 2, and the n-th entry of the keyspace is n + 2. A handle
- * remembers the offset and name it stopped at; a call with another offset (seekdir, rewinddir)
- * walks from the start again.
+ * Offsets: "." is 1, ".." is 2, and the n-th entry of the keyspace is n + 2. A handle keeps its
+ * iterator, standing on the next entry, and the offset and name it stopped at; a call with
+ * another offset (seekdir) walks from the start again, and offset 0 after the first call
+ * (rewinddir) takes a new snapshot.
  */
 #include "ops.h"
 
@@ -23,6 +24,7 @@ struct dir_handle {
 	struct fs_node *node;   /* held while the handle is open */
 	fr_keyspace *ks;
 	uint64_t parent;        /* ".." */
+	fr_iter *it;            /* at the entry after `last`, kept between calls; may be NULL */
 	char last[FSS_NAME_MAX + 1]; /* the last name returned (valid when last_off > 2) */
 	off_t last_off;
 	bool started;           /* a readdir has been answered */
@@ -34,6 +36,7 @@ static void dir_handle_free(struct fs *fs, uint64_t ino, struct dir_handle *dh)
 {
 	bool reclaim;
 
+	fr_iter_close(dh->it);
 	fr_snapshot_close(dh->snap);
 	pthread_mutex_destroy(&dh->mu);
 	itab_close(&fs->itab, ino);
@@ -145,13 +148,53 @@ static bool add_entry(fuse_req_t req, struct fs *fs, bool plus, char *buf, size_
 	return true;
 }
 
+/* Positions dh->it on the entry with offset off + 1 (the first one the caller wants): the kept
+ * iterator when it stands there already, else a new one, seeking by name after the last one
+ * returned, or counting from the start (seekdir to an older offset). *at is set to the offset
+ * of the entry before the iterator's position. */
+static fr_status dir_position(struct dir_handle *dh, off_t off, off_t *at, fr_error *e)
+{
+	fr_iter_options io;
+	fr_status st;
+
+	if (dh->it && off > 2 && off == dh->last_off) {
+		*at = off;
+		return FR_OK;
+	}
+	fr_iter_close(dh->it);
+	dh->it = NULL;
+	memset(&io, 0, sizeof(io));
+	io.snapshot = dh->snap;
+	*at = 2;
+	if (off > 2 && off == dh->last_off) {
+		io.lower = dh->last;
+		io.lower_len = strlen(dh->last);
+	}
+	st = fr_iter_open(dh->ks, &io, &dh->it, e);
+	if (st != FR_OK)
+		return st;
+	if (io.lower) {
+		size_t klen;
+		*at = off;
+		if (fr_iter_valid(dh->it)) {
+			const void *k = fr_iter_key(dh->it, &klen);
+			if (klen == io.lower_len && memcmp(k, dh->last, klen) == 0)
+				st = fr_iter_next(dh->it, e);
+		}
+		return st;
+	}
+	while (st == FR_OK && *at < off && fr_iter_valid(dh->it)) {
+		(*at)++;
+		st = fr_iter_next(dh->it, e);
+	}
+	return st;
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct fs *fs = fs_of(req);
 	struct dir_handle *dh = (struct dir_handle *)(uintptr_t)fi->fh;
-	fr_iter_options io;
-	fr_iter *it = NULL;
 	fr_error e;
 	fr_status st = FR_OK;
 	char *buf;
@@ -173,6 +216,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			rc = fs_errno(st, &e, "readdir");
 			goto reply;
 		}
+		fr_iter_close(dh->it);
+		dh->it = NULL;
 		fr_snapshot_close(dh->snap);
 		dh->snap = snap;
 		dh->parent = dir_parent(fs, ino);
@@ -182,20 +227,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		goto reply;
 	if (off < 2 && !add_entry(req, fs, plus, buf, size, &pos, "..", dh->parent, DT_DIR, 2))
 		goto reply;
-	memset(&io, 0, sizeof(io));
-	io.snapshot = dh->snap;
-	at = 2;
-	if (off > 2 && off == dh->last_off) {
-		io.lower = dh->last;
-		io.lower_len = strlen(dh->last);
-		at = off;
-	}
-	st = fr_iter_open(dh->ks, &io, &it, &e);
-	while (st == FR_OK && fr_iter_valid(it)) {
+	st = dir_position(dh, off, &at, &e);
+	while (st == FR_OK && fr_iter_valid(dh->it)) {
 		char name[FSS_NAME_MAX + 1];
 		size_t klen, vlen;
-		const void *k = fr_iter_key(it, &klen);
-		const void *v = fr_iter_value(it, &vlen);
+		const void *k = fr_iter_key(dh->it, &klen);
+		const void *v = fr_iter_value(dh->it, &vlen);
 		uint64_t cino;
 		uint8_t dtype;
 
@@ -205,22 +242,18 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		memcpy(name, k, klen);
 		name[klen] = 0;
-		if (at == off && off > 2 && io.lower && strcmp(name, dh->last) == 0) {
-			/* the name we stopped after */
-		} else if (at >= off) {
-			if (!add_entry(req, fs, plus, buf, size, &pos, name, cino, dtype, at + 1))
-				break;
-			memcpy(dh->last, name, klen + 1);
-			dh->last_off = at + 1;
-			at++;
-		} else {
-			at++; /* seeking by count from the start */
-		}
-		st = fr_iter_next(it, &e);
+		/* an entry that does not fit stays under the iterator for the next call */
+		if (!add_entry(req, fs, plus, buf, size, &pos, name, cino, dtype, at + 1))
+			break;
+		memcpy(dh->last, name, klen + 1);
+		dh->last_off = ++at;
+		st = fr_iter_next(dh->it, &e);
 	}
-	if (st != FR_OK)
+	if (st != FR_OK) {
 		rc = fs_errno(st, &e, "readdir");
-	fr_iter_close(it);
+		fr_iter_close(dh->it);
+		dh->it = NULL;
+	}
 reply:
 	dh->started = true;
 	pthread_mutex_unlock(&dh->mu);

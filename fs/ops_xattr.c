@@ -51,6 +51,12 @@ static void xattr_change(fuse_req_t req, fuse_ino_t ino, const char *name, const
 	rc = xattr_key(ino, name, key, &klen);
 	if (rc)
 		goto out;
+	if (!remove && strncmp(name, "system.posix_acl_", 17) == 0) {
+		/* POSIX ACLs are not supported: storing one would not change the mode or the
+		 * permission checks, so say so, and tools (cp -a) fall back to chmod */
+		rc = -EOPNOTSUPP;
+		goto out;
+	}
 	if (!remove && size > FSS_XATTR_VALUE_MAX) {
 		rc = -E2BIG;
 		goto out;
