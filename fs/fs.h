@@ -82,6 +82,8 @@ int fs_dir_ks(struct fs *fs, struct fs_node *n, bool ns_held, fr_keyspace **out)
 int fs_dirent_get(fr_keyspace *dks, const char *name, uint64_t *ino, uint8_t *dtype);
 
 /* ---- reclaiming ---- */
+/* Adds to b the removal of an inode with no links: its chunks, xattrs and record. */
+int fs_inode_drop(struct fs *fs, fr_batch *b, const struct fs_inode *in);
 /* Removes an inode whose link count is 0: record, chunks, xattrs and orphan entry, in one
  * batch. Errors are logged (the orphan entry stays for the next mount). */
 void fs_reclaim(struct fs *fs, uint64_t ino);

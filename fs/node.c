@@ -204,6 +204,21 @@ static int drop_xattrs(struct fs *fs, uint64_t ino, fr_batch *b)
 	return rc;
 }
 
+int fs_inode_drop(struct fs *fs, fr_batch *b, const struct fs_inode *in)
+{
+	uint8_t key[FSS_INO_KEY_LEN];
+	int rc = 0;
+
+	if (S_ISREG(in->mode) && !(in->flags & FSI_INLINE))
+		rc = fsd_drop(&fs->data, in, b);
+	if (rc == 0 && (in->flags & FSI_XATTR))
+		rc = drop_xattrs(fs, in->ino, b);
+	fss_ino_key(in->ino, key);
+	if (rc == 0 && fr_batch_remove(b, fs->inodes, key, sizeof(key)))
+		rc = -ENOMEM;
+	return rc;
+}
+
 void fs_reclaim(struct fs *fs, uint64_t ino)
 {
 	uint8_t key[FSS_INO_KEY_LEN];
@@ -226,12 +241,7 @@ void fs_reclaim(struct fs *fs, uint64_t ino)
 		goto out; /* linked again (never by us, but do not destroy a live file) */
 	fss_ino_key(ino, key);
 	if (rc == 0) {
-		if (S_ISREG(in.mode) && !(in.flags & FSI_INLINE))
-			rc = fsd_drop(&fs->data, &in, b);
-		if (rc == 0 && (in.flags & FSI_XATTR))
-			rc = drop_xattrs(fs, ino, b);
-		if (rc == 0 && fr_batch_remove(b, fs->inodes, key, sizeof(key)))
-			rc = -ENOMEM;
+		rc = fs_inode_drop(fs, b, &in);
 	} else if (rc == -ENOENT) {
 		rc = 0; /* only the orphan entry is left */
 	}

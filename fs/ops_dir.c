@@ -465,7 +465,9 @@ static int dir_empty(struct fs *fs, uint64_t ino)
 /*
  * Adds to b what removing one name of `in` does to it: the link count drops (a directory's
  * goes to 0 and its keyspace is dropped), ctime changes, and an inode left with no link gets an
- * orphan entry. Sets *orphaned.
+ * orphan entry (*orphaned). The inode stays until the kernel forgets it and the last handle
+ * closes: the kernel still sends requests for it after the unlink (it writes back cached
+ * times, for one), so it is reclaimed then (fs_reclaim), or at the next mount after a crash.
  */
 static int unlink_inode(struct fs *fs, fr_batch *b, struct fs_inode *in, int64_t now,
 			bool *orphaned)
