@@ -403,7 +403,9 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	uint64_t user_bytes = 0;
 	fr_status rc = db_check_writable(db, err);
 	struct writer *w = first;
-	for (size_t i = 0; i < n && !rc; i++, w = w->next) {
+	/* The group's links are read without write_mu: stop at its last member, whose next
+	 * field a new writer may be setting right now. */
+	for (size_t i = 0; i < n && !rc; i++, w = i < n ? w->next : w) {
 		rc = lo_build(db, w->b, &los[i], err);
 		if (!rc)
 			rc = leader_stall(db, &los[i], err);
@@ -416,7 +418,7 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	/* From here on, seqnos are handed out: any failure poisons the database. */
 	uint64_t base = db->seqno;
 	w = first;
-	for (size_t i = 0; i < n && !rc; i++, w = w->next) {
+	for (size_t i = 0; i < n && !rc; i++, w = i < n ? w->next : w) {
 		w->seqno = base + 1 + i;
 		buf_clear(&rec);
 		rc = batch_encode(w->seqno, los[i].ops, los[i].cnt, &rec);
