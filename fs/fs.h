@@ -67,6 +67,8 @@ int fs_inode_put(struct fs *fs, fr_batch *b, const struct fs_inode *in);
 int fs_commit(struct fs *fs, fr_batch *b, const char *what);
 /* A new batch, or NULL (ENOMEM). */
 fr_batch *fs_batch(struct fs *fs);
+/* A new batch for a change: 0, -EROFS on a read-only mount, or -ENOMEM. */
+int fs_batch_rw(struct fs *fs, fr_batch **out);
 /* Fills st from an inode. */
 void fs_stat(const struct fs *fs, const struct fs_inode *in, struct stat *st);
 /* Allocates an inode number. */
@@ -78,8 +80,18 @@ uint64_t fs_ino_alloc(struct fs *fs);
  * racing rmdir never re-creates it; ns_held says the caller holds ns_mu already.
  * 0, -ENOENT (no such directory), -errno. */
 int fs_dir_ks(struct fs *fs, struct fs_node *n, bool ns_held, fr_keyspace **out);
+/* The node of directory ino, held, and its keyspace: fs_dir_ks plus -ENOTDIR when ino is
+ * something else. Release *np with fs_node_put. */
+int fs_dir_open(struct fs *fs, uint64_t ino, bool ns_held, struct fs_node **np,
+		fr_keyspace **ks);
 /* Looks name up in directory dks. 0 with *ino and *dtype set, -ENOENT, -EIO. */
 int fs_dirent_get(fr_keyspace *dks, const char *name, uint64_t *ino, uint8_t *dtype);
+
+/* ---- holds on nodes: dropping the last hold on an orphan reclaims it ---- */
+/* itab_put, then fs_reclaim when it was the last hold on an orphan. Accepts NULL. */
+void fs_node_put(struct fs *fs, struct fs_node *n);
+/* itab_close, then fs_reclaim when it was the last hold on an orphan. */
+void fs_node_close(struct fs *fs, uint64_t ino);
 
 /* ---- reclaiming ---- */
 /* Adds to b the removal of an inode with no links: its chunks, xattrs and record. */

@@ -62,12 +62,32 @@ fr_batch *fs_batch(struct fs *fs)
 	return fr_batch_new(fs->db, &b) == FR_OK ? b : NULL;
 }
 
+int fs_batch_rw(struct fs *fs, fr_batch **out)
+{
+	*out = NULL;
+	if (fs->opts.read_only)
+		return -EROFS;
+	*out = fs_batch(fs);
+	return *out ? 0 : -ENOMEM;
+}
+
 int fs_commit(struct fs *fs, fr_batch *b, const char *what)
 {
 	fr_error e;
 	fr_status st = fr_batch_commit(b, fs->persist, NULL, &e);
 
 	return st == FR_OK ? 0 : -fs_errno(st, &e, what);
+}
+
+/* Nanoseconds since the epoch as a timespec, tv_nsec in [0, 1e9) also before 1970. */
+static void ns_to_ts(int64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+	if (ts->tv_nsec < 0) {
+		ts->tv_sec--;
+		ts->tv_nsec += 1000000000;
+	}
 }
 
 void fs_stat(const struct fs *fs, const struct fs_inode *in, struct stat *st)
@@ -82,25 +102,9 @@ void fs_stat(const struct fs *fs, const struct fs_inode *in, struct stat *st)
 	st->st_size = (off_t)in->size;
 	st->st_blksize = fs->data.chunk_size;
 	st->st_blocks = (blkcnt_t)((in->size + 511) / 512);
-	st->st_atim.tv_sec = in->atime_ns / 1000000000;
-	st->st_atim.tv_nsec = in->atime_ns % 1000000000;
-	st->st_mtim.tv_sec = in->mtime_ns / 1000000000;
-	st->st_mtim.tv_nsec = in->mtime_ns % 1000000000;
-	st->st_ctim.tv_sec = in->ctime_ns / 1000000000;
-	st->st_ctim.tv_nsec = in->ctime_ns % 1000000000;
-	/* times before 1970 keep tv_nsec in [0, 1e9) */
-	if (st->st_atim.tv_nsec < 0) {
-		st->st_atim.tv_sec--;
-		st->st_atim.tv_nsec += 1000000000;
-	}
-	if (st->st_mtim.tv_nsec < 0) {
-		st->st_mtim.tv_sec--;
-		st->st_mtim.tv_nsec += 1000000000;
-	}
-	if (st->st_ctim.tv_nsec < 0) {
-		st->st_ctim.tv_sec--;
-		st->st_ctim.tv_nsec += 1000000000;
-	}
+	ns_to_ts(in->atime_ns, &st->st_atim);
+	ns_to_ts(in->mtime_ns, &st->st_mtim);
+	ns_to_ts(in->ctime_ns, &st->st_ctim);
 }
 
 uint64_t fs_ino_alloc(struct fs *fs)
@@ -151,6 +155,49 @@ int fs_dir_ks(struct fs *fs, struct fs_node *n, bool ns_held, fr_keyspace **out)
 		return -fs_errno(st, &e, "open directory");
 	*out = itab_set_dir_ks(&fs->itab, n, ks);
 	return 0;
+}
+
+int fs_dir_open(struct fs *fs, uint64_t ino, bool ns_held, struct fs_node **np,
+		fr_keyspace **ks)
+{
+	struct fs_node *n = itab_get(&fs->itab, ino);
+	int rc;
+
+	*np = NULL;
+	if (!n)
+		return -ENOMEM;
+	rc = fs_dir_ks(fs, n, ns_held, ks);
+	if (rc == -ENOENT) {
+		/* a directory inode always has its keyspace; anything else is not a directory */
+		struct fs_inode in;
+		fss_inode_init(&in);
+		if (fs_inode_get(fs, ino, &in) == 0 && !S_ISDIR(in.mode))
+			rc = -ENOTDIR;
+		fss_inode_fini(&in);
+	}
+	if (rc) {
+		fs_node_put(fs, n);
+		return rc;
+	}
+	*np = n;
+	return 0;
+}
+
+void fs_node_put(struct fs *fs, struct fs_node *n)
+{
+	uint64_t ino;
+
+	if (!n)
+		return;
+	ino = n->ino;
+	if (itab_put(&fs->itab, n))
+		fs_reclaim(fs, ino);
+}
+
+void fs_node_close(struct fs *fs, uint64_t ino)
+{
+	if (itab_close(&fs->itab, ino))
+		fs_reclaim(fs, ino);
 }
 
 int fs_dirent_get(fr_keyspace *dks, const char *name, uint64_t *ino, uint8_t *dtype)

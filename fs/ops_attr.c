@@ -49,15 +49,9 @@ void fsop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 
 	(void)fi;
 	fss_inode_init(&in);
-	if (fs->opts.read_only) {
-		rc = -EROFS;
+	rc = fs_batch_rw(fs, &b);
+	if (rc)
 		goto out;
-	}
-	b = fs_batch(fs);
-	if (!b) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	itab_lock(&fs->itab, ino);
 	rc = fs_inode_get(fs, ino, &in);
 	if (rc)

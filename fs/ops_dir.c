@@ -48,45 +48,6 @@ void fsop_reply_entry(fuse_req_t req, struct fs *fs, const struct fs_inode *in)
 		fsop_forget_one(fs, in->ino, 1);
 }
 
-/* The keyspace of directory ino with the node held: *np must be released with itab_put. */
-static int dir_open(struct fs *fs, uint64_t ino, bool ns_held, struct fs_node **np,
-		    fr_keyspace **ks)
-{
-	struct fs_node *n = itab_get(&fs->itab, ino);
-	int rc;
-
-	*np = NULL;
-	if (!n)
-		return -ENOMEM;
-	rc = fs_dir_ks(fs, n, ns_held, ks);
-	if (rc == -ENOENT) {
-		/* a directory inode always has its keyspace; anything else is not a directory */
-		struct fs_inode in;
-		fss_inode_init(&in);
-		if (fs_inode_get(fs, ino, &in) == 0 && !S_ISDIR(in.mode))
-			rc = -ENOTDIR;
-		fss_inode_fini(&in);
-	}
-	if (rc) {
-		if (itab_put(&fs->itab, n))
-			fs_reclaim(fs, ino);
-		return rc;
-	}
-	*np = n;
-	return 0;
-}
-
-static void node_put(struct fs *fs, struct fs_node *n)
-{
-	uint64_t ino;
-
-	if (!n)
-		return;
-	ino = n->ino;
-	if (itab_put(&fs->itab, n))
-		fs_reclaim(fs, ino);
-}
-
 void fsop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
@@ -102,11 +63,11 @@ void fsop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	rc = dir_open(fs, parent, false, &pn, &dks);
+	rc = fs_dir_open(fs, parent, false, &pn, &dks);
 	if (rc)
 		goto out;
 	rc = fs_dirent_get(dks, name, &ino, &dtype);
-	node_put(fs, pn);
+	fs_node_put(fs, pn);
 	if (rc == -ENOENT) {
 		/* a negative entry the kernel may cache for entry_timeout */
 		struct fuse_entry_param e;
@@ -204,13 +165,11 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, uint32
 		return rc == -EINVAL ? -EEXIST : rc; /* "." and ".." exist */
 	if (target && strlen(target) > FSS_SYMLINK_MAX)
 		return -ENAMETOOLONG;
-	if (fs->opts.read_only)
-		return -EROFS;
-	b = fs_batch(fs);
-	if (!b)
-		return -ENOMEM;
+	rc = fs_batch_rw(fs, &b);
+	if (rc)
+		return rc;
 	pthread_mutex_lock(&fs->ns_mu);
-	rc = dir_open(fs, parent, true, &pn, &dks);
+	rc = fs_dir_open(fs, parent, true, &pn, &dks);
 	if (rc)
 		goto out_unlock_ns;
 	itab_lock(&fs->itab, parent);
@@ -270,7 +229,7 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, uint32
 		atomic_fetch_add(&fs->inode_cnt, 1);
 out_unlock:
 	itab_unlock(&fs->itab, parent);
-	node_put(fs, pn);
+	fs_node_put(fs, pn);
 out_unlock_ns:
 	pthread_mutex_unlock(&fs->ns_mu);
 	fr_batch_free(b);
@@ -349,8 +308,7 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	fi->keep_cache = 1;
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		fsop_forget_one(fs, in.ino, 1);
-		if (itab_close(&fs->itab, in.ino))
-			fs_reclaim(fs, in.ino);
+		fs_node_close(fs, in.ino);
 	}
 out:
 	fss_inode_fini(&in);
@@ -377,17 +335,11 @@ void fsop_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char 
 		rc = rc == -EINVAL ? -EEXIST : rc;
 		goto out;
 	}
-	if (fs->opts.read_only) {
-		rc = -EROFS;
+	rc = fs_batch_rw(fs, &b);
+	if (rc)
 		goto out;
-	}
-	b = fs_batch(fs);
-	if (!b) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	pthread_mutex_lock(&fs->ns_mu);
-	rc = dir_open(fs, newparent, true, &pn, &dks);
+	rc = fs_dir_open(fs, newparent, true, &pn, &dks);
 	if (rc)
 		goto out_unlock_ns;
 	itab_lock_set(&fs->itab, &ls, inos, 2);
@@ -427,7 +379,7 @@ void fsop_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char 
 		rc = fs_commit(fs, b, "link");
 out_unlock:
 	itab_unlock_set(&fs->itab, &ls);
-	node_put(fs, pn);
+	fs_node_put(fs, pn);
 out_unlock_ns:
 	pthread_mutex_unlock(&fs->ns_mu);
 out:
@@ -447,14 +399,14 @@ static int dir_empty(struct fs *fs, uint64_t ino)
 	fr_keyspace *ks;
 	fr_error e;
 	fr_status st;
-	int rc = dir_open(fs, ino, true, &n, &ks);
+	int rc = fs_dir_open(fs, ino, true, &n, &ks);
 
 	if (rc == -ENOENT)
 		return 0; /* no keyspace: nothing in it */
 	if (rc)
 		return rc;
 	st = fr_first(ks, NULL, NULL, NULL, NULL, &e);
-	node_put(fs, n);
+	fs_node_put(fs, n);
 	if (st == FR_NOT_FOUND)
 		return 0;
 	if (st == FR_OK)
@@ -518,17 +470,11 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, boo
 		rc = -ENAMETOOLONG;
 		goto out;
 	}
-	if (fs->opts.read_only) {
-		rc = -EROFS;
+	rc = fs_batch_rw(fs, &b);
+	if (rc)
 		goto out;
-	}
-	b = fs_batch(fs);
-	if (!b) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	pthread_mutex_lock(&fs->ns_mu);
-	rc = dir_open(fs, parent, true, &pn, &dks);
+	rc = fs_dir_open(fs, parent, true, &pn, &dks);
 	if (rc)
 		goto out_unlock_ns;
 	rc = fs_dirent_get(dks, name, &inos[1], &dtype);
@@ -572,7 +518,7 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, boo
 out_unlock:
 	itab_unlock_set(&fs->itab, &ls);
 out_unlock_ns:
-	node_put(fs, pn);
+	fs_node_put(fs, pn);
 	pthread_mutex_unlock(&fs->ns_mu);
 	if (rc == 0 && orphaned)
 		after_orphaned(fs, in.ino);
@@ -629,21 +575,15 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 		rc = rc == -EINVAL ? -EBUSY : rc;
 		goto out;
 	}
-	if (fs->opts.read_only) {
-		rc = -EROFS;
+	rc = fs_batch_rw(fs, &b);
+	if (rc)
 		goto out;
-	}
-	b = fs_batch(fs);
-	if (!b) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	r.same_parent = parent == newparent;
 	dp = r.same_parent ? &r.sp : &r.dp;
 	pthread_mutex_lock(&fs->ns_mu);
-	rc = dir_open(fs, parent, true, &spn, &sdks);
+	rc = fs_dir_open(fs, parent, true, &spn, &sdks);
 	if (rc == 0)
-		rc = dir_open(fs, newparent, true, &dpn, &ddks);
+		rc = fs_dir_open(fs, newparent, true, &dpn, &ddks);
 	if (rc)
 		goto out_unlock_ns;
 	rc = fs_dirent_get(sdks, name, &sino, &stype);
@@ -739,8 +679,8 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 out_unlock:
 	itab_unlock_set(&fs->itab, &ls);
 out_unlock_ns:
-	node_put(fs, spn);
-	node_put(fs, dpn);
+	fs_node_put(fs, spn);
+	fs_node_put(fs, dpn);
 	pthread_mutex_unlock(&fs->ns_mu);
 	if (rc == 0 && orphaned)
 		after_orphaned(fs, dino);

@@ -25,11 +25,9 @@ static int change_content(struct fs *fs, uint64_t ino, content_fn fn, void *ctx,
 	fr_batch *b;
 	int rc;
 
-	if (fs->opts.read_only)
-		return -EROFS;
-	b = fs_batch(fs);
-	if (!b)
-		return -ENOMEM;
+	rc = fs_batch_rw(fs, &b);
+	if (rc)
+		return rc;
 	fss_inode_init(&in);
 	itab_lock(&fs->itab, ino);
 	rc = fs_inode_get(fs, ino, &in);
@@ -86,8 +84,8 @@ void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = 0;
 	/* only this daemon changes the files, so cached pages stay right across opens */
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) != 0 && itab_close(&fs->itab, ino))
-		fs_reclaim(fs, ino);
+	if (fuse_reply_open(req, fi) != 0)
+		fs_node_close(fs, ino);
 }
 
 void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -169,8 +167,7 @@ void fsop_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs *fs = fs_of(req);
 
 	(void)fi;
-	if (itab_close(&fs->itab, ino))
-		fs_reclaim(fs, ino);
+	fs_node_close(fs, ino);
 	fuse_reply_err(req, 0);
 }
 

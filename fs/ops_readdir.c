@@ -34,16 +34,12 @@ struct dir_handle {
 /* Closes a handle: the snapshot, the open count and the node hold. */
 static void dir_handle_free(struct fs *fs, uint64_t ino, struct dir_handle *dh)
 {
-	bool reclaim;
-
 	fr_iter_close(dh->it);
 	fr_snapshot_close(dh->snap);
 	pthread_mutex_destroy(&dh->mu);
-	itab_close(&fs->itab, ino);
-	reclaim = itab_put(&fs->itab, dh->node);
+	fs_node_close(fs, ino); /* never the last hold: dh->node is one */
+	fs_node_put(fs, dh->node);
 	free(dh);
-	if (reclaim)
-		fs_reclaim(fs, ino);
 }
 
 /* The parent of directory ino (itself when unknown or for the root). */
@@ -71,19 +67,7 @@ void fsop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	dh->node = itab_get(&fs->itab, ino);
-	if (!dh->node) {
-		rc = ENOMEM;
-		goto fail;
-	}
-	rc = -fs_dir_ks(fs, dh->node, false, &dh->ks);
-	if (rc == ENOENT) {
-		struct fs_inode in;
-		fss_inode_init(&in);
-		if (fs_inode_get(fs, ino, &in) == 0 && !S_ISDIR(in.mode))
-			rc = ENOTDIR;
-		fss_inode_fini(&in);
-	}
+	rc = -fs_dir_open(fs, ino, false, &dh->node, &dh->ks);
 	if (rc)
 		goto fail;
 	dh->parent = dir_parent(fs, ino);
@@ -100,8 +84,7 @@ void fsop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		dir_handle_free(fs, ino, dh); /* interrupted: the kernel never saw the handle */
 	return;
 fail:
-	if (dh->node && itab_put(&fs->itab, dh->node))
-		fs_reclaim(fs, ino);
+	fs_node_put(fs, dh->node);
 	free(dh);
 	fuse_reply_err(req, rc);
 }
@@ -135,12 +118,9 @@ static bool add_entry(fuse_req_t req, struct fs *fs, bool plus, char *buf, size_
 			fsop_entry(fs, &in, &e);
 		fss_inode_fini(&in);
 		need = fuse_add_direntry_plus(req, buf + *pos, size - *pos, name, &e, off);
-		if (n) {
-			if (need <= size - *pos)
-				itab_lookup(&fs->itab, n);
-			if (itab_put(&fs->itab, n))
-				fs_reclaim(fs, ino);
-		}
+		if (n && need <= size - *pos)
+			itab_lookup(&fs->itab, n);
+		fs_node_put(fs, n);
 	}
 	if (need > size - *pos)
 		return false;

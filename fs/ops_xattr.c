@@ -61,15 +61,9 @@ static void xattr_change(fuse_req_t req, fuse_ino_t ino, const char *name, const
 		rc = -E2BIG;
 		goto out;
 	}
-	if (fs->opts.read_only) {
-		rc = -EROFS;
+	rc = fs_batch_rw(fs, &b);
+	if (rc)
 		goto out;
-	}
-	b = fs_batch(fs);
-	if (!b) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	itab_lock(&fs->itab, ino);
 	rc = fs_inode_get(fs, ino, &in);
 	if (rc)
