@@ -62,7 +62,7 @@ fr_status table_new(struct fr_io *io, const char *path, uint32_t tree_id,
 	if (!t)
 		return FR_NOMEM;
 	t->path = fr_strdup(path);
-	if (!t->path || vedit_meta_copy(&t->meta, m)) {
+	if (!t->path || sst_meta_copy(&t->meta, m)) {
 		fr_free(t->path);
 		fr_free(t);
 		return FR_NOMEM;
@@ -94,7 +94,7 @@ void table_unref(struct table *t)
 		if (rc && rc != FR_NOT_FOUND)
 			FR_LOG(FR_LOG_WARN, "could not delete obsolete table: %s", e.msg);
 	}
-	vedit_meta_fini(&t->meta);
+	sst_meta_fini(&t->meta);
 	fr_free(t->path);
 	fr_free(t);
 }

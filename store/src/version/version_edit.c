@@ -29,38 +29,6 @@ enum {
 	VE_TAG_LAST_SEQNO = 6,
 };
 
-fr_status vedit_meta_copy(struct sst_meta *dst, const struct sst_meta *src)
-{
-	struct sst_meta m = *src;
-
-	m.smallest = NULL;
-	m.largest = NULL;
-	if (src->smallest_len) {
-		m.smallest = fr_memdup(src->smallest, src->smallest_len);
-		if (!m.smallest)
-			return FR_NOMEM;
-	}
-	if (src->largest_len) {
-		m.largest = fr_memdup(src->largest, src->largest_len);
-		if (!m.largest) {
-			fr_free(m.smallest);
-			return FR_NOMEM;
-		}
-	}
-	*dst = m;
-	return FR_OK;
-}
-
-void vedit_meta_fini(struct sst_meta *m)
-{
-	fr_free(m->smallest);
-	fr_free(m->largest);
-	m->smallest = NULL;
-	m->largest = NULL;
-	m->smallest_len = 0;
-	m->largest_len = 0;
-}
-
 void vedit_init(struct vedit *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -69,7 +37,7 @@ void vedit_init(struct vedit *e)
 void vedit_fini(struct vedit *e)
 {
 	for (size_t i = 0; i < e->add_cnt; i++)
-		vedit_meta_fini(&e->adds[i].meta);
+		sst_meta_fini(&e->adds[i].meta);
 	fr_free(e->adds);
 	fr_free(e->dels);
 	fr_free(e->flushed);
@@ -104,7 +72,7 @@ fr_status vedit_add_table(struct vedit *e, uint32_t tree_id, uint32_t level,
 		return FR_NOMEM;
 	e->adds = p;
 	struct vedit_add *a = &e->adds[e->add_cnt];
-	if (vedit_meta_copy(&a->meta, m))
+	if (sst_meta_copy(&a->meta, m))
 		return FR_NOMEM;
 	a->tree_id = tree_id;
 	a->level = level;

@@ -58,9 +58,6 @@ struct tree_version *tv_new(uint32_t tree_id);
  * tv_unref leave it alone. */
 struct tree_version *tv_empty_fallback(void);
 
-/* sst_meta copies that do not need the sst layer (version_edit.c). */
-fr_status vedit_meta_copy(struct sst_meta *dst, const struct sst_meta *src);
-void vedit_meta_fini(struct sst_meta *m);
 
 /* Test hook: start a new manifest once the current one passes `bytes`. */
 void vset_set_roll_bytes(struct vset *vs, uint64_t bytes);
