@@ -354,6 +354,9 @@ static void check_meta_equal(const struct sst_meta *a, const struct sst_meta *b)
 	assert_int_equal(a->range_del_cnt, b->range_del_cnt);
 	assert_int_equal(a->min_seqno, b->min_seqno);
 	assert_int_equal(a->max_seqno, b->max_seqno);
+	/* the writer stamps the creation time and the reader reads it back (property 13) */
+	assert_true(a->created_s >= 1700000000);
+	assert_int_equal(a->created_s, b->created_s);
 	assert_int_equal(a->smallest_len, b->smallest_len);
 	assert_memory_equal(a->smallest, b->smallest, a->smallest_len);
 	assert_int_equal(a->largest_len, b->largest_len);

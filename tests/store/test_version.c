@@ -39,6 +39,7 @@ static void meta_set(struct sst_meta *m, uint64_t id, const char *lo, const char
 	m->range_del_cnt = id % 2;
 	m->min_seqno = id * 100;
 	m->max_seqno = id * 100 + 50;
+	m->created_s = id * 1000 + 7;
 	m->smallest = (uint8_t *)(uintptr_t)lo;
 	m->smallest_len = strlen(lo);
 	m->largest = (uint8_t *)(uintptr_t)hi;
@@ -81,6 +82,7 @@ static void assert_meta_equal(const struct sst_meta *a, const struct sst_meta *b
 	assert_int_equal(a->range_del_cnt, b->range_del_cnt);
 	assert_int_equal(a->min_seqno, b->min_seqno);
 	assert_int_equal(a->max_seqno, b->max_seqno);
+	assert_int_equal(a->created_s, b->created_s);
 	assert_int_equal(a->smallest_len, b->smallest_len);
 	assert_int_equal(a->largest_len, b->largest_len);
 	if (a->smallest_len)
@@ -306,11 +308,11 @@ static void test_version_edit_rejects(void **state)
 	size_t n;
 
 	(void)state;
-	/* unknown tag 7 after a valid field: blamed at the tag's offset */
+	/* unknown tag 8 after a valid field: blamed at the tag's offset */
 	n = 0;
 	n += enc_varint(p + n, 5);
 	n += enc_varint(p + n, 77);
-	n += enc_varint(p + n, 7);
+	n += enc_varint(p + n, 8);
 	n += enc_varint(p + n, 1);
 	assert_int_equal(vedit_decode(p, n, &d, "M", 40, &err), FR_CORRUPTION);
 	assert_int_equal(err.offset, 42);

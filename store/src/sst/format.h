@@ -66,6 +66,7 @@ enum sst_prop_tag {
 	SST_PROP_BLOOM_BITS = 10,
 	SST_PROP_COMPRESSION = 11, /* 0: off, 1: LZ4 allowed */
 	SST_PROP_DATA_BLOCK_CNT = 12,
+	SST_PROP_CREATED = 13, /* optional: wall-clock seconds at write */
 };
 
 /* Where a stored block is: offset of its first byte and its size without the trailer. */
@@ -122,6 +123,7 @@ struct sst_props {
 	uint64_t bloom_bits;
 	uint64_t compression;
 	uint64_t data_block_cnt;
+	uint64_t created_s; /* 0 when absent */
 };
 
 /* Fills out[SST_FOOTER_LEN] with version SST_FORMAT_VERSION, the magic and the checksum. */

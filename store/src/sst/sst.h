@@ -42,6 +42,7 @@ struct sst_meta {
 	uint64_t range_del_cnt;
 	uint64_t min_seqno;
 	uint64_t max_seqno;
+	uint64_t created_s;      /* wall-clock seconds since the epoch when written (0: unknown) */
 	uint8_t *smallest;
 	size_t smallest_len;
 	uint8_t *largest;

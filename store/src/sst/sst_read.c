@@ -171,7 +171,7 @@ fr_status sst_props_decode(const uint8_t *data, size_t len, const char *path, ui
 		if (tag <= last_tag)
 			return FR_CORRUPT(err, path, off, "property tags out of order");
 		last_tag = tag;
-		if (tag > SST_PROP_DATA_BLOCK_CNT)
+		if (tag > SST_PROP_CREATED)
 			continue; /* unknown: a later writer's extra, skipped */
 		seen |= UINT64_C(1) << tag;
 		if (tag == SST_PROP_SMALLEST) {
@@ -214,6 +214,9 @@ fr_status sst_props_decode(const uint8_t *data, size_t len, const char *path, ui
 			break;
 		case SST_PROP_COMPRESSION:
 			p->compression = v;
+			break;
+		case SST_PROP_CREATED:
+			p->created_s = v;
 			break;
 		default:
 			p->data_block_cnt = v;
@@ -273,6 +276,7 @@ static fr_status open_props(struct sst_reader *r, const struct sst_handle *h, fr
 	r->meta.range_del_cnt = p.range_del_cnt;
 	r->meta.min_seqno = p.min_seqno;
 	r->meta.max_seqno = p.max_seqno;
+	r->meta.created_s = p.created_s;
 	r->meta.smallest = fr_memdup(p.smallest, p.smallest_len);
 	r->meta.largest = fr_memdup(p.largest, p.largest_len);
 	if (!r->meta.smallest || !r->meta.largest) {

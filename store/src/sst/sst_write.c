@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
@@ -420,6 +421,7 @@ static fr_status write_meta_blocks(struct sst_writer *w, const struct sst_meta *
 		.bloom_bits = w->o.bloom_bits_per_key,
 		.compression = w->o.compress ? SST_COMP_LZ4 : SST_COMP_NONE,
 		.data_block_cnt = w->data_block_cnt,
+		.created_s = m->created_s,
 	};
 	buf_clear(&b);
 	rc = sst_props_encode(&p, &b);
@@ -465,6 +467,7 @@ fr_status sst_writer_finish(struct sst_writer *w, struct sst_meta *meta, fr_erro
 			goto out_abort;
 	}
 	rc = fill_meta(w, &m);
+	m.created_s = (uint64_t)time(NULL);
 	if (rc) {
 		FR_ERR(err, rc, "table %s: metadata", w->path);
 		goto out_abort;
@@ -552,5 +555,7 @@ fr_status sst_props_encode(const struct sst_props *p, struct fr_buf *out)
 		rc = put_prop_u64(out, SST_PROP_COMPRESSION, p->compression);
 	if (!rc)
 		rc = put_prop_u64(out, SST_PROP_DATA_BLOCK_CNT, p->data_block_cnt);
+	if (!rc && p->created_s)
+		rc = put_prop_u64(out, SST_PROP_CREATED, p->created_s);
 	return rc;
 }

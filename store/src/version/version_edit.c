@@ -27,6 +27,7 @@ enum {
 	VE_TAG_DROP_TREE = 4,
 	VE_TAG_NEXT_FILE_ID = 5,
 	VE_TAG_LAST_SEQNO = 6,
+	VE_TAG_ADD_TABLE2 = 7, /* ADD_TABLE, then varint created_s */
 };
 
 void vedit_init(struct vedit *e)
@@ -154,7 +155,7 @@ fr_status vedit_encode(const struct vedit *e, struct fr_buf *out)
 	for (size_t i = 0; i < e->add_cnt && !rc; i++) {
 		const struct vedit_add *a = &e->adds[i];
 		const struct sst_meta *m = &a->meta;
-		const uint64_t nums[] = { VE_TAG_ADD_TABLE, a->tree_id,		 a->level,
+		const uint64_t nums[] = { VE_TAG_ADD_TABLE2, a->tree_id,		 a->level,
 					  m->id,	    m->file_size,	 m->entry_cnt,
 					  m->tombstone_cnt, m->range_del_cnt, m->min_seqno,
 					  m->max_seqno };
@@ -165,6 +166,8 @@ fr_status vedit_encode(const struct vedit *e, struct fr_buf *out)
 			rc = buf_put_lenbytes(out, m->smallest, m->smallest_len);
 		if (!rc)
 			rc = buf_put_lenbytes(out, m->largest, m->largest_len);
+		if (!rc)
+			rc = buf_put_varint(out, m->created_s);
 	}
 	for (size_t i = 0; i < e->flushed_cnt && !rc; i++) {
 		rc = buf_put_varint(out, VE_TAG_FLUSHED);
@@ -232,7 +235,7 @@ static fr_status dec_level(struct ve_dec *d, uint32_t *v)
 	return FR_OK;
 }
 
-static fr_status dec_add(struct ve_dec *d, struct vedit *e)
+static fr_status dec_add(struct ve_dec *d, struct vedit *e, bool with_time)
 {
 	struct sst_meta m;
 	uint32_t tree_id = 0, level = 0;
@@ -268,6 +271,11 @@ static fr_status dec_add(struct ve_dec *d, struct vedit *e)
 	if (!dec_lenbytes(&d->p, d->end, &k, &m.largest_len))
 		return dec_bad(d, at, "version edit: bad largest key");
 	m.largest = (uint8_t *)(uintptr_t)k;
+	if (with_time) {
+		rc = dec_u(d, &m.created_s, "version edit: bad creation time");
+		if (rc)
+			return rc;
+	}
 	if (vedit_add_table(e, tree_id, level, &m))
 		return FR_ERR(d->err, FR_NOMEM, "decoding a version edit of %s", d->path);
 	return FR_OK;
@@ -285,7 +293,8 @@ static fr_status dec_field(struct ve_dec *d, struct vedit *e)
 		return rc;
 	switch (tag) {
 	case VE_TAG_ADD_TABLE:
-		return dec_add(d, e);
+	case VE_TAG_ADD_TABLE2:
+		return dec_add(d, e, tag == VE_TAG_ADD_TABLE2);
 	case VE_TAG_DEL_TABLE:
 		rc = dec_u32v(d, &tree_id, "version edit: bad tree id");
 		if (!rc)
