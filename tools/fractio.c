@@ -396,6 +396,22 @@ static int cmd_stats(fr_db *db, const struct cli *c)
 	PRINT_STAT("flush_write_bytes", s.flush_write_bytes);
 	PRINT_STAT("user_write_bytes", s.user_write_bytes);
 	PRINT_STAT("journal_write_bytes", s.journal_write_bytes);
+	if (s.user_write_bytes)
+		printf("write_amplification: %.2f\n",
+		       (double)(s.journal_write_bytes + s.flush_write_bytes +
+				s.compaction_write_bytes) / (double)s.user_write_bytes);
+	PRINT_STAT("flushes_pending", s.flushes_pending);
+	PRINT_STAT("compactions_active", s.compactions_active);
+	PRINT_STAT("compaction_time_us", s.compaction_time_us);
+	PRINT_STAT("cache_capacity", s.cache_capacity);
+	PRINT_STAT("cache_bytes", s.cache_bytes);
+	PRINT_STAT("cache_hits", s.cache_hits);
+	PRINT_STAT("cache_misses", s.cache_misses);
+	PRINT_STAT("open_files", s.open_files);
+	PRINT_STAT("write_stalls", s.write_stalls);
+	PRINT_STAT("write_stall_us", s.write_stall_us);
+	PRINT_STAT("disk_total_bytes", s.disk_total_bytes);
+	PRINT_STAT("disk_avail_bytes", s.disk_avail_bytes);
 	printf("poisoned: %s\n", s.poisoned ? "yes" : "no");
 
 	if (c->keyspace_given) {
@@ -409,11 +425,19 @@ static int cmd_stats(fr_db *db, const struct cli *c)
 		printf("keyspace: %s\n", c->keyspace);
 		PRINT_STAT("keyspace.table_cnt", ks_stats.table_cnt);
 		PRINT_STAT("keyspace.table_bytes", ks_stats.table_bytes);
-		for (i = 0; i < 8; i++) {
+		for (i = 0; i < FR_LEVEL_CNT; i++) {
 			snprintf(name, sizeof(name), "keyspace.level%d_table_cnt", i);
 			PRINT_STAT(name, ks_stats.level_table_cnt[i]);
+			snprintf(name, sizeof(name), "keyspace.level%d_bytes", i);
+			PRINT_STAT(name, ks_stats.level_bytes[i]);
 		}
 		PRINT_STAT("keyspace.memtable_bytes", ks_stats.memtable_bytes);
+		PRINT_STAT("keyspace.sealed_memtable_cnt", ks_stats.sealed_memtable_cnt);
+		PRINT_STAT("keyspace.compactions_done", ks_stats.compactions_done);
+		PRINT_STAT("keyspace.compaction_read_bytes", ks_stats.compaction_read_bytes);
+		PRINT_STAT("keyspace.compaction_write_bytes", ks_stats.compaction_write_bytes);
+		PRINT_STAT("keyspace.flush_write_bytes", ks_stats.flush_write_bytes);
+		printf("keyspace.compacting: %s\n", ks_stats.compacting ? "yes" : "no");
 		PRINT_STAT("keyspace.approximate_len", ks_stats.approximate_len);
 	}
 	if (ferror(stdout) || fflush(stdout) != 0) {

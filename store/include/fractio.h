@@ -96,7 +96,14 @@ FR_API void fr_log_set(fr_log_fn fn, void *ctx, fr_log_level level);
 typedef struct fr_db_options {
 	size_t journal_segment_max;  /* rotate journal segments at this size (default 64 MiB) */
 	size_t memtable_max;         /* seal a tree's memtable at this size (default 16 MiB) */
-	size_t write_buffer_max;     /* all memtables together (default 64 MiB) */
+	size_t write_buffer_max;     /* all memtables together; past it the largest tree is
+				      * flushed first (default 64 MiB) */
+	size_t journal_max;          /* journal bytes on disk; past it the trees pinning the
+				      * oldest segment are flushed (default 512 MiB) */
+	size_t block_cache_bytes;    /* shared LRU cache of data, index and filter blocks
+				      * (default 64 MiB; 0 disables) */
+	uint32_t max_open_files;     /* table files kept open at once (default 512, minimum 16) */
+	uint32_t worker_threads;     /* background flush and compaction threads (default 2) */
 	fr_persist default_persist;  /* for fr_put/fr_remove/... (default BUFFER) */
 	bool create_if_missing;      /* default true */
 	bool background;             /* run flush and compaction on a thread (default true) */
@@ -140,6 +147,16 @@ typedef struct fr_db_stats {
 	uint64_t journal_write_bytes;
 	uint64_t disk_total_bytes;  /* size of the file system holding the database (0: unknown) */
 	uint64_t disk_avail_bytes;  /* bytes available to it there */
+	uint64_t flushes_pending;   /* sealed memtables not yet flushed */
+	uint64_t compactions_active;
+	uint64_t compaction_time_us; /* spent in finished compactions */
+	uint64_t cache_capacity;    /* block cache */
+	uint64_t cache_bytes;
+	uint64_t cache_hits;
+	uint64_t cache_misses;
+	uint64_t open_files;        /* table files open now */
+	uint64_t write_stall_us;    /* writers delayed or halted by stalls, in total */
+	uint64_t write_stalls;      /* commits that were delayed or halted */
 	bool poisoned;
 } fr_db_stats;
 FR_API fr_status fr_db_stats_get(fr_db *db, fr_db_stats *out, fr_error *err);
@@ -147,14 +164,38 @@ FR_API fr_status fr_db_stats_get(fr_db *db, fr_db_stats *out, fr_error *err);
 /* ---- keyspaces ---- */
 #define FR_KEYSPACE_NAME_MAX 255
 
+#define FR_LEVEL_CNT 7
+
+typedef enum fr_compaction {
+	FR_COMPACTION_LEVELED = 0, /* one sorted run per level, each level ratio times the last */
+	FR_COMPACTION_TIERED = 1,  /* merge runs of similar size; less rewriting, more to read */
+	FR_COMPACTION_FIFO = 2,    /* never merge; drop the oldest tables past a size or age */
+} fr_compaction;
+
+/* Table options of one level; the zero/-1 values inherit the keyspace's. */
+typedef struct fr_level_options {
+	uint32_t block_size;        /* 0: inherit */
+	uint32_t restart_interval;  /* 0: inherit */
+	int32_t bloom_bits_per_key; /* -1: inherit; 0: no filter (e.g. on the last level) */
+	int8_t compress;            /* -1: inherit; 0: off; 1: LZ4 */
+} fr_level_options;
+
 typedef struct fr_keyspace_options {
 	/* NULL: a tree of its own. Otherwise the name of a shared tree the keyspace lives in,
-	 * created on first use with this keyspace's table options. */
+	 * created on first use with this keyspace's tree options. */
 	const char *tree;
 	uint32_t block_size;         /* data block target (default 4096) */
 	uint32_t restart_interval;   /* keys between restart points (default 16) */
 	uint32_t bloom_bits_per_key; /* 0 disables the filter (default 10) */
 	bool compress;               /* LZ4 per block when it saves >= 12.5% (default true) */
+	fr_level_options level[FR_LEVEL_CNT]; /* per-level overrides (default: inherit all) */
+	fr_compaction compaction;    /* default FR_COMPACTION_LEVELED */
+	uint32_t l0_trigger;         /* leveled, tiered: compact L0 at this many tables (4) */
+	uint32_t level_ratio;        /* leveled: size ratio of adjacent levels (10);
+				      * tiered: runs of similar size merged at once (4) */
+	uint64_t table_target_size;  /* cut compaction output tables near this (64 MiB) */
+	uint64_t fifo_limit_bytes;   /* FIFO: drop the oldest tables past this (1 GiB) */
+	uint64_t fifo_ttl_seconds;   /* FIFO: drop tables older than this (0: never) */
 } fr_keyspace_options;
 
 FR_API void fr_keyspace_options_init(fr_keyspace_options *o);
@@ -204,9 +245,16 @@ FR_API uint64_t fr_approximate_len(fr_keyspace *ks);
 typedef struct fr_keyspace_stats {
 	uint64_t table_cnt;
 	uint64_t table_bytes;
-	uint64_t level_table_cnt[8];
-	uint64_t memtable_bytes;
+	uint64_t level_table_cnt[8];  /* [0] is the L0 count */
+	uint64_t level_bytes[8];
+	uint64_t memtable_bytes;      /* active and sealed */
+	uint64_t sealed_memtable_cnt;
 	uint64_t approximate_len;
+	uint64_t compactions_done;    /* of this tree, since open */
+	uint64_t compaction_read_bytes;
+	uint64_t compaction_write_bytes;
+	uint64_t flush_write_bytes;
+	bool compacting;              /* a compaction of this tree runs now */
 } fr_keyspace_stats;
 /* Statistics of the keyspace's tree (shared by every keyspace in a shared tree). */
 FR_API fr_status fr_keyspace_stats_get(fr_keyspace *ks, fr_keyspace_stats *out, fr_error *err);

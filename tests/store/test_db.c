@@ -524,14 +524,14 @@ static void test_db_keyspace_options_persist(void **state)
 	fr_keyspace_options_init(&o);
 	o.block_size = 8192;
 	OK(fr_keyspace_open(f->db, "plain", &o, &plain, &E));
-	assert_false(plain->tree->opts.compress);
-	assert_int_equal(plain->tree->opts.block_size, 1024);
-	assert_int_equal(plain->tree->opts.restart_interval, 4);
-	assert_int_equal(plain->tree->opts.bloom_bits_per_key, 0);
+	assert_false(plain->tree->opts.level[0].compress);
+	assert_int_equal(plain->tree->opts.level[0].block_size, 1024);
+	assert_int_equal(plain->tree->opts.level[0].restart_interval, 4);
+	assert_int_equal(plain->tree->opts.level[0].bloom_bits_per_key, 0);
 	o.compress = false;
 	OK(fr_keyspace_open(f->db, "packed", &o, &packed, &E));
-	assert_true(packed->tree->opts.compress);
-	assert_int_equal(packed->tree->opts.block_size, 4096);
+	assert_true(packed->tree->opts.level[0].compress);
+	assert_int_equal(packed->tree->opts.level[0].block_size, 4096);
 
 	/* and visibly: the same compressible data takes far more room uncompressed */
 	char val[1000];

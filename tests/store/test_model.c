@@ -10,6 +10,8 @@
  * copy of the model, read later), iterators (bounds, prefix, reverse, seek), first/last/len.
  * Every ~20k operations: a flush, a major compaction or a close and reopen (which may switch
  * background work on or off). Memtables are 64 KiB so there are many tables and compactions.
+ * Compaction strategies: own0 and the shared tree are leveled (small tables and a small level
+ * ratio, so data spreads over several levels and moves down often), own1 is tiered.
  *
  * On a mismatch the test prints the seed, the operation number, the key, what it expected and
  * what it got, the history of operations on that key and the versions the engine holds.
@@ -1016,12 +1018,20 @@ static void ks_open_all(struct ctx *c)
 		fr_keyspace_options o;
 		fr_keyspace_options_init(&o);
 		o.tree = ks_trees[i];
+		o.table_target_size = 32u << 10;
+		o.level_ratio = 3;
+		o.l0_trigger = 2 + (uint32_t)i % 3;
 		if (i == 1) {
 			o.compress = false;
 			o.block_size = 512;
 			o.restart_interval = 2;
 			o.bloom_bits_per_key = 0;
+			o.compaction = FR_COMPACTION_TIERED;
 		}
+		/* per-level table options: the deepest levels without filters, L2 uncompressed */
+		o.level[LEVEL_CNT - 1].bloom_bits_per_key = 0;
+		o.level[2].compress = 0;
+		o.level[3].block_size = 1024;
 		CHECK_OK(c, fr_keyspace_open(c->db, ks_names[i], &o, &c->ks[i], &c->err));
 	}
 }

@@ -67,6 +67,14 @@ static inline uint64_t atomic_sub_u64(uint64_t *p, uint64_t v)
 {
 	return __atomic_sub_fetch(p, v, __ATOMIC_ACQ_REL);
 }
+static inline uint32_t atomic_load_acq_u32(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline void atomic_store_rel_u32(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
 static inline uint32_t atomic_add_u32(uint32_t *p, uint32_t v)
 {
 	return __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL);

@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "base/ikey.h"
 #include "base/kv_iter.h"
+#include "base/sync.h"
 #include "io/io.h"
 #include "compact/rdset.h"
 #include "version/version.h"
@@ -194,7 +195,12 @@ fr_status compact_run(struct compact_job *j, fr_error *err)
 	j->outs = NULL;
 	j->out_cnt = 0;
 	j->bytes_read = j->bytes_written = 0;
+	uint64_t n_in = 0;
 	for (kv_seek_first(in); in->valid; kv_next(in)) {
+		if ((++n_in & 1023) == 0 && j->cancel && atomic_load_acq_bool(j->cancel)) {
+			rc = FR_ERR(err, FR_CLOSED, "compaction abandoned: the database is closing");
+			goto out;
+		}
 		size_t ulen = ikey_user_len(in->key_len);
 		uint64_t seqno = ikey_seqno(in->key, in->key_len);
 		uint8_t type = ikey_type(in->key, in->key_len);

@@ -36,6 +36,8 @@ struct compact_job {
 	size_t snap_cnt;
 	bool bottom;
 	uint64_t target_size;        /* cut output tables near this size */
+	const bool *cancel;          /* atomic; when it turns true the job stops with FR_CLOSED
+				      * and deletes its outputs (NULL: never) */
 	/* outputs, filled by compact_run (release with compact_job_fini) */
 	struct sst_meta *outs;
 	size_t out_cnt;

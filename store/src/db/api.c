@@ -164,6 +164,13 @@ void fr_keyspace_options_init(fr_keyspace_options *o)
 	o->restart_interval = 16;
 	o->bloom_bits_per_key = 10;
 	o->compress = true;
+	for (int l = 0; l < FR_LEVEL_CNT; l++)
+		o->level[l] = (fr_level_options){.bloom_bits_per_key = -1, .compress = -1};
+	o->compaction = FR_COMPACTION_LEVELED;
+	o->l0_trigger = 4;
+	o->level_ratio = 10;
+	o->table_target_size = 64u << 20;
+	o->fifo_limit_bytes = 1u << 30;
 }
 
 fr_status fr_keyspace_open(fr_db *db, const char *name, const fr_keyspace_options *o,
@@ -177,6 +184,9 @@ fr_status fr_keyspace_open(fr_db *db, const char *name, const fr_keyspace_option
 		fr_keyspace_options_init(&def);
 		o = &def;
 	}
+	fr_status rc = ks_options_check(o, err);
+	if (rc)
+		return rc;
 	return ks_open(db, name, o, !db->opts.read_only, out, err);
 }
 
@@ -467,8 +477,20 @@ fr_status fr_keyspace_stats_get(fr_keyspace *ks, fr_keyspace_stats *out, fr_erro
 		return FR_ERR(err, FR_NOMEM, "stats");
 	for (size_t i = 0; i < v.mem_cnt; i++)
 		out->memtable_bytes += mem_bytes(v.mems[i]);
-	for (int l = 0; l < LEVEL_CNT; l++)
+	for (int l = 0; l < LEVEL_CNT; l++) {
 		out->level_table_cnt[l] = v.ver->level_cnt[l];
+		for (size_t i = 0; i < v.ver->level_cnt[l]; i++)
+			out->level_bytes[l] += v.ver->levels[l][i]->meta.file_size;
+	}
+	out->sealed_memtable_cnt = v.mem_cnt ? v.mem_cnt - 1 : 0;
+	struct tree *t = ks->tree;
+	out->compactions_done = atomic_load_rlx_u64(&t->st.compactions_done);
+	out->compaction_read_bytes = atomic_load_rlx_u64(&t->st.compaction_read_bytes);
+	out->compaction_write_bytes = atomic_load_rlx_u64(&t->st.compaction_write_bytes);
+	out->flush_write_bytes = atomic_load_rlx_u64(&t->st.flush_write_bytes);
+	fr_mutex_lock(&ks->db->mu);
+	out->compacting = t->compacting;
+	fr_mutex_unlock(&ks->db->mu);
 	out->table_cnt = tv_table_cnt(v.ver);
 	out->table_bytes = tv_table_bytes(v.ver);
 	read_view_release(&v);
@@ -485,9 +507,7 @@ fr_status fr_major_compact(fr_keyspace *ks, fr_error *err)
 	rc = fr_db_flush(db, err);
 	if (rc)
 		return rc;
-	fr_mutex_lock(&db->mu);
-	ks->tree->force_compact = true;
-	fr_mutex_unlock(&db->mu);
+	bg_request_major(db, ks->tree);
 	return bg_drain(db, err);
 }
 
@@ -557,6 +577,8 @@ fr_status fr_batch_create_keyspace(fr_batch *b, const char *name, const fr_keysp
 	if (!b || n == 0 || n > FR_KEYSPACE_NAME_MAX)
 		return FR_INVALID;
 	if (o && o->tree && (!*o->tree || strlen(o->tree) > FR_KEYSPACE_NAME_MAX))
+		return FR_INVALID;
+	if (ks_options_check(o, NULL))
 		return FR_INVALID;
 	fr_keyspace_options *opts = fr_realloc(b->ks_opts, (b->ks_opt_cnt + 1) * sizeof(*opts));
 	if (!opts)

@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bg.c - background work: flushing sealed memtables into L0 tables and compacting a tree's
- * tables when L0 grows, on one thread (or inline when the database runs without it).
- * A failed flush or compaction poisons the database: writes return FR_POISONED until reopen.
+ * bg.c - background work: flushing sealed memtables into L0 tables and running the compactions
+ * each tree's strategy picks (compact/pick.h), on a pool of worker threads (or inline when the
+ * database runs without them). Flushes go before compactions; one flush and one compaction
+ * per tree run at a time, different trees in parallel. A failed flush or compaction poisons
+ * the database: writes return FR_POISONED until reopen. Closing abandons a running
+ * compaction cleanly (its outputs are deleted, nothing is published) and finishes a flush.
  */
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/alloc.h"
 #include "base/error.h"
@@ -137,8 +142,19 @@ static void rd_push(void *ctx, const struct range_del *rd)
 	v->a[v->cnt++] = *rd;
 }
 
-static fr_status run_job(fr_db *db, struct tree *t, struct compact_job *j, struct kv_iter *in,
-			 struct rd_vec *rv, bool bottom, uint64_t target, fr_error *err)
+/* The table options of level `level` of t. */
+static void level_opts(struct tree *t, uint32_t level, struct sst_options *out)
+{
+	fr_mutex_lock(&t->mu);
+	*out = t->opts.level[level];
+	fr_mutex_unlock(&t->mu);
+}
+
+/* A compaction is abandoned when the database closes; a flush (bounded by a memtable) is
+ * finished. */
+static fr_status run_job(fr_db *db, struct compact_job *j, struct kv_iter *in,
+			 struct rd_vec *rv, const struct sst_options *so, bool bottom,
+			 uint64_t target, bool cancellable, fr_error *err)
 {
 	uint64_t *snaps = NULL;
 	size_t snap_cnt = 0;
@@ -152,20 +168,40 @@ static fr_status run_job(fr_db *db, struct tree *t, struct compact_job *j, struc
 	}
 	j->io = db->io;
 	j->vs = db->vs;
-	fr_mutex_lock(&t->mu);
-	j->opts = t->opts;
-	fr_mutex_unlock(&t->mu);
+	j->opts = *so;
 	j->input = in;
 	j->rds = rds;
 	j->snaps = snaps;
 	j->snap_cnt = snap_cnt;
 	j->bottom = bottom;
 	j->target_size = target;
+	j->cancel = cancellable ? &db->closing : NULL;
 	rc = compact_run(j, err);
 out:
 	rdset_free(rds);
 	fr_free(snaps);
 	return rc;
+}
+
+/* Deletes the outputs of a job that failed before its edit could reach the manifest. */
+static void drop_outputs(fr_db *db, struct compact_job *j)
+{
+	char path[PATH_MAX];
+	for (size_t i = 0; i < j->out_cnt; i++) {
+		vset_table_path(db->vs, j->outs[i].id, path, sizeof(path));
+		io_unlink(db->io, path, NULL);
+	}
+}
+
+/* After an edit of t's version: refresh what stalls and the picker look at. */
+static void tree_version_changed(fr_db *db, struct tree *t)
+{
+	struct tree_version *v = vset_current(db->vs, t->id);
+	atomic_store_rel_u32(&t->l0_cnt, (uint32_t)v->level_cnt[0]);
+	tv_unref(v);
+	fr_mutex_lock(&db->mu);
+	t->cpt_dirty = true;
+	fr_mutex_unlock(&db->mu);
 }
 
 fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err)
@@ -193,7 +229,9 @@ fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err)
 			goto out;
 		}
 		mem_range_dels_each(m, rd_push, &rv);
-		rc = run_job(db, t, &j, in, &rv, false, UINT64_MAX, err);
+		struct sst_options so;
+		level_opts(t, 0, &so);
+		rc = run_job(db, &j, in, &rv, &so, false, UINT64_MAX, false, err);
 		kv_free(in);
 		if (rc)
 			goto out;
@@ -224,18 +262,16 @@ fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err)
 	memmove(t->sealed_upto, t->sealed_upto + 1, t->sealed_cnt * sizeof(uint64_t));
 	memmove(t->sealed_min_seqno, t->sealed_min_seqno + 1, t->sealed_cnt * sizeof(uint64_t));
 	fr_mutex_unlock(&t->mu);
+	atomic_sub_u64(&db->flushes_pending, 1);
+	atomic_sub_u64(&db->wb_sealed, mem_bytes(m));
 	atomic_add_u64(&db->st.flushes_done, 1);
 	atomic_add_u64(&db->st.flush_write_bytes, j.bytes_written);
+	atomic_add_u64(&t->st.flush_write_bytes, j.bytes_written);
+	tree_version_changed(db, t);
 	db_release_segments(db);
 out:
-	if (rc && !j.out_cnt_keep) {
-		/* the outputs are not in any version: delete them */
-		char path[PATH_MAX];
-		for (size_t i = 0; i < j.out_cnt; i++) {
-			vset_table_path(db->vs, j.outs[i].id, path, sizeof(path));
-			io_unlink(db->io, path, NULL);
-		}
-	}
+	if (rc && !j.out_cnt_keep)
+		drop_outputs(db, &j);
 	compact_job_fini(&j);
 	vedit_fini(&e);
 	fr_free(rv.a);
@@ -243,116 +279,215 @@ out:
 	return rc;
 }
 
-fr_status bg_compact_tree(fr_db *db, struct tree *t, bool major, fr_error *err)
+/* A planned compaction of one tree, holding the version its plan was made from. */
+struct cjob {
+	struct tree *t;
+	struct tree_version *v;
+	struct compact_pick pk;
+	bool major;
+};
+
+static void cjob_fini(struct cjob *cj)
 {
-	(void)major;
-	struct tree_version *v = vset_current(db->vs, t->id);
-	struct kv_iter **kids = fr_calloc(tv_table_cnt(v) + LEVEL_CNT + 1, sizeof(*kids));
-	size_t cnt = 0;
-	struct rd_vec rv = {0};
-	struct sst_reader **readers = fr_calloc(tv_table_cnt(v) + 1, sizeof(*readers));
-	size_t rcnt = 0;
-	struct compact_job j;
-	memset(&j, 0, sizeof(j));
-	struct vedit e;
-	vedit_init(&e);
+	compact_pick_fini(&cj->pk);
+	tv_unref(cj->v);
+	memset(cj, 0, sizeof(*cj));
+}
+
+/* The merged input of a PICK_MERGE: one iterator per L0 table, one per deeper level. */
+static fr_status merge_input(struct cjob *cj, struct rd_vec *rv, struct sst_reader ***readers,
+			     size_t *rcnt, struct kv_iter **out, fr_error *err)
+{
+	const struct compact_pick *pk = &cj->pk;
+	struct kv_iter **kids = fr_calloc(pk->in_cnt + 1, sizeof(*kids));
+	struct table **run = fr_calloc(pk->in_cnt + 1, sizeof(*run));
+	struct sst_reader **rs = fr_calloc(pk->in_cnt + 1, sizeof(*rs));
+	size_t cnt = 0, n = 0;
 	fr_status rc = FR_OK;
-	if (!kids || !readers) {
+	*out = NULL;
+	if (!kids || !run || !rs) {
 		rc = FR_ERR(err, FR_NOMEM, "compaction");
 		goto out;
 	}
-	if (tv_table_cnt(v) == 0)
-		goto out;
-	for (int l = 0; l < LEVEL_CNT && !rc; l++) {
-		for (size_t i = 0; i < v->level_cnt[l] && !rc; i++) {
-			struct table *tb = v->levels[l][i];
-			struct sst_reader *r;
-			rc = table_reader(tb, &r, err);
+	for (size_t i = 0; i < pk->in_cnt && !rc; i++) {
+		const struct pick_input *in = &pk->in[i];
+		struct sst_reader *r;
+		rc = table_reader(in->t, &r, err);
+		if (rc)
+			break;
+		rs[n++] = r;
+		const struct range_del *rds;
+		size_t k = sst_reader_range_dels(r, &rds);
+		for (size_t x = 0; x < k; x++)
+			rd_push(rv, &rds[x]);
+		if (in->level == 0) {
+			rc = sst_iter_new(r, &kids[cnt++], err);
+			continue;
+		}
+		/* a level's inputs are adjacent tables of one sorted run: one level iterator */
+		size_t m = 0;
+		while (i + m < pk->in_cnt && pk->in[i + m].level == in->level) {
+			run[m] = pk->in[i + m].t;
+			m++;
+		}
+		rc = level_iter_new(run, m, &kids[cnt++], err);
+		/* the rest of this level's tables: their readers for the range tombstones */
+		for (size_t x = 1; x < m && !rc; x++) {
+			rc = table_reader(pk->in[i + x].t, &r, err);
 			if (rc)
 				break;
-			readers[rcnt++] = r;
-			const struct range_del *rds;
-			size_t n = sst_reader_range_dels(r, &rds);
-			for (size_t k = 0; k < n; k++)
-				rd_push(&rv, &rds[k]);
-			if (l == 0)
-				rc = sst_iter_new(r, &kids[cnt++], err);
-			if (!rc)
-				rc = vedit_del_table(&e, t->id, (uint32_t)l, tb->meta.id);
+			rs[n++] = r;
+			k = sst_reader_range_dels(r, &rds);
+			for (size_t y = 0; y < k; y++)
+				rd_push(rv, &rds[y]);
 		}
-		if (!rc && l > 0 && v->level_cnt[l])
-			rc = level_iter_new(v->levels[l], v->level_cnt[l], &kids[cnt++], err);
+		i += m - 1;
 	}
-	if (rc)
-		goto out_kids;
-	struct kv_iter *in = merge_iter_new(kids, cnt);
-	cnt = 0;
-	if (!in) {
-		rc = FR_ERR(err, FR_NOMEM, "compaction");
-		goto out;
+	if (!rc) {
+		*out = merge_iter_new(kids, cnt);
+		if (!*out)
+			rc = FR_ERR(err, FR_NOMEM, "compaction");
+		cnt = 0; /* the merge owns them, or freed them on failure */
 	}
+out:
+	for (size_t i = 0; i < cnt; i++)
+		kv_free(kids[i]);
+	fr_free(kids);
+	fr_free(run);
+	*readers = rs;
+	*rcnt = n;
+	return rc;
+}
+
+static fr_status run_compaction(fr_db *db, struct cjob *cj, fr_error *err)
+{
+	struct tree *t = cj->t;
+	const struct compact_pick *pk = &cj->pk;
+	struct compact_job j;
+	memset(&j, 0, sizeof(j));
+	struct rd_vec rv = {0};
+	struct sst_reader **readers = NULL;
+	size_t rcnt = 0;
+	struct vedit e;
+	vedit_init(&e);
 	uint64_t t0 = fr_now_ns();
-	rc = run_job(db, t, &j, in, &rv, true, TABLE_TARGET_SIZE, err);
-	kv_free(in);
-	if (rc)
-		goto out;
-	for (size_t i = 0; i < j.out_cnt && !rc; i++)
-		rc = vedit_add_table(&e, t->id, LEVEL_CNT - 1, &j.outs[i]);
+	fr_status rc = FR_OK;
+
+	for (size_t i = 0; i < pk->in_cnt && !rc; i++) {
+		const struct pick_input *in = &pk->in[i];
+		rc = vedit_del_table(&e, t->id, in->level, in->t->meta.id);
+		if (!rc && pk->kind == PICK_MOVE)
+			rc = vedit_add_table(&e, t->id, pk->out_level, &in->t->meta);
+	}
 	if (rc) {
 		rc = FR_ERR(err, rc, "compaction");
 		goto out;
+	}
+	if (pk->kind == PICK_MERGE) {
+		struct kv_iter *in;
+		rc = merge_input(cj, &rv, &readers, &rcnt, &in, err);
+		if (rc)
+			goto out;
+		struct sst_options so;
+		level_opts(t, pk->out_level, &so);
+		rc = run_job(db, &j, in, &rv, &so, pk->bottom, pk->target_size, true, err);
+		kv_free(in);
+		if (rc)
+			goto out;
+		for (size_t i = 0; i < j.out_cnt && !rc; i++)
+			rc = vedit_add_table(&e, t->id, pk->out_level, &j.outs[i]);
+		if (rc) {
+			rc = FR_ERR(err, rc, "compaction");
+			goto out;
+		}
 	}
 	rc = vset_apply(db->vs, &e, err);
 	if (rc) {
 		j.out_cnt_keep = true; /* as in bg_flush_tree */
 		goto out;
 	}
+	uint64_t us = (fr_now_ns() - t0) / 1000;
 	atomic_add_u64(&db->st.compactions_done, 1);
 	atomic_add_u64(&db->st.compaction_read_bytes, j.bytes_read);
 	atomic_add_u64(&db->st.compaction_write_bytes, j.bytes_written);
-	FR_LOG(FR_LOG_INFO, "tree %u compacted %zu tables into %zu in %llu ms", t->id, rcnt,
-	       j.out_cnt, (unsigned long long)((fr_now_ns() - t0) / 1000000));
-	goto out;
-out_kids:
-	for (size_t i = 0; i < cnt; i++)
-		kv_free(kids[i]);
+	atomic_add_u64(&db->compaction_time_us, us);
+	atomic_add_u64(&t->st.compactions_done, 1);
+	atomic_add_u64(&t->st.compaction_read_bytes, j.bytes_read);
+	atomic_add_u64(&t->st.compaction_write_bytes, j.bytes_written);
+	FR_LOG(FR_LOG_DEBUG, "tree %u: %s of %zu tables to L%u (%zu out) in %llu ms", t->id,
+	       pk->kind == PICK_MERGE ? "merge" : pk->kind == PICK_MOVE ? "move" : "drop",
+	       pk->in_cnt, pk->out_level, j.out_cnt, (unsigned long long)(us / 1000));
+	tree_version_changed(db, t);
 out:
-	if (rc && !j.out_cnt_keep) {
-		char path[PATH_MAX];
-		for (size_t i = 0; i < j.out_cnt; i++) {
-			vset_table_path(db->vs, j.outs[i].id, path, sizeof(path));
-			io_unlink(db->io, path, NULL);
-		}
-	}
+	if (rc && !j.out_cnt_keep)
+		drop_outputs(db, &j);
 	for (size_t i = 0; i < rcnt; i++)
 		sst_reader_unref(readers[i]);
 	fr_free(readers);
-	fr_free(kids);
 	fr_free(rv.a);
 	compact_job_fini(&j);
 	vedit_fini(&e);
-	tv_unref(v);
 	return rc;
 }
 
-/* Picks work under db->mu: a flush first, else a compaction. */
-static struct tree *pick(fr_db *db, bool *flush)
+static void tree_policy(struct tree *t, struct compact_policy *p)
+{
+	fr_mutex_lock(&t->mu);
+	*p = t->opts.policy;
+	fr_mutex_unlock(&t->mu);
+}
+
+/* The most urgent compaction of any tree not compacting now, under db->mu. Trees found up to
+ * date are not looked at again until their version changes. */
+static bool pick_compaction(fr_db *db, struct cjob *out)
 {
 	fr_mutex_assert_held(&db->mu);
-	/* L0 far past its trigger: compact before flushing more, so L0 stays bounded and
-	 * writers wait on sealed memtables instead (the stall in leader_stall) */
+	bool found = false;
+	uint64_t now = (uint64_t)time(NULL);
+#ifdef FR_TESTING
+	if (atomic_load_acq_bool(&db->test_hold_compactions))
+		return false;
+#endif
+	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < db->tree_cap; i++) {
 		struct tree *t = db->trees[i];
-		if (!t || t->compacting)
+		if (!t || t->compacting || (!t->cpt_dirty && !t->force_compact))
 			continue;
-		struct tree_version *v = vset_current(db->vs, t->id);
-		bool urgent = v->level_cnt[0] >= L0_STOP_FLUSH;
-		tv_unref(v);
-		if (urgent) {
-			*flush = false;
-			return t;
+		struct compact_policy pol;
+		tree_policy(t, &pol);
+		struct cjob cj = {.t = t, .v = vset_current(db->vs, t->id), .major = t->force_compact};
+		if (compact_pick(cj.v, &pol, now, cj.major, &cj.pk)) {
+			cjob_fini(&cj); /* out of memory: try again at the next wake */
+			continue;
+		}
+		if (cj.pk.kind == PICK_NONE) {
+			/* up to date; a FIFO tree with a TTL must be looked at again later */
+			t->cpt_dirty = pol.strategy == CS_FIFO && pol.fifo_ttl_s;
+			t->force_compact = false;
+			cjob_fini(&cj);
+			continue;
+		}
+		if (!found || cj.major > out->major ||
+		    (cj.major == out->major && cj.pk.score > out->pk.score)) {
+			if (found)
+				cjob_fini(out);
+			*out = cj;
+			found = true;
+		} else {
+			cjob_fini(&cj);
 		}
 	}
+	return found;
+}
+
+/* The tree with the most sealed memtables not being flushed, under db->mu. */
+static struct tree *pick_flush(fr_db *db)
+{
+	fr_mutex_assert_held(&db->mu);
+	if (!atomic_load_acq_u64(&db->flushes_pending))
+		return NULL;
+	struct tree *best = NULL;
+	size_t most = 0;
 	for (size_t i = 0; i < db->tree_cap; i++) {
 		struct tree *t = db->trees[i];
 		if (!t || t->flushing)
@@ -360,69 +495,65 @@ static struct tree *pick(fr_db *db, bool *flush)
 		fr_mutex_lock(&t->mu);
 		size_t sealed = t->sealed_cnt;
 		fr_mutex_unlock(&t->mu);
-		if (sealed) {
-			*flush = true;
-			return t;
+		if (sealed > most) {
+			most = sealed;
+			best = t;
 		}
 	}
-	for (size_t i = 0; i < db->tree_cap; i++) {
-		struct tree *t = db->trees[i];
-		if (!t || t->compacting)
-			continue;
-		struct tree_version *v = vset_current(db->vs, t->id);
-		bool need = v->level_cnt[0] >= L0_COMPACT_TRIGGER ||
-			    (t->force_compact && tv_table_cnt(v) > 0);
-		tv_unref(v);
-		if (need) {
-			*flush = false;
-			return t;
-		}
-		t->force_compact = false;
-	}
-	return NULL;
+	return best;
 }
 
-/* Does one piece of work if there is one; false when idle. */
+/* Does one piece of work if there is one, under db->mu (released while it runs); false when
+ * there is nothing to do. */
 static bool bg_step(fr_db *db)
 {
 	fr_mutex_assert_held(&db->mu);
-	if (db->poisoned)
+	if (db->poisoned || db->closing)
 		return false;
-	bool flush = false;
-	struct tree *t = pick(db, &flush);
-	if (!t)
-		return false;
-	if (flush)
+	struct cjob cj = {0};
+	struct tree *t = pick_flush(db);
+	if (t) {
 		t->flushing = true;
-	else
+	} else if (pick_compaction(db, &cj)) {
+		t = cj.t;
 		t->compacting = true;
-	db->bg_busy = true;
+		db->compactions_active++;
+	} else {
+		return false;
+	}
+	db->jobs_active++;
 	fr_mutex_unlock(&db->mu);
 	fr_error err;
-	fr_status rc = flush ? bg_flush_tree(db, t, &err) : bg_compact_tree(db, t, false, &err);
-	if (rc)
+	fr_status rc = cj.t ? run_compaction(db, &cj, &err) : bg_flush_tree(db, t, &err);
+	bool abandoned = rc == FR_CLOSED && atomic_load_acq_bool(&db->closing);
+	if (rc && !abandoned)
 		db_poison(db, rc, &err);
 	fr_mutex_lock(&db->mu);
-	if (flush) {
-		t->flushing = false;
-	} else {
+	if (cj.t) {
 		t->compacting = false;
-		t->force_compact = false;
+		if (!rc && cj.major)
+			t->force_compact = false;
+		db->compactions_active--;
+		cjob_fini(&cj);
+	} else {
+		t->flushing = false;
 	}
-	db->bg_busy = false;
+	db->jobs_active--;
 	fr_cond_broadcast(&db->done_cv);
+	fr_cond_broadcast(&db->bg_cv); /* the other workers may find work this one made */
 	return true;
 }
 
-static void *bg_main(void *arg)
+static void *worker_main(void *arg)
 {
 	fr_db *db = arg;
 	fr_mutex_lock(&db->mu);
 	while (!db->closing) {
+		/* a timed wait: FIFO time-to-live expires with nobody writing */
 		if (!bg_step(db))
-			fr_cond_wait(&db->bg_cv, &db->mu);
+			fr_cond_timedwait(&db->bg_cv, &db->mu, 1000000000ull);
 	}
-	db->bg_running = false;
+	db->workers_running--;
 	fr_cond_broadcast(&db->done_cv);
 	fr_mutex_unlock(&db->mu);
 	return NULL;
@@ -430,48 +561,87 @@ static void *bg_main(void *arg)
 
 void bg_kick(fr_db *db)
 {
-	fr_cond_signal(&db->bg_cv);
+	fr_cond_broadcast(&db->bg_cv);
 }
 
 fr_status bg_start(fr_db *db, fr_error *err)
 {
 	if (!db->opts.background || db->opts.read_only)
 		return FR_OK;
-	fr_mutex_lock(&db->mu);
-	db->bg_running = true;
-	fr_mutex_unlock(&db->mu);
-	if (pthread_create(&db->bg, NULL, bg_main, db)) {
-		db->bg_running = false;
-		return FR_ERR(err, FR_NOMEM, "starting the background thread");
+	uint32_t n = db->opts.worker_threads;
+	if (n < 1)
+		n = 1;
+	if (n > WORKERS_MAX)
+		n = WORKERS_MAX;
+	db->workers = fr_calloc(n, sizeof(*db->workers));
+	if (!db->workers)
+		return FR_ERR(err, FR_NOMEM, "starting the workers");
+	for (uint32_t i = 0; i < n; i++) {
+		fr_mutex_lock(&db->mu);
+		db->workers_running++;
+		fr_mutex_unlock(&db->mu);
+		if (pthread_create(&db->workers[i], NULL, worker_main, db)) {
+			fr_mutex_lock(&db->mu);
+			db->workers_running--;
+			fr_mutex_unlock(&db->mu);
+			if (i)
+				break; /* fewer workers than asked is still a working database */
+			fr_free(db->workers);
+			db->workers = NULL;
+			return FR_ERR(err, FR_NOMEM, "starting the background threads");
+		}
+		db->worker_cnt++;
 	}
-	db->bg_started = true;
+	/* whatever the last session left in L0 is looked at at once */
+	fr_mutex_lock(&db->mu);
+	for (size_t i = 0; i < db->tree_cap; i++)
+		if (db->trees[i])
+			db->trees[i]->cpt_dirty = true;
+	bg_kick(db);
+	fr_mutex_unlock(&db->mu);
 	return FR_OK;
 }
 
 void bg_stop(fr_db *db)
 {
-	if (!db->bg_started)
+	if (!db->worker_cnt)
 		return;
 	fr_mutex_lock(&db->mu);
-	db->closing = true;
+	atomic_store_rel_bool(&db->closing, true);
 	fr_cond_broadcast(&db->bg_cv);
 	fr_mutex_unlock(&db->mu);
-	pthread_join(db->bg, NULL);
-	db->bg_started = false;
+	for (uint32_t i = 0; i < db->worker_cnt; i++)
+		pthread_join(db->workers[i], NULL);
+	fr_free(db->workers);
+	db->workers = NULL;
+	db->worker_cnt = 0;
 }
 
-/* Runs background work on the calling thread until none is left (no background thread, or
- * waiting for idleness). */
+void bg_request_major(fr_db *db, struct tree *t)
+{
+	fr_mutex_lock(&db->mu);
+	t->force_compact = true;
+	bg_kick(db);
+	fr_mutex_unlock(&db->mu);
+}
+
+/* Runs background work on the calling thread until none is left (no worker threads), or waits
+ * until the workers have none left. */
 fr_status bg_drain(fr_db *db, fr_error *err)
 {
 	fr_mutex_lock(&db->mu);
 	for (;;) {
-		if (db->poisoned)
+		if (db->poisoned || db->closing)
 			break;
-		if (db->bg_started) {
-			bool flush;
-			if (!db->bg_busy && !pick(db, &flush))
-				break;
+		if (db->worker_cnt) {
+			if (!db->jobs_active && !pick_flush(db)) {
+				struct cjob cj;
+				if (!pick_compaction(db, &cj))
+					break;
+				/* leave it to a worker: the plan is made again there */
+				cj.t->cpt_dirty = true;
+				cjob_fini(&cj);
+			}
 			bg_kick(db);
 			fr_cond_timedwait(&db->done_cv, &db->mu, 50000000ull);
 		} else if (!bg_step(db)) {

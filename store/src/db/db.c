@@ -31,6 +31,10 @@ void fr_db_options_init(fr_db_options *o)
 	o->journal_segment_max = 64u << 20;
 	o->memtable_max = 16u << 20;
 	o->write_buffer_max = 64u << 20;
+	o->journal_max = 512u << 20;
+	o->block_cache_bytes = 64u << 20;
+	o->max_open_files = 512;
+	o->worker_threads = 2;
 	o->default_persist = FR_PERSIST_BUFFER;
 	o->create_if_missing = true;
 	o->background = true;
@@ -179,6 +183,10 @@ fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_erro
 		db->opts.memtable_max = 4096;
 	if (db->opts.journal_segment_max < 4096)
 		db->opts.journal_segment_max = 4096;
+	if (db->opts.max_open_files < 16)
+		db->opts.max_open_files = 16;
+	if (db->opts.journal_max < 2 * db->opts.journal_segment_max)
+		db->opts.journal_max = 2 * db->opts.journal_segment_max;
 	db->io = db->opts.io ? db->opts.io : io_posix();
 	db->next_ks_id = 1;
 	db->next_tree_id = 1;
@@ -208,10 +216,21 @@ fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_erro
 	rc = db_recover(db, err);
 	if (rc)
 		goto out_free;
+	/* what the replay left in the memtables and the tables: the budget and the stalls
+	 * start from it */
+	for (size_t i = 0; i < db->tree_cap; i++) {
+		struct tree *t = db->trees[i];
+		if (!t)
+			continue;
+		t->wb_seen = mem_bytes(t->active);
+		db->wb_active += t->wb_seen;
+		struct tree_version *v = vset_current(db->vs, t->id);
+		t->l0_cnt = (uint32_t)v->level_cnt[0];
+		tv_unref(v);
+	}
 	rc = bg_start(db, err);
 	if (rc)
 		goto out_free;
-	bg_kick(db);
 	*out = db;
 	return FR_OK;
 out_free:
@@ -275,6 +294,10 @@ fr_status db_stats(fr_db *db, fr_db_stats *out)
 	out->flush_write_bytes = atomic_load_rlx_u64(&db->st.flush_write_bytes);
 	out->user_write_bytes = atomic_load_rlx_u64(&db->st.user_write_bytes);
 	out->visible_seqno = atomic_load_acq_u64(&db->visible_seqno);
+	out->flushes_pending = atomic_load_acq_u64(&db->flushes_pending);
+	out->compaction_time_us = atomic_load_rlx_u64(&db->compaction_time_us);
+	out->write_stall_us = atomic_load_rlx_u64(&db->stall_us);
+	out->write_stalls = atomic_load_rlx_u64(&db->stalls);
 	out->poisoned = atomic_load_acq_bool(&db->poisoned);
 	fr_mutex_lock(&db->write_mu);
 	out->seqno = db->seqno;
@@ -285,6 +308,9 @@ fr_status db_stats(fr_db *db, fr_db_stats *out)
 	fr_mutex_unlock(&db->cat_mu);
 	fr_mutex_lock(&db->mu);
 	out->journal_segment_cnt = db->seg_cnt;
+	for (size_t i = 0; i < db->seg_cnt; i++)
+		out->journal_bytes += db->segs[i].bytes;
+	out->compactions_active = db->compactions_active;
 	for (size_t i = 0; i < db->tree_cap; i++) {
 		struct tree *t = db->trees[i];
 		if (!t)

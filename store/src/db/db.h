@@ -21,8 +21,10 @@
 
 #include "base/buf.h"
 #include "base/sync.h"
+#include "compact/pick.h"
 #include "fractio.h"
 #include "sst/sst.h"
+#include "version/version.h"
 
 struct fr_io;
 struct jnl;
@@ -34,16 +36,33 @@ struct writer;
 #define KS_PREFIX_LEN 4
 #define CATALOG_TREE 0
 #define CATALOG_KS 0
-#define SEALED_MAX 4        /* writes wait while a tree has this many sealed memtables */
-#define L0_COMPACT_TRIGGER 4
-#define L0_STOP_FLUSH 12     /* compaction goes before flushes from here on */
-#define TABLE_TARGET_SIZE (64u << 20)
+#define SEALED_MAX 4        /* writes halt while a tree has this many sealed memtables */
+#define L0_SLOWDOWN 20       /* writes to a tree with this many L0 tables are throttled */
+#define L0_STOP 30           /* and halt from here on */
+#define WORKERS_MAX 64
+
+_Static_assert(FR_LEVEL_CNT == LEVEL_CNT, "the public and internal level counts agree");
+
+/* What a tree is created with, kept in its catalog record (FORMAT.md §6). */
+struct tree_opts {
+	struct sst_options level[LEVEL_CNT]; /* table options of the tables written to each level */
+	struct compact_policy policy;
+};
+void tree_opts_default(struct tree_opts *o);
+
+/* Per-tree counters (atomics). */
+struct tree_stats {
+	uint64_t compactions_done;
+	uint64_t compaction_read_bytes;
+	uint64_t compaction_write_bytes;
+	uint64_t flush_write_bytes;
+};
 
 /* One LSM tree: its memtables and (through the vset) its tables. Refcounted by db->trees and
  * keyspace handles; lives until the database closes. */
 struct tree {
 	uint32_t id;
-	struct sst_options opts;  /* under tree->mu; set when the catalog is read */
+	struct tree_opts opts;    /* under tree->mu; set when the catalog is read */
 	struct fr_mutex mu;
 	struct mem *active;       /* under tree->mu; replaced only by the commit leader */
 	struct mem **sealed;      /* under tree->mu; oldest first */
@@ -55,6 +74,12 @@ struct tree {
 	bool flushing;            /* under db->mu; a flush of this tree runs */
 	bool compacting;          /* under db->mu */
 	bool force_compact;       /* under db->mu; a major compaction was asked for */
+	bool cpt_dirty;           /* under db->mu; the version changed since the picker last
+				   * found nothing to do */
+	uint32_t l0_cnt;          /* atomic: L0 tables of the current version (write stalls) */
+	uint64_t wb_seen;         /* commit leader only: active memtable bytes counted in
+				   * db->wb_active */
+	struct tree_stats st;
 };
 
 /* A keyspace handle. Refcounted (under db->cat_mu); the table holds one reference. */
@@ -71,6 +96,7 @@ struct fr_keyspace {
 struct seg_info {
 	uint64_t id;
 	uint64_t max_seqno; /* newest seqno written to it */
+	uint64_t bytes;     /* its size on disk (records of replayed segments: an estimate) */
 };
 
 struct fr_snapshot {
@@ -113,13 +139,26 @@ struct fr_db {
 	struct seg_info *segs;        /* under mu: live journal segments, ascending */
 	size_t seg_cnt;
 	size_t seg_cap;
-	bool closing;                 /* under mu */
-	bool bg_running;              /* under mu */
-	bool bg_busy;                 /* under mu */
+	bool closing;                 /* under mu; atomic-read by running compactions */
 	bool poisoned;                /* atomic: a background write failed */
 	fr_error poison_err;          /* under mu */
-	pthread_t bg;
-	bool bg_started;
+	pthread_t *workers;           /* worker_cnt background threads */
+	uint32_t worker_cnt;
+	uint32_t workers_running;     /* under mu */
+	uint32_t jobs_active;         /* under mu: flushes and compactions running */
+	uint32_t compactions_active;  /* under mu */
+	uint64_t flushes_pending;     /* atomic: sealed memtables of every tree */
+	uint64_t wb_active;           /* atomic: bytes of active memtables (as the leader saw) */
+	uint64_t wb_sealed;           /* atomic: bytes of sealed, unflushed memtables */
+	uint64_t jnl_bytes_seen;      /* commit leader only: jnl_bytes_written when last counted */
+	uint64_t pin_checked_seg;     /* commit leader only: oldest segment when journal_max was
+				       * last enforced */
+	uint64_t compaction_time_us;  /* atomic */
+	uint64_t stall_us;            /* atomic */
+	uint64_t stalls;              /* atomic */
+#ifdef FR_TESTING
+	bool test_hold_compactions;   /* atomic: workers run flushes only (stall tests) */
+#endif
 
 	fr_db_stats st;               /* counters: atomics (atomic_add_u64) */
 	struct tree *catalog;
@@ -197,6 +236,8 @@ void ks_after_drop(fr_db *db, const char *name);
 fr_status ks_load_tree_options(fr_db *db, fr_error *err);
 void ks_table_free(fr_db *db);
 void ks_prefix(uint32_t ks_id, uint8_t out[KS_PREFIX_LEN]);
+/* FR_INVALID when options ask for something the engine cannot do. NULL is fine. */
+fr_status ks_options_check(const fr_keyspace_options *o, fr_error *err);
 
 /* ---- bg.c ---- */
 fr_status bg_start(fr_db *db, fr_error *err);
@@ -206,7 +247,8 @@ void bg_kick(fr_db *db);
 fr_status bg_drain(fr_db *db, fr_error *err);
 /* Runs one flush of the oldest sealed memtable of t (any thread). */
 fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err);
-fr_status bg_compact_tree(fr_db *db, struct tree *t, bool major, fr_error *err);
+/* Marks t for a major compaction (bg_drain then runs it). */
+void bg_request_major(fr_db *db, struct tree *t);
 void db_poison(fr_db *db, fr_status rc, const fr_error *err);
 fr_status db_check_writable(fr_db *db, fr_error *err);
 /* Deletes journal segments whose data every tree has flushed. */

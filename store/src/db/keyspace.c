@@ -53,39 +53,150 @@ static fr_status cat_get(fr_db *db, char tag, const void *p, size_t n, uint64_t 
 	return tree_get_value(db, db->catalog, key, klen, snap, val, vlen, err);
 }
 
-static void opts_encode(uint8_t *out, const struct sst_options *o)
+/* ---- tree options: the tail of a 'T' record (FORMAT.md §6) ---- */
+
+#define SST_OPTS_LEN 13
+#define POLICY_LEN 33
+#define OPTS_EXT_VERSION 1
+/* the version-1 record (the keyspace's table options), then the extension */
+#define OPTS_LEN (SST_OPTS_LEN + 1 + POLICY_LEN + LEVEL_CNT * SST_OPTS_LEN)
+
+void tree_opts_default(struct tree_opts *o)
+{
+	for (int l = 0; l < LEVEL_CNT; l++)
+		sst_options_default(&o->level[l]);
+	compact_policy_default(&o->policy);
+}
+
+static void sst_opts_encode(uint8_t *out, const struct sst_options *o)
 {
 	enc_u32(out, o->block_size);
 	enc_u32(out + 4, o->restart_interval);
 	enc_u32(out + 8, o->bloom_bits_per_key);
 	out[12] = o->compress ? 1 : 0;
 }
-#define OPTS_LEN 13
 
-static fr_status opts_decode(const uint8_t *p, size_t n, struct sst_options *o)
+static bool sst_opts_decode(const uint8_t *p, struct sst_options *o)
 {
-	if (n < OPTS_LEN)
-		return FR_CORRUPTION;
 	o->block_size = dec_u32(p);
 	o->restart_interval = dec_u32(p + 4);
 	o->bloom_bits_per_key = dec_u32(p + 8);
 	o->compress = p[12] != 0;
-	if (o->block_size < 64 || o->restart_interval < 1)
+	return o->block_size >= 64 && o->restart_interval >= 1 && o->bloom_bits_per_key <= 100 &&
+	       p[12] <= 1;
+}
+
+static size_t opts_encode(uint8_t *out, const struct tree_opts *o)
+{
+	const struct compact_policy *p = &o->policy;
+	size_t n = 0;
+	sst_opts_encode(out, &o->level[0]);
+	n += SST_OPTS_LEN;
+	out[n++] = OPTS_EXT_VERSION;
+	out[n++] = (uint8_t)p->strategy;
+	enc_u32(out + n, p->l0_trigger);
+	enc_u32(out + n + 4, p->level_ratio);
+	enc_u64(out + n + 8, p->table_target_size);
+	enc_u64(out + n + 16, p->fifo_limit_bytes);
+	enc_u64(out + n + 24, p->fifo_ttl_s);
+	n += POLICY_LEN - 1;
+	for (int l = 0; l < LEVEL_CNT; l++, n += SST_OPTS_LEN)
+		sst_opts_encode(out + n, &o->level[l]);
+	return n;
+}
+
+static bool policy_valid(const struct compact_policy *p)
+{
+	return p->strategy <= CS_FIFO && p->l0_trigger >= 1 && p->l0_trigger < L0_STOP &&
+	       p->level_ratio >= 2 && p->level_ratio <= 1000 && p->table_target_size >= 4096;
+}
+
+/* A record of 13 bytes is the version-1 form: table options only, the rest default. */
+static fr_status opts_decode(const uint8_t *p, size_t n, struct tree_opts *o)
+{
+	tree_opts_default(o);
+	if (n < SST_OPTS_LEN || !sst_opts_decode(p, &o->level[0]))
 		return FR_CORRUPTION;
+	for (int l = 1; l < LEVEL_CNT; l++)
+		o->level[l] = o->level[0];
+	if (n == SST_OPTS_LEN)
+		return FR_OK;
+	if (n != OPTS_LEN || p[SST_OPTS_LEN] != OPTS_EXT_VERSION)
+		return FR_CORRUPTION;
+	const uint8_t *q = p + SST_OPTS_LEN + 1;
+	struct compact_policy *pol = &o->policy;
+	pol->strategy = (enum compact_strategy)q[0];
+	pol->l0_trigger = dec_u32(q + 1);
+	pol->level_ratio = dec_u32(q + 5);
+	pol->table_target_size = dec_u64(q + 9);
+	pol->fifo_limit_bytes = dec_u64(q + 17);
+	pol->fifo_ttl_s = dec_u64(q + 25);
+	if (q[0] > CS_FIFO || !policy_valid(pol))
+		return FR_CORRUPTION;
+	q += POLICY_LEN;
+	for (int l = 0; l < LEVEL_CNT; l++, q += SST_OPTS_LEN)
+		if (!sst_opts_decode(q, &o->level[l]))
+			return FR_CORRUPTION;
 	return FR_OK;
 }
 
-static void sst_opts_from(struct sst_options *s, const fr_keyspace_options *o)
+/* The tree options a keyspace's options ask for, with every default and inheritance
+ * resolved. */
+static void tree_opts_from(struct tree_opts *t, const fr_keyspace_options *o)
 {
-	sst_options_default(s);
+	tree_opts_default(t);
 	if (!o)
 		return;
+	struct sst_options base = t->level[0];
 	if (o->block_size)
-		s->block_size = o->block_size;
+		base.block_size = o->block_size;
 	if (o->restart_interval)
-		s->restart_interval = o->restart_interval;
-	s->bloom_bits_per_key = o->bloom_bits_per_key;
-	s->compress = o->compress;
+		base.restart_interval = o->restart_interval;
+	base.bloom_bits_per_key = o->bloom_bits_per_key;
+	base.compress = o->compress;
+	for (int l = 0; l < LEVEL_CNT; l++) {
+		const fr_level_options *lo = &o->level[l];
+		struct sst_options *s = &t->level[l];
+		*s = base;
+		if (lo->block_size)
+			s->block_size = lo->block_size;
+		if (lo->restart_interval)
+			s->restart_interval = lo->restart_interval;
+		if (lo->bloom_bits_per_key >= 0)
+			s->bloom_bits_per_key = (uint32_t)lo->bloom_bits_per_key;
+		if (lo->compress >= 0)
+			s->compress = lo->compress != 0;
+	}
+	struct compact_policy *p = &t->policy;
+	p->strategy = (enum compact_strategy)o->compaction;
+	if (o->l0_trigger)
+		p->l0_trigger = o->l0_trigger;
+	if (o->level_ratio)
+		p->level_ratio = o->level_ratio;
+	if (o->table_target_size)
+		p->table_target_size = o->table_target_size;
+	if (o->fifo_limit_bytes)
+		p->fifo_limit_bytes = o->fifo_limit_bytes;
+	p->fifo_ttl_s = o->fifo_ttl_seconds;
+}
+
+fr_status ks_options_check(const fr_keyspace_options *o, fr_error *err)
+{
+	if (!o)
+		return FR_OK;
+	struct tree_opts t;
+	tree_opts_from(&t, o);
+	if ((unsigned)o->compaction > FR_COMPACTION_FIFO || !policy_valid(&t.policy))
+		return FR_ERR(err, FR_INVALID, "keyspace options: bad compaction settings");
+	for (int l = 0; l < LEVEL_CNT; l++) {
+		const struct sst_options *s = &t.level[l];
+		if (s->block_size < 64 || s->block_size > (64u << 20) || s->restart_interval < 1 ||
+		    s->bloom_bits_per_key > 100 || o->level[l].compress > 1 ||
+		    o->level[l].compress < -1 || o->level[l].bloom_bits_per_key < -1)
+			return FR_ERR(err, FR_INVALID, "keyspace options: bad table options of L%d",
+				      l);
+	}
+	return FR_OK;
 }
 
 /* Loads tree t's options from its 'T' record. */
@@ -102,7 +213,7 @@ static fr_status tree_load_options(fr_db *db, struct tree *t, uint64_t snap, fr_
 		return rc;
 	const uint8_t *p = v, *end = p + n, *name;
 	size_t name_len;
-	struct sst_options o;
+	struct tree_opts o;
 	if (n < 1 || (p++, !dec_lenbytes(&p, end, &name, &name_len)) ||
 	    opts_decode(p, (size_t)(end - p), &o)) {
 		fr_free(v);
@@ -382,7 +493,7 @@ static fr_status put_counters(fr_db *db, struct leader_ops *lo)
 }
 
 static fr_status put_tree_record(struct leader_ops *lo, uint32_t tree_id, const char *tree_name,
-				 const struct sst_options *so)
+				 const struct tree_opts *so)
 {
 	uint8_t key[KS_PREFIX_LEN + 1 + 4];
 	uint8_t val[1 + VARINT_MAX + FR_KEYSPACE_NAME_MAX + OPTS_LEN];
@@ -395,8 +506,7 @@ static fr_status put_tree_record(struct leader_ops *lo, uint32_t tree_id, const 
 	n += enc_varint(val + n, nlen);
 	memcpy(val + n, tree_name ? tree_name : "", nlen);
 	n += nlen;
-	opts_encode(val + n, so);
-	n += OPTS_LEN;
+	n += opts_encode(val + n, so);
 	return lo_add(lo, BOP_PUT, CATALOG_TREE, key, klen, val, n, true);
 }
 
@@ -409,8 +519,8 @@ fr_status ks_resolve_create(fr_db *db, const char *name, const fr_keyspace_optio
 		return rc; /* exists (FR_OK: nothing to do) or failed */
 	if (db->next_ks_id >= KS_ID_MAX || db->next_tree_id >= KS_ID_MAX)
 		return FR_ERR(err, FR_INVALID, "keyspace ids exhausted");
-	struct sst_options so;
-	sst_opts_from(&so, o);
+	struct tree_opts so;
+	tree_opts_from(&so, o);
 	uint32_t tree_id = 0;
 	bool new_tree = true;
 	if (tree_name) {

@@ -59,7 +59,8 @@ fr_status tree_get(fr_db *db, uint32_t id, bool create, struct tree **out)
 	if (!t)
 		goto out;
 	t->id = id;
-	sst_options_default(&t->opts);
+	tree_opts_default(&t->opts);
+	t->cpt_dirty = true;
 	fr_mutex_init(&t->mu);
 	t->active = mem_new(db->next_mem_id++);
 	t->sealed_cap = SEALED_MAX + 4;
@@ -322,8 +323,13 @@ fr_status tree_seal(fr_db *db, struct tree *t)
 	t->sealed_upto[t->sealed_cnt] = db->seqno;
 	t->sealed_min_seqno[t->sealed_cnt] = t->active_min_seqno;
 	t->sealed_cnt++;
+	uint64_t bytes = mem_bytes(t->active);
 	t->active = m;
 	t->active_min_seqno = 0;
 	fr_mutex_unlock(&t->mu);
+	atomic_sub_u64(&db->wb_active, t->wb_seen);
+	t->wb_seen = 0;
+	atomic_add_u64(&db->wb_sealed, bytes);
+	atomic_add_u64(&db->flushes_pending, 1);
 	return FR_OK;
 }

@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/alloc.h"
 #include "base/error.h"
@@ -294,61 +295,113 @@ static fr_status leader_seal_one(fr_db *db, struct tree *t, bool *synced, fr_err
 	return FR_OK;
 }
 
-static fr_status leader_seal(fr_db *db, fr_error *err)
+/* The largest active memtable of any tree (a full scan: only when over the budget). */
+static struct tree *largest_active(fr_db *db)
 {
-	bool synced = false;
-	fr_status rc;
-	uint64_t total = 0, largest = 0;
 	struct tree *big = NULL;
-	uint64_t pin_below = 0;
+	uint64_t most = 0;
 	fr_mutex_lock(&db->mu);
-	if (db->seg_cnt > 4)
-		pin_below = db->segs[0].max_seqno;
+	for (size_t i = 0; i < db->tree_cap; i++) {
+		struct tree *t = db->trees[i];
+		if (t && !mem_is_empty(t->active) && t->wb_seen > most) {
+			most = t->wb_seen;
+			big = t;
+		}
+	}
+	fr_mutex_unlock(&db->mu);
+	return big;
+}
+
+/* Seals the active memtables of trees holding data of the oldest journal segment once the
+ * journal passes journal_max, so that segment can go (once per oldest segment). */
+static fr_status leader_unpin_journal(fr_db *db, bool *synced, bool *sealed_any, fr_error *err)
+{
+	fr_mutex_lock(&db->mu);
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < db->seg_cnt; i++)
+		bytes += db->segs[i].bytes;
+	uint64_t oldest = db->seg_cnt > 1 ? db->segs[0].id : 0;
+	uint64_t pin = db->seg_cnt > 1 ? db->segs[0].max_seqno : 0;
 	size_t cap = db->tree_cap;
 	fr_mutex_unlock(&db->mu);
-	bool sealed_any = false;
+	if (bytes <= db->opts.journal_max || !oldest || oldest == db->pin_checked_seg)
+		return FR_OK;
+	db->pin_checked_seg = oldest;
 	for (size_t i = 0; i < cap; i++) {
 		fr_mutex_lock(&db->mu);
 		struct tree *t = i < db->tree_cap ? db->trees[i] : NULL;
 		fr_mutex_unlock(&db->mu);
-		if (!t)
+		if (!t || !t->active_min_seqno || t->active_min_seqno > pin)
 			continue;
-		uint64_t bytes = mem_bytes(t->active);
-		bool seal = bytes >= db->opts.memtable_max ||
-			    (pin_below && t->active_min_seqno && t->active_min_seqno <= pin_below);
-		if (seal) {
-			rc = leader_seal_one(db, t, &synced, err);
+		fr_status rc = leader_seal_one(db, t, synced, err);
+		if (rc)
+			return rc;
+		*sealed_any = true;
+	}
+	return FR_OK;
+}
+
+/* After a group was applied: seals the memtables it filled, keeps all memtables within the
+ * write-buffer budget (the largest active one goes first) and the journal within its limit. */
+static fr_status leader_seal(fr_db *db, const struct leader_ops *los, size_t n, fr_error *err)
+{
+	bool synced = false, sealed_any = false;
+	fr_status rc;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < los[i].cnt; j++) {
+			const struct batch_op *o = &los[i].ops[j];
+			struct tree *t;
+			if ((j && o->tree_id == los[i].ops[j - 1].tree_id) ||
+			    tree_get(db, o->tree_id, false, &t))
+				continue;
+			uint64_t bytes = mem_bytes(t->active);
+			if (bytes > t->wb_seen) {
+				atomic_add_u64(&db->wb_active, bytes - t->wb_seen);
+				t->wb_seen = bytes;
+			}
+			if (bytes >= db->opts.memtable_max) {
+				rc = leader_seal_one(db, t, &synced, err);
+				if (rc)
+					return rc;
+				sealed_any = true;
+			}
+		}
+	}
+	uint64_t active = atomic_load_acq_u64(&db->wb_active);
+	uint64_t sealed = atomic_load_acq_u64(&db->wb_sealed);
+	uint64_t budget = db->opts.write_buffer_max;
+	/* Sealing helps only while the active memtables hold a fair part of the memory: when
+	 * flushes lag it would just cut tiny tables. */
+	if (active + sealed > budget && sealed < budget && active >= budget / 8) {
+		struct tree *big = largest_active(db);
+		if (big) {
+			rc = leader_seal_one(db, big, &synced, err);
 			if (rc)
 				return rc;
 			sealed_any = true;
-			continue;
-		}
-		total += bytes;
-		if (bytes > largest && !mem_is_empty(t->active)) {
-			largest = bytes;
-			big = t;
 		}
 	}
-	if (big && total > db->opts.write_buffer_max) {
-		rc = leader_seal_one(db, big, &synced, err);
-		if (rc)
-			return rc;
-		sealed_any = true;
-	}
-	if (sealed_any && db->opts.background)
+	rc = leader_unpin_journal(db, &synced, &sealed_any, err);
+	if (rc)
+		return rc;
+	if (sealed_any && db->worker_cnt)
 		bg_kick(db);
-	/* without a background thread the flushes (and the compactions they make due) run
-	 * here; the commit itself is done, so a failure only poisons the database for the next
-	 * write */
-	if (sealed_any && !db->opts.background)
+	/* without worker threads the flushes (and the compactions they make due) run here; the
+	 * commit itself is done, so a failure only poisons the database for the next write */
+	if (sealed_any && !db->worker_cnt)
 		(void)bg_drain(db, NULL);
 	return FR_OK;
 }
 
-/* Waits while a tree has too many sealed memtables (a write stall). */
+/* Write stalls, per tree the batch writes to: halts while the tree has SEALED_MAX sealed
+ * memtables or L0_STOP tables in L0, and throttles (a short sleep per commit, longer the
+ * deeper L0 is) from L0_SLOWDOWN on. A poisoned database ends the wait with its error. */
 static fr_status leader_stall(fr_db *db, const struct leader_ops *lo, fr_error *err)
 {
-	for (size_t i = 0; i < lo->cnt; i++) {
+	uint64_t t0 = 0;
+	uint32_t throttle_ms = 0;
+	fr_status rc = FR_OK;
+	for (size_t i = 0; i < lo->cnt && !rc; i++) {
 		struct tree *t;
 		if (i && lo->ops[i].tree_id == lo->ops[i - 1].tree_id)
 			continue;
@@ -357,16 +410,24 @@ static fr_status leader_stall(fr_db *db, const struct leader_ops *lo, fr_error *
 		for (;;) {
 			fr_mutex_lock(&t->mu);
 			size_t sealed = t->sealed_cnt;
+			/* FIFO never merges L0: its size is bounded by the limit instead */
+			bool fifo = t->opts.policy.strategy == CS_FIFO;
 			fr_mutex_unlock(&t->mu);
-			if (sealed < SEALED_MAX)
+			uint32_t l0 = fifo ? 0 : atomic_load_acq_u32(&t->l0_cnt);
+			if (sealed < SEALED_MAX && l0 < L0_STOP) {
+				if (l0 >= L0_SLOWDOWN && l0 - L0_SLOWDOWN + 1 > throttle_ms)
+					throttle_ms = l0 - L0_SLOWDOWN + 1;
 				break;
-			fr_status rc = db_check_writable(db, err);
+			}
+			if (!t0)
+				t0 = fr_now_ns();
+			rc = db_check_writable(db, err);
 			if (rc)
-				return rc;
-			if (!db->opts.background) {
-				rc = bg_flush_tree(db, t, err);
+				break;
+			if (!db->worker_cnt) {
+				rc = bg_drain(db, err);
 				if (rc)
-					return rc;
+					break;
 				continue;
 			}
 			fr_mutex_lock(&db->mu);
@@ -375,7 +436,17 @@ static fr_status leader_stall(fr_db *db, const struct leader_ops *lo, fr_error *
 			fr_mutex_unlock(&db->mu);
 		}
 	}
-	return FR_OK;
+	if (!rc && throttle_ms) {
+		if (!t0)
+			t0 = fr_now_ns();
+		struct timespec ts = {0, (long)(throttle_ms > 10 ? 10 : throttle_ms) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (t0) {
+		atomic_add_u64(&db->stall_us, (fr_now_ns() - t0) / 1000);
+		atomic_add_u64(&db->stalls, 1);
+	}
+	return rc;
 }
 
 static fr_status leader_rotate(fr_db *db, fr_error *err)
@@ -437,10 +508,14 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 			rc = apply_op(db, base + 1 + i, &los[i].ops[j], err);
 	if (rc)
 		goto out_poison;
+	uint64_t jw = jnl_bytes_written(db->jnl);
 	fr_mutex_lock(&db->mu);
-	if (db->seg_cnt)
+	if (db->seg_cnt) {
 		db->segs[db->seg_cnt - 1].max_seqno = db->seqno;
+		db->segs[db->seg_cnt - 1].bytes += jw - db->jnl_bytes_seen;
+	}
 	fr_mutex_unlock(&db->mu);
+	db->jnl_bytes_seen = jw;
 	/* readers see the whole group at once; pairs with the acquire in db_visible */
 	atomic_store_rel_u64(&db->visible_seqno, db->seqno);
 	atomic_add_u64(&db->st.user_write_bytes, user_bytes);
@@ -449,7 +524,7 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 			ks_after_drop(db, los[i].dropped[j]);
 	rc = leader_rotate(db, err);
 	if (!rc)
-		rc = leader_seal(db, err);
+		rc = leader_seal(db, los, n, err);
 	if (rc)
 		goto out_poison;
 	goto out;
@@ -564,7 +639,7 @@ fr_status db_seg_push(fr_db *db, uint64_t id, uint64_t max_seqno)
 		db->segs = s;
 		db->seg_cap = cap;
 	}
-	db->segs[db->seg_cnt++] = (struct seg_info){id, max_seqno};
+	db->segs[db->seg_cnt++] = (struct seg_info){.id = id, .max_seqno = max_seqno};
 	return FR_OK;
 }
 
@@ -609,6 +684,7 @@ fr_status db_replay_record(fr_db *db, uint64_t seg_id, const uint8_t *rec, size_
 	}
 	if (seqno > db->segs[db->seg_cnt - 1].max_seqno)
 		db->segs[db->seg_cnt - 1].max_seqno = seqno;
+	db->segs[db->seg_cnt - 1].bytes += len + 16; /* the record and its header (§2.2) */
 	fr_mutex_unlock(&db->mu);
 	return FR_OK;
 }

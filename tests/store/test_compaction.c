@@ -1,0 +1,683 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_compaction.c - the engine under sustained load, through the public API plus a look at
+ * the internals where the public API cannot see: compaction strategies (leveled spreads data
+ * over disjoint levels, FIFO drops only the oldest tables, by size and by age), tree options
+ * kept across reopens, snapshots held across compactions, write stalls (a halted writer resumes
+ * when compaction catches up, and gets the error when the database is poisoned instead), the
+ * write-buffer budget, the journal limit, and closing while work runs.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/sync.h"
+#include "db/db.h"
+#include "fractio.h"
+#include "testutil.h"
+#include "version/version.h"
+
+#define OK(x) assert_int_equal((x), FR_OK)
+
+static void key_of(char *buf, size_t cap, const char *pfx, uint64_t i)
+{
+	snprintf(buf, cap, "%s%010llu", pfx, (unsigned long long)i);
+}
+
+static void put_n(fr_keyspace *ks, const char *pfx, uint64_t from, uint64_t n, size_t vlen)
+{
+	char k[64];
+	char *v = malloc(vlen + 1);
+	assert_non_null(v);
+	for (uint64_t i = from; i < from + n; i++) {
+		key_of(k, sizeof(k), pfx, i);
+		for (size_t j = 0; j < vlen; j++)
+			v[j] = (char)('a' + (i + j) % 26);
+		OK(fr_put(ks, k, strlen(k), v, vlen, NULL));
+	}
+	free(v);
+}
+
+static bool has_key(fr_keyspace *ks, const char *pfx, uint64_t i)
+{
+	char k[64];
+	bool b = false;
+	key_of(k, sizeof(k), pfx, i);
+	OK(fr_contains(ks, k, strlen(k), &b, NULL));
+	return b;
+}
+
+/* Levels >= 1 of the keyspace's tree are sorted and disjoint. */
+static void check_levels_disjoint(fr_keyspace *ks)
+{
+	struct tree_version *v = vset_current(ks->db->vs, ks->tree->id);
+	for (int l = 1; l < LEVEL_CNT; l++) {
+		for (size_t i = 1; i < v->level_cnt[l]; i++) {
+			const struct sst_meta *a = &v->levels[l][i - 1]->meta;
+			const struct sst_meta *b = &v->levels[l][i]->meta;
+			size_t n = a->largest_len < b->smallest_len ? a->largest_len : b->smallest_len;
+			int c = memcmp(a->largest, b->smallest, n);
+			assert_true(c < 0 || (c == 0 && a->largest_len < b->smallest_len));
+		}
+	}
+	tv_unref(v);
+}
+
+static fr_db *open_db(const char *dir, size_t memtable_max, uint32_t workers)
+{
+	fr_db_options o;
+	fr_db_options_init(&o);
+	o.memtable_max = memtable_max;
+	o.worker_threads = workers;
+	o.background = workers > 0;
+	fr_db *db = NULL;
+	OK(fr_db_open(dir, &o, &db, NULL));
+	return db;
+}
+
+static void test_leveled_spreads(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("leveled");
+	fr_db *db = open_db(dir, 32u << 10, 2);
+	fr_keyspace_options ko;
+	fr_keyspace_options_init(&ko);
+	ko.table_target_size = 32u << 10;
+	ko.level_ratio = 4;
+	fr_keyspace *ks;
+	OK(fr_keyspace_open(db, "k", &ko, &ks, NULL));
+	uint64_t rng = tu_seed();
+	const uint64_t n = 20000;
+	/* random order so that every level overlaps every other */
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t x = tu_rand_below(&rng, n);
+		put_n(ks, "k", x, 1, 40);
+	}
+	put_n(ks, "k", 0, n, 40); /* and every key at least once */
+	OK(fr_db_flush(db, NULL));
+	OK(fr_db_wait_idle(db, NULL));
+	fr_keyspace_stats st;
+	OK(fr_keyspace_stats_get(ks, &st, NULL));
+	assert_true(st.level_table_cnt[0] < 4);
+	int deep = 0;
+	for (int l = 1; l < LEVEL_CNT; l++)
+		deep += st.level_table_cnt[l] > 0;
+	assert_true(deep >= 2); /* data moved down more than one level */
+	assert_true(st.compactions_done > 0);
+	assert_true(st.compaction_write_bytes > 0);
+	check_levels_disjoint(ks);
+	for (uint64_t i = 0; i < n; i += 97)
+		assert_true(has_key(ks, "k", i));
+	/* a major compaction leaves one sorted run in the last level, everything still there */
+	OK(fr_major_compact(ks, NULL));
+	OK(fr_keyspace_stats_get(ks, &st, NULL));
+	for (int l = 0; l < LEVEL_CNT - 1; l++)
+		assert_int_equal(st.level_table_cnt[l], 0);
+	assert_true(st.level_table_cnt[LEVEL_CNT - 1] > 0);
+	check_levels_disjoint(ks);
+	uint64_t len = 0;
+	OK(fr_len(ks, &len, NULL));
+	assert_int_equal(len, n);
+	fr_keyspace_close(ks);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void test_options_persist(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("optpersist");
+	fr_db *db = open_db(dir, 1u << 20, 1);
+	fr_keyspace_options ko;
+	fr_keyspace_options_init(&ko);
+	ko.compaction = FR_COMPACTION_FIFO;
+	ko.fifo_limit_bytes = 123456789;
+	ko.fifo_ttl_seconds = 77;
+	ko.l0_trigger = 6;
+	ko.level_ratio = 8;
+	ko.table_target_size = 1u << 20;
+	ko.block_size = 8192;
+	ko.level[LEVEL_CNT - 1].bloom_bits_per_key = 0;
+	ko.level[2].compress = 0;
+	ko.level[3].block_size = 16384;
+	ko.level[4].restart_interval = 4;
+	fr_keyspace *ks;
+	OK(fr_keyspace_open(db, "fifo", &ko, &ks, NULL));
+	fr_keyspace_close(ks);
+	/* a bad option is refused, creating nothing */
+	fr_keyspace_options bad;
+	fr_keyspace_options_init(&bad);
+	bad.compaction = (fr_compaction)9;
+	assert_int_equal(fr_keyspace_open(db, "bad", &bad, &ks, NULL), FR_INVALID);
+	fr_keyspace_options_init(&bad);
+	bad.level_ratio = 1;
+	assert_int_equal(fr_keyspace_open(db, "bad", &bad, &ks, NULL), FR_INVALID);
+	fr_keyspace_options_init(&bad);
+	bad.level[1].compress = 5;
+	assert_int_equal(fr_keyspace_open(db, "bad", &bad, &ks, NULL), FR_INVALID);
+	bool ex = true;
+	OK(fr_keyspace_exists(db, "bad", &ex, NULL));
+	assert_false(ex);
+	OK(fr_db_close(db, NULL));
+
+	for (int round = 0; round < 2; round++) {
+		db = open_db(dir, 1u << 20, 1);
+		OK(fr_keyspace_open(db, "fifo", NULL, &ks, NULL)); /* options of creation stay */
+		const struct tree_opts *t = &ks->tree->opts;
+		assert_int_equal(t->policy.strategy, CS_FIFO);
+		assert_int_equal(t->policy.fifo_limit_bytes, 123456789);
+		assert_int_equal(t->policy.fifo_ttl_s, 77);
+		assert_int_equal(t->policy.l0_trigger, 6);
+		assert_int_equal(t->policy.level_ratio, 8);
+		assert_int_equal(t->policy.table_target_size, 1u << 20);
+		assert_int_equal(t->level[0].block_size, 8192);
+		assert_int_equal(t->level[0].bloom_bits_per_key, 10);
+		assert_int_equal(t->level[LEVEL_CNT - 1].bloom_bits_per_key, 0);
+		assert_true(t->level[1].compress);
+		assert_false(t->level[2].compress);
+		assert_int_equal(t->level[3].block_size, 16384);
+		assert_int_equal(t->level[4].restart_interval, 4);
+		assert_int_equal(t->level[5].restart_interval, 16);
+		fr_keyspace_close(ks);
+		OK(fr_db_close(db, NULL));
+	}
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void test_snapshot_across_compactions(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("snapcompact");
+	fr_db *db = open_db(dir, 16u << 10, 2);
+	fr_keyspace_options ko;
+	fr_keyspace_options_init(&ko);
+	ko.table_target_size = 16u << 10;
+	ko.level_ratio = 2;
+	fr_keyspace *ks;
+	OK(fr_keyspace_open(db, "k", &ko, &ks, NULL));
+	OK(fr_put(ks, "x", 1, "v1", 2, NULL));
+	OK(fr_put(ks, "gone", 4, "here", 4, NULL));
+	fr_snapshot *s;
+	OK(fr_snapshot_open(db, &s, NULL));
+	OK(fr_remove(ks, "gone", 4, NULL));
+	for (int r = 0; r < 5; r++) {
+		char v[16];
+		snprintf(v, sizeof(v), "v%d", r + 2);
+		OK(fr_put(ks, "x", 1, v, strlen(v), NULL));
+		put_n(ks, "fill", (uint64_t)r * 2000, 2000, 30);
+		OK(fr_db_flush(db, NULL));
+		if (r % 2)
+			OK(fr_major_compact(ks, NULL));
+	}
+	OK(fr_db_wait_idle(db, NULL));
+	void *val;
+	size_t vlen;
+	OK(fr_snapshot_get(s, ks, "x", 1, &val, &vlen, NULL));
+	assert_int_equal(vlen, 2);
+	assert_memory_equal(val, "v1", 2);
+	fr_free(val);
+	OK(fr_snapshot_get(s, ks, "gone", 4, &val, &vlen, NULL));
+	fr_free(val);
+	assert_int_equal(fr_get(ks, "gone", 4, NULL, NULL, NULL), FR_NOT_FOUND);
+	OK(fr_get(ks, "x", 1, &val, &vlen, NULL));
+	assert_memory_equal(val, "v6", 2);
+	fr_free(val);
+	fr_snapshot_close(s);
+	/* without the snapshot a major compaction drops the old versions and the tombstone */
+	OK(fr_major_compact(ks, NULL));
+	assert_int_equal(fr_get(ks, "gone", 4, NULL, NULL, NULL), FR_NOT_FOUND);
+	fr_keyspace_close(ks);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void test_fifo_drops_oldest(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("fifo");
+	fr_db *db = open_db(dir, 1u << 20, 1);
+	fr_keyspace_options ko;
+	fr_keyspace_options_init(&ko);
+	ko.compaction = FR_COMPACTION_FIFO;
+	ko.fifo_limit_bytes = 64u << 10;
+	ko.compress = false;
+	fr_keyspace *ks;
+	OK(fr_keyspace_open(db, "q", &ko, &ks, NULL));
+	/* 30 tables of ~10 KiB, written in key order: the oldest tables hold the smallest keys */
+	for (uint64_t t = 0; t < 30; t++) {
+		put_n(ks, "q", t * 100, 100, 100);
+		OK(fr_db_flush(db, NULL));
+	}
+	OK(fr_db_wait_idle(db, NULL));
+	fr_keyspace_stats st;
+	OK(fr_keyspace_stats_get(ks, &st, NULL));
+	assert_true(st.table_bytes <= ko.fifo_limit_bytes);
+	assert_true(st.table_cnt >= 3);
+	/* what is left is a suffix of the writes: once a key is present, every later one is */
+	bool seen = false;
+	uint64_t first = 0;
+	for (uint64_t i = 0; i < 3000; i++) {
+		bool b = has_key(ks, "q", i);
+		if (b && !seen) {
+			seen = true;
+			first = i;
+		}
+		assert_true(!seen || b);
+	}
+	assert_true(seen);
+	assert_true(first > 0);
+	assert_int_equal(first % 100, 0); /* whole tables go */
+	fr_keyspace_close(ks);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void test_fifo_ttl(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("fifottl");
+	fr_db *db = open_db(dir, 1u << 20, 1);
+	fr_keyspace_options ko;
+	fr_keyspace_options_init(&ko);
+	ko.compaction = FR_COMPACTION_FIFO;
+	ko.fifo_ttl_seconds = 1;
+	fr_keyspace *ks;
+	OK(fr_keyspace_open(db, "t", &ko, &ks, NULL));
+	put_n(ks, "old", 0, 100, 10);
+	OK(fr_db_flush(db, NULL));
+	assert_true(has_key(ks, "old", 5));
+	sleep(3); /* creation times are whole seconds: 3 s is past a 1 s TTL for sure */
+	put_n(ks, "new", 0, 100, 10);
+	OK(fr_db_flush(db, NULL));
+	OK(fr_db_wait_idle(db, NULL));
+	assert_false(has_key(ks, "old", 5));
+	assert_true(has_key(ks, "new", 5));
+	fr_keyspace_close(ks);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+struct writer_arg {
+	fr_keyspace *ks;
+	uint64_t n;
+	uint64_t done;   /* atomic: puts finished */
+	fr_status rc;    /* of the first failed put */
+};
+
+static void *writer_main(void *p)
+{
+	struct writer_arg *w = p;
+	char k[64], v[200];
+	memset(v, 'v', sizeof(v));
+	for (uint64_t i = 0; i < w->n; i++) {
+		key_of(k, sizeof(k), "s", i);
+		fr_status rc = fr_put(w->ks, k, strlen(k), v, sizeof(v), NULL);
+		if (rc) {
+			w->rc = rc;
+			break;
+		}
+		atomic_add_u64(&w->done, 1);
+	}
+	return NULL;
+}
+
+/* Starts a writer with compactions held, and waits until it is halted by the L0 stop. */
+static void stall_until_halted(fr_db *db, struct writer_arg *w, pthread_t *th)
+{
+	atomic_store_rel_bool(&db->test_hold_compactions, true);
+	assert_int_equal(pthread_create(th, NULL, writer_main, w), 0);
+	uint64_t last = UINT64_MAX;
+	int still = 0;
+	for (int i = 0; i < 6000 && still < 10; i++) {
+		usleep(20000);
+		uint64_t d = atomic_load_acq_u64(&w->done);
+		still = d == last ? still + 1 : 0;
+		last = d;
+	}
+	assert_true(still >= 10); /* no progress for 200 ms */
+	assert_true(atomic_load_acq_u64(&w->done) < w->n);
+	assert_true(atomic_load_acq_u32(&w->ks->tree->l0_cnt) >= L0_STOP);
+	fr_db_stats st;
+	OK(fr_db_stats_get(db, &st, NULL));
+	assert_true(st.write_stalls > 0);
+}
+
+static void test_stall_resumes(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("stall");
+	fr_db *db = open_db(dir, 8u << 10, 2);
+	fr_keyspace *ks;
+	OK(fr_keyspace_open(db, "s", NULL, &ks, NULL));
+	struct writer_arg w = {.ks = ks, .n = 3000};
+	pthread_t th;
+	stall_until_halted(db, &w, &th);
+	/* compaction catches up: the writer goes on and finishes */
+	atomic_store_rel_bool(&db->test_hold_compactions, false);
+	fr_mutex_lock(&db->mu);
+	ks->tree->cpt_dirty = true;
+	bg_kick(db);
+	fr_mutex_unlock(&db->mu);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	OK(w.rc);
+	assert_int_equal(w.done, w.n);
+	assert_true(atomic_load_acq_u32(&ks->tree->l0_cnt) < L0_STOP);
+	for (uint64_t i = 0; i < w.n; i += 37)
+		assert_true(has_key(ks, "s", i));
+	fr_keyspace_close(ks);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void test_stall_poisoned(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("stallpoison");
+	fr_db *db = open_db(dir, 8u << 10, 2);
+	fr_keyspace *ks;
+	OK(fr_keyspace_open(db, "s", NULL, &ks, NULL));
+	struct writer_arg w = {.ks = ks, .n = 3000};
+	pthread_t th;
+	stall_until_halted(db, &w, &th);
+	/* the work the writer waits for fails instead: it gets the error, it does not hang */
+	db_poison(db, FR_IO, NULL);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(w.rc, FR_POISONED);
+	fr_keyspace_close(ks);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void test_write_buffer_budget(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("budget");
+	fr_db_options o;
+	fr_db_options_init(&o);
+	o.background = false; /* flushes run inline: the bound holds after every commit */
+	o.memtable_max = 16u << 20;
+	o.write_buffer_max = 512u << 10;
+	fr_db *db;
+	OK(fr_db_open(dir, &o, &db, NULL));
+	fr_keyspace *ks[8];
+	for (int i = 0; i < 8; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "b%d", i);
+		OK(fr_keyspace_open(db, name, NULL, &ks[i], NULL));
+	}
+	uint64_t rng = 42;
+	char k[64], v[256];
+	memset(v, 'x', sizeof(v));
+	for (int i = 0; i < 20000; i++) {
+		/* skewed: keyspace 0 gets half the writes */
+		int t = tu_rand_below(&rng, 2) ? 0 : (int)tu_rand_below(&rng, 8);
+		key_of(k, sizeof(k), "b", (uint64_t)i);
+		OK(fr_put(ks[t], k, strlen(k), v, sizeof(v), NULL));
+		if (i % 100 == 0) {
+			fr_db_stats st;
+			OK(fr_db_stats_get(db, &st, NULL));
+			assert_true(st.memtable_bytes <= o.write_buffer_max + (64u << 10));
+		}
+	}
+	fr_db_stats st;
+	OK(fr_db_stats_get(db, &st, NULL));
+	assert_true(st.flushes_done > 0);
+	for (int i = 0; i < 8; i++)
+		fr_keyspace_close(ks[i]);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void test_journal_limit(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("jnlmax");
+	fr_db_options o;
+	fr_db_options_init(&o);
+	o.journal_segment_max = 64u << 10;
+	o.journal_max = 256u << 10;
+	o.memtable_max = 64u << 20; /* size alone would never flush anything */
+	o.write_buffer_max = 256u << 20;
+	fr_db *db;
+	OK(fr_db_open(dir, &o, &db, NULL));
+	fr_keyspace *idle, *busy;
+	OK(fr_keyspace_open(db, "idle", NULL, &idle, NULL));
+	OK(fr_keyspace_open(db, "busy", NULL, &busy, NULL));
+	OK(fr_put(idle, "a", 1, "b", 1, NULL)); /* pins the first segment until flushed */
+	char k[64], v[200];
+	memset(v, 'y', sizeof(v));
+	for (int i = 0; i < 20000; i++) {
+		key_of(k, sizeof(k), "j", (uint64_t)i);
+		OK(fr_put(busy, k, strlen(k), v, sizeof(v), NULL));
+		if (i % 500 == 499) {
+			OK(fr_db_wait_idle(db, NULL));
+			fr_db_stats st;
+			OK(fr_db_stats_get(db, &st, NULL));
+			/* the limit, plus the segment being written and one sealed behind it */
+			assert_true(st.journal_bytes <= o.journal_max + 3 * o.journal_segment_max);
+		}
+	}
+	void *val;
+	size_t vlen;
+	OK(fr_get(idle, "a", 1, &val, &vlen, NULL));
+	fr_free(val);
+	fr_keyspace_close(idle);
+	fr_keyspace_close(busy);
+	OK(fr_db_close(db, NULL));
+	/* everything is still there after a reopen */
+	OK(fr_db_open(dir, &o, &db, NULL));
+	OK(fr_keyspace_open(db, "idle", NULL, &idle, NULL));
+	OK(fr_keyspace_open(db, "busy", NULL, &busy, NULL));
+	OK(fr_get(idle, "a", 1, &val, &vlen, NULL));
+	fr_free(val);
+	uint64_t len;
+	OK(fr_len(busy, &len, NULL));
+	assert_int_equal(len, 20000);
+	fr_keyspace_close(idle);
+	fr_keyspace_close(busy);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* Closing while flushes and compactions run: no hang, nothing lost after reopen. */
+static void test_close_during_work(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("closework");
+	for (int round = 0; round < 4; round++) {
+		fr_db *db = open_db(dir, 16u << 10, 2);
+		fr_keyspace_options ko;
+		fr_keyspace_options_init(&ko);
+		ko.table_target_size = 16u << 10;
+		fr_keyspace *ks;
+		OK(fr_keyspace_open(db, "c", &ko, &ks, NULL));
+		put_n(ks, "c", (uint64_t)round * 5000, 5000, 60);
+		fr_keyspace_close(ks);
+		OK(fr_db_close(db, NULL)); /* right away, work still queued */
+	}
+	fr_db *db = open_db(dir, 16u << 10, 2);
+	fr_keyspace *ks;
+	OK(fr_keyspace_open(db, "c", NULL, &ks, NULL));
+	uint64_t len;
+	OK(fr_len(ks, &len, NULL));
+	assert_int_equal(len, 20000);
+	OK(fr_db_wait_idle(db, NULL));
+	check_levels_disjoint(ks);
+	fr_keyspace_close(ks);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* Writers, readers (point reads, snapshots, iterators), flushes and major compactions at
+ * once; every read is checked. Writer w writes keys "w<w>-<i>" in order with value i, so a
+ * reader knows exactly what must be there below a writer's published count. */
+#define CW_WRITERS 2
+#define CW_READERS 2
+#define CW_KEYS 6000
+
+struct cw {
+	fr_db *db;
+	fr_keyspace *ks;
+	uint64_t written[CW_WRITERS]; /* atomic */
+	bool stop;                    /* atomic */
+	int failures;                 /* atomic */
+};
+
+struct cw_arg {
+	struct cw *cw;
+	int id;
+};
+
+static void cw_key(char *k, size_t cap, int w, uint64_t i)
+{
+	snprintf(k, cap, "w%d-%08llu", w, (unsigned long long)i);
+}
+
+static void *cw_writer(void *p)
+{
+	struct cw_arg *a = p;
+	char k[32], v[32];
+	for (uint64_t i = 0; i < CW_KEYS; i++) {
+		cw_key(k, sizeof(k), a->id, i);
+		int n = snprintf(v, sizeof(v), "%llu", (unsigned long long)i);
+		if (fr_put(a->cw->ks, k, strlen(k), v, (size_t)n, NULL)) {
+			atomic_add_u32((uint32_t *)&a->cw->failures, 1);
+			break;
+		}
+		atomic_store_rel_u64(&a->cw->written[a->id], i + 1);
+	}
+	return NULL;
+}
+
+static void *cw_reader(void *p)
+{
+	struct cw_arg *a = p;
+	struct cw *cw = a->cw;
+	uint64_t rng = 1234 + (uint64_t)a->id;
+	char k[32];
+	while (!atomic_load_acq_bool(&cw->stop)) {
+		int w = (int)tu_rand_below(&rng, CW_WRITERS);
+		uint64_t n = atomic_load_acq_u64(&cw->written[w]);
+		if (n) {
+			uint64_t i = tu_rand_below(&rng, n);
+			cw_key(k, sizeof(k), w, i);
+			void *val = NULL;
+			size_t vlen = 0;
+			char want[32];
+			int wn = snprintf(want, sizeof(want), "%llu", (unsigned long long)i);
+			if (fr_get(cw->ks, k, strlen(k), &val, &vlen, NULL) || vlen != (size_t)wn ||
+			    memcmp(val, want, vlen))
+				atomic_add_u32((uint32_t *)&cw->failures, 1);
+			fr_free(val);
+		}
+		/* a snapshot iterator over one writer's keys sees at least what was written
+		 * before it opened, in order, with no gaps */
+		if (tu_rand_below(&rng, 50) == 0) {
+			uint64_t before = atomic_load_acq_u64(&cw->written[w]);
+			fr_snapshot *s;
+			if (fr_snapshot_open(cw->db, &s, NULL)) {
+				atomic_add_u32((uint32_t *)&cw->failures, 1);
+				continue;
+			}
+			char pfx[8];
+			int pn = snprintf(pfx, sizeof(pfx), "w%d-", w);
+			fr_iter_options io = {.prefix = pfx, .prefix_len = (size_t)pn, .snapshot = s};
+			fr_iter *it;
+			uint64_t cnt = 0;
+			if (fr_iter_open(cw->ks, &io, &it, NULL) == FR_OK) {
+				for (; fr_iter_valid(it); fr_iter_next(it, NULL)) {
+					size_t kl;
+					const char *kk = fr_iter_key(it, &kl);
+					cw_key(k, sizeof(k), w, cnt);
+					if (kl != strlen(k) || memcmp(kk, k, kl))
+						atomic_add_u32((uint32_t *)&cw->failures, 1);
+					cnt++;
+				}
+				fr_iter_close(it);
+			}
+			if (cnt < before)
+				atomic_add_u32((uint32_t *)&cw->failures, 1);
+			fr_snapshot_close(s);
+		}
+	}
+	return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("concurrent");
+	struct cw cw = {0};
+	cw.db = open_db(dir, 16u << 10, 2);
+	fr_keyspace_options ko;
+	fr_keyspace_options_init(&ko);
+	ko.table_target_size = 16u << 10;
+	ko.level_ratio = 3;
+	OK(fr_keyspace_open(cw.db, "c", &ko, &cw.ks, NULL));
+	pthread_t th[CW_WRITERS + CW_READERS];
+	struct cw_arg args[CW_WRITERS + CW_READERS];
+	for (int i = 0; i < CW_WRITERS + CW_READERS; i++) {
+		args[i] = (struct cw_arg){.cw = &cw, .id = i < CW_WRITERS ? i : i - CW_WRITERS};
+		assert_int_equal(pthread_create(&th[i], NULL, i < CW_WRITERS ? cw_writer : cw_reader,
+						&args[i]),
+				 0);
+	}
+	/* flushes and major compactions from the test thread while it all runs */
+	for (int r = 0; r < 6; r++) {
+		usleep(50000);
+		OK(fr_db_flush(cw.db, NULL));
+		if (r % 2)
+			OK(fr_major_compact(cw.ks, NULL));
+	}
+	for (int i = 0; i < CW_WRITERS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	atomic_store_rel_bool(&cw.stop, true);
+	for (int i = CW_WRITERS; i < CW_WRITERS + CW_READERS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	assert_int_equal(cw.failures, 0);
+	uint64_t len;
+	OK(fr_len(cw.ks, &len, NULL));
+	assert_int_equal(len, (uint64_t)CW_WRITERS * CW_KEYS);
+	fr_keyspace_close(cw.ks);
+	OK(fr_db_close(cw.db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_leveled_spreads),
+		cmocka_unit_test(test_options_persist),
+		cmocka_unit_test(test_snapshot_across_compactions),
+		cmocka_unit_test(test_fifo_drops_oldest),
+		cmocka_unit_test(test_fifo_ttl),
+		cmocka_unit_test(test_stall_resumes),
+		cmocka_unit_test(test_stall_poisoned),
+		cmocka_unit_test(test_write_buffer_budget),
+		cmocka_unit_test(test_journal_limit),
+		cmocka_unit_test(test_close_during_work),
+		cmocka_unit_test(test_concurrent),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
