@@ -131,7 +131,7 @@ struct cover_ctx {
 	const uint8_t *k;
 	size_t klen;
 	uint64_t snap;
-	uint64_t max;
+	uint64_t max; /* starts at the found version's seqno: only newer tombstones matter */
 };
 
 static void cover_fn(void *ctx, const struct range_del *rd)
@@ -144,7 +144,8 @@ static void cover_fn(void *ctx, const struct range_del *rd)
 
 static fr_status table_cover(struct table *tb, struct cover_ctx *c, fr_error *err)
 {
-	if (!tb->meta.range_del_cnt || !table_may_hold(tb, c->k, c->klen))
+	if (!tb->meta.range_del_cnt || tb->meta.max_seqno <= c->max ||
+	    !table_may_hold(tb, c->k, c->klen))
 		return FR_OK;
 	struct sst_reader *r;
 	fr_status rc = table_reader(tb, &r, err);
@@ -161,22 +162,48 @@ static fr_status table_cover(struct table *tb, struct cover_ctx *c, fr_error *er
 	return FR_OK;
 }
 
-/* The newest range tombstone seqno <= snap covering k in the view, 0 if none. */
-static fr_status view_cover(struct read_view *v, const uint8_t *k, size_t klen, uint64_t snap,
-			    uint64_t *out, fr_error *err)
+/* The first table of level l >= 1 whose largest key is >= k. */
+static size_t level_find(const struct tree_version *ver, int l, const uint8_t *k, size_t klen)
 {
-	struct cover_ctx c = {k, klen, snap, 0};
+	size_t lo = 0, hi = ver->level_cnt[l];
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct table *tb = ver->levels[l][mid];
+		if (bytes_cmp(tb->meta.largest, tb->meta.largest_len, k, klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Whether a range tombstone with seqno in (seqno, snap] covers k in the view. Sources whose
+ * newest entry is not newer than the found version cannot hold one, and in levels >= 1 only
+ * the tables spanning k can. */
+static fr_status view_covered(struct read_view *v, const uint8_t *k, size_t klen, uint64_t snap,
+			      uint64_t seqno, bool *out, fr_error *err)
+{
+	struct cover_ctx c = {k, klen, snap, seqno};
 	for (size_t i = 0; i < v->mem_cnt; i++)
-		if (mem_range_del_cnt(v->mems[i]))
+		if (mem_range_del_cnt(v->mems[i]) && mem_max_seqno(v->mems[i]) > seqno)
 			mem_range_dels_each(v->mems[i], cover_fn, &c);
-	for (int l = 0; l < LEVEL_CNT; l++) {
-		for (size_t i = 0; i < v->ver->level_cnt[l]; i++) {
-			fr_status rc = table_cover(v->ver->levels[l][i], &c, err);
+	const struct tree_version *ver = v->ver;
+	for (size_t i = 0; i < ver->level_cnt[0]; i++) {
+		fr_status rc = table_cover(ver->levels[0][i], &c, err);
+		if (rc)
+			return rc;
+	}
+	for (int l = 1; l < LEVEL_CNT; l++) {
+		for (size_t i = level_find(ver, l, k, klen); i < ver->level_cnt[l]; i++) {
+			struct table *tb = ver->levels[l][i];
+			if (!table_may_hold(tb, k, klen))
+				break;
+			fr_status rc = table_cover(tb, &c, err);
 			if (rc)
 				return rc;
 		}
 	}
-	*out = c.max;
+	*out = c.max > seqno;
 	return FR_OK;
 }
 
@@ -221,17 +248,8 @@ static fr_status view_lookup(struct read_view *v, const uint8_t *k, size_t klen,
 			return rc;
 	}
 	for (int l = 1; l < LEVEL_CNT; l++) {
-		size_t lo = 0, hi = ver->level_cnt[l];
-		while (lo < hi) { /* first table whose largest >= k */
-			size_t mid = (lo + hi) / 2;
-			const struct table *tb = ver->levels[l][mid];
-			if (bytes_cmp(tb->meta.largest, tb->meta.largest_len, k, klen) < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
 		/* range tombstone clipping can make neighbours share a boundary key */
-		for (size_t i = lo; i < ver->level_cnt[l]; i++) {
+		for (size_t i = level_find(ver, l, k, klen); i < ver->level_cnt[l]; i++) {
 			struct table *tb = ver->levels[l][i];
 			if (!table_may_hold(tb, k, klen))
 				break;
@@ -250,17 +268,20 @@ fr_status tree_get_value(fr_db *db, struct tree *t, const uint8_t *k, size_t kle
 	fr_status rc = tree_view(db, t, &v);
 	if (rc)
 		return FR_ERR(err, rc, "read view");
-	uint64_t cover;
-	rc = view_cover(&v, k, klen, snap, &cover, err);
 	uint64_t pending_weak = 0;
+	const uint64_t read_snap = snap; /* tombstones visible to the read; snap moves below */
 	while (!rc) {
 		struct found f;
 		rc = view_lookup(&v, k, klen, snap, &f, err);
 		if (rc)
 			break;
-		if (f.seqno < cover || f.type == VT_DEL) {
+		bool covered = false;
+		if (f.type != VT_DEL)
+			rc = view_covered(&v, k, klen, read_snap, f.seqno, &covered, err);
+		if (rc || covered || f.type == VT_DEL) {
 			fr_free(f.owned);
-			rc = FR_NOT_FOUND;
+			if (!rc)
+				rc = FR_NOT_FOUND;
 			break;
 		}
 		if (f.type == VT_WEAK_DEL || pending_weak) {
