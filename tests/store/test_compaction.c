@@ -664,6 +664,83 @@ static void test_concurrent(void **state)
 	free(dir);
 }
 
+static size_t fd_count(void)
+{
+	size_t n = 0;
+	char path[64];
+	for (int fd = 0; fd < 4096; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n += access(path, F_OK) == 0;
+	}
+	return n;
+}
+
+/* Many tables, few descriptors and a small cache: reads stay within both bounds. */
+static void test_file_and_cache_bounds(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("bounds");
+	fr_db_options o;
+	fr_db_options_init(&o);
+	o.memtable_max = 16u << 10;
+	o.max_open_files = 16;
+	o.block_cache_bytes = 1u << 20;
+	fr_db *db;
+	OK(fr_db_open(dir, &o, &db, NULL));
+	fr_keyspace_options ko;
+	fr_keyspace_options_init(&ko);
+	ko.compaction = FR_COMPACTION_FIFO; /* never merges: one table per flush */
+	ko.fifo_limit_bytes = 1ull << 40;
+	fr_keyspace *ks;
+	OK(fr_keyspace_open(db, "b", &ko, &ks, NULL));
+	for (uint64_t t = 0; t < 100; t++) {
+		put_n(ks, "b", t * 50, 50, 100);
+		OK(fr_db_flush(db, NULL));
+	}
+	OK(fr_db_wait_idle(db, NULL));
+	fr_keyspace_stats ks_st;
+	OK(fr_keyspace_stats_get(ks, &ks_st, NULL));
+	assert_true(ks_st.table_cnt >= 100);
+	/* every table once more, through a fresh database handle: nothing is open yet */
+	fr_keyspace_close(ks);
+	OK(fr_db_close(db, NULL));
+	size_t base = fd_count();
+	OK(fr_db_open(dir, &o, &db, NULL));
+	OK(fr_keyspace_open(db, "b", NULL, &ks, NULL));
+	size_t opened = fd_count(); /* lock, journal, manifest: not table files */
+	uint64_t rng = 7;
+	size_t most = 0;
+	for (int r = 0; r < 3000; r++) {
+		uint64_t i = tu_rand_below(&rng, 5000);
+		assert_true(has_key(ks, "b", i));
+		if (r % 50 == 0) {
+			size_t n = fd_count();
+			most = n > most ? n : most;
+			assert_true(n <= opened + o.max_open_files);
+		}
+	}
+	uint64_t len;
+	OK(fr_len(ks, &len, NULL)); /* an iterator over all 100 tables at once */
+	assert_int_equal(len, 5000);
+	assert_true(most > base);
+	fr_db_stats st;
+	OK(fr_db_stats_get(db, &st, NULL));
+	assert_true(st.open_files <= o.max_open_files);
+	assert_int_equal(st.cache_capacity, o.block_cache_bytes);
+	assert_true(st.cache_bytes <= st.cache_capacity);
+	assert_true(st.cache_misses > 0);
+	/* the same few keys again: served from the cache */
+	uint64_t hits = st.cache_hits;
+	for (int r = 0; r < 100; r++)
+		assert_true(has_key(ks, "b", 4999));
+	OK(fr_db_stats_get(db, &st, NULL));
+	assert_true(st.cache_hits >= hits + 100);
+	fr_keyspace_close(ks);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +755,7 @@ int main(void)
 		cmocka_unit_test(test_journal_limit),
 		cmocka_unit_test(test_close_during_work),
 		cmocka_unit_test(test_concurrent),
+		cmocka_unit_test(test_file_and_cache_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

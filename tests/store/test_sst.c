@@ -5,7 +5,10 @@
  * seek_prev on random targets; the MVCC slab (10k versions of one key in 1 KiB blocks); range
  * tombstones; compression on and off; properties; misuse (FR_INVALID); I/O faults; and
  * corruption: flipped data, index, filter, properties and footer bytes, a future version and
- * truncation all give FR_CORRUPTION naming the file.
+ * truncation all give FR_CORRUPTION naming the file. Readers with a read environment (block
+ * cache, file table, both, and a cache small enough to evict) give exactly the answers of a
+ * reader without, hold no descriptor of their own with a file table, leave the cache alone
+ * when iterating with SST_ITER_NO_FILL, and never cache a damaged block.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -28,9 +32,11 @@
 #include "base/coding.h"
 #include "base/ikey.h"
 #include "base/kv_iter.h"
+#include "io/ftab.h"
 #include "io/io.h"
 #include "io/io_fault.h"
 #include "sst/block.h"
+#include "sst/cache.h"
 #include "sst/format.h"
 #include "sst/sst.h"
 #include "testutil.h"
@@ -764,12 +770,13 @@ static void test_sst_corrupt_data_block(void **state)
 
 /* Opens, gets every key, iterates both ways: FR_OK if everything matched the model, else the
  * first failure, which must be FR_CORRUPTION naming the file. */
-static fr_status probe_table(const char *path, const struct model *m)
+static fr_status probe_table_env(const char *path, const struct model *m,
+				 const struct sst_read_env *env)
 {
 	struct sst_reader *r;
 	struct kv_iter *it;
 	fr_error err;
-	fr_status rc = sst_reader_open(io_posix(), path, 42, &r, &err);
+	fr_status rc = sst_reader_open_env(io_posix(), path, 42, env, &r, &err);
 	if (rc)
 		goto out;
 	for (size_t i = 0; !rc && i < m->n; i++) {
@@ -808,6 +815,29 @@ out:
 	return rc;
 }
 
+static fr_status probe_table(const char *path, const struct model *m)
+{
+	return probe_table_env(path, m, NULL);
+}
+
+/* probe_table through a fresh block cache and file table (both cleared between probes: the
+ * file is rewritten in place under the same id). */
+static fr_status probe_table_cached(const char *path, const struct model *m)
+{
+	struct sst_read_env env;
+	fr_error err;
+
+	assert_int_equal(blk_cache_new(1 << 20, 2, &env.cache), FR_OK);
+	assert_int_equal(ftab_new(io_posix(), 2, &env.files, &err), FR_OK);
+	fr_status rc = probe_table_env(path, m, &env);
+	/* a second pass reads what the first one cached: the same verdict */
+	fr_status rc2 = probe_table_env(path, m, &env);
+	assert_int_equal(rc, rc2);
+	ftab_free(env.files);
+	blk_cache_free(env.cache);
+	return rc;
+}
+
 /* Every byte of a small table is covered by a checksum: any flip must be reported. */
 static void test_sst_corrupt_sweep(void **state)
 {
@@ -825,6 +855,7 @@ static void test_sst_corrupt_sweep(void **state)
 	size_t len;
 	uint8_t *good = read_all(fx->path, &len);
 	assert_int_equal(probe_table(fx->path, &m), FR_OK);
+	assert_int_equal(probe_table_cached(fx->path, &m), FR_OK);
 	for (size_t off = 0; off < len; off++) {
 		uint8_t mask = (uint8_t)(1u << tu_rand_below(&rs, 8));
 		good[off] ^= mask;
@@ -832,6 +863,8 @@ static void test_sst_corrupt_sweep(void **state)
 		good[off] ^= mask;
 		if (probe_table(fx->path, &m) != FR_CORRUPTION)
 			fail_msg("flipping byte %zu of %zu went unnoticed", off, len);
+		if (probe_table_cached(fx->path, &m) != FR_CORRUPTION)
+			fail_msg("flipping byte %zu of %zu went unnoticed with a cache", off, len);
 	}
 	free(good);
 	sst_meta_fini(&meta);
@@ -1205,21 +1238,18 @@ static void *reader_thread(void *arg)
 	return NULL;
 }
 
-static void test_sst_concurrent_readers(void **state)
+static void run_concurrent_readers(const char *path, const struct model *m, uint64_t rs,
+				   const struct sst_read_env *env)
 {
-	struct fixture *fx = *state;
-	uint64_t rs = tu_seed();
-	struct model m = {0};
-	struct sst_meta meta;
 	pthread_t th[4];
 	struct reader_job jobs[4];
+	struct sst_reader *r;
+	fr_error err;
 
-	gen_model(&m, 3000, &rs);
-	write_table(fx->path, &m, NULL, NULL, 0, &meta);
-	struct sst_reader *r = open_table(fx->path);
+	assert_int_equal(sst_reader_open_env(io_posix(), path, 42, env, &r, &err), FR_OK);
 	for (int i = 0; i < 4; i++) {
 		sst_reader_ref(r); /* each thread drops its own reference */
-		jobs[i] = (struct reader_job){r, &m, rs + (uint64_t)i, 0};
+		jobs[i] = (struct reader_job){r, m, rs + (uint64_t)i, 0};
 		assert_int_equal(pthread_create(&th[i], NULL, reader_thread, &jobs[i]), 0);
 	}
 	sst_reader_unref(r); /* the threads keep it alive */
@@ -1227,6 +1257,329 @@ static void test_sst_concurrent_readers(void **state)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 		assert_int_equal(jobs[i].failures, 0);
 	}
+}
+
+static void test_sst_concurrent_readers(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t rs = tu_seed();
+	struct model m = {0};
+	struct sst_meta meta;
+	struct sst_read_env env;
+	struct blk_cache_stats cs;
+	fr_error err;
+
+	gen_model(&m, 3000, &rs);
+	write_table(fx->path, &m, NULL, NULL, 0, &meta);
+	run_concurrent_readers(fx->path, &m, rs, NULL);
+	/* a shared cache small enough to evict under the threads (4 shards of 16 KiB: a few
+	 * 4 KiB blocks each), and fewer file slots than threads */
+	assert_int_equal(blk_cache_new(64 << 10, 2, &env.cache), FR_OK);
+	assert_int_equal(ftab_new(io_posix(), 1, &env.files, &err), FR_OK);
+	run_concurrent_readers(fx->path, &m, rs, &env);
+	blk_cache_stats(env.cache, &cs);
+	assert_true(cs.hits > 0 && cs.misses > 0);
+	assert_true(cs.usage <= cs.capacity);
+	ftab_free(env.files);
+	blk_cache_free(env.cache);
+	sst_meta_fini(&meta);
+	model_free(&m);
+}
+
+/* ---- the read environment ---- */
+
+/* get from a and b must agree exactly: status, type, seqno and value */
+static void expect_same_get(struct sst_reader *a, struct sst_reader *b, const void *ukey,
+			    size_t ulen, uint64_t snap)
+{
+	uint8_t ta = 0, tb = 0;
+	uint64_t sa = 0, sb = 0;
+	void *va, *vb;
+	size_t la = 0, lb = 0;
+	fr_error err;
+	fr_status ra = sst_reader_get(a, ukey, ulen, snap, &ta, &sa, &va, &la, &err);
+	fr_status rb = sst_reader_get(b, ukey, ulen, snap, &tb, &sb, &vb, &lb, &err);
+
+	assert_int_equal(ra, rb);
+	if (ra == FR_OK) {
+		assert_int_equal(ta, tb);
+		assert_int_equal(sa, sb);
+		assert_int_equal(la, lb);
+		if (la)
+			assert_memory_equal(va, vb, la);
+	}
+	fr_free(va);
+	fr_free(vb);
+}
+
+/* Every entry of a and b, forwards, and a few seeks: identical. */
+static void expect_same_iter(struct sst_reader *a, struct sst_reader *b, unsigned flags)
+{
+	struct kv_iter *x, *y;
+	fr_error err;
+	size_t n = 0;
+
+	assert_int_equal(sst_iter_new(a, &x, &err), FR_OK);
+	assert_int_equal(sst_iter_new_flags(b, flags, &y, &err), FR_OK);
+	for (kv_seek_first(x), kv_seek_first(y); x->valid; kv_next(x), kv_next(y), n++) {
+		assert_true(y->valid);
+		assert_int_equal(x->key_len, y->key_len);
+		assert_memory_equal(x->key, y->key, x->key_len);
+		assert_int_equal(x->val_len, y->val_len);
+		if (x->val_len)
+			assert_memory_equal(x->val, y->val, x->val_len);
+	}
+	assert_false(y->valid);
+	assert_int_equal(x->status, FR_OK);
+	assert_int_equal(y->status, FR_OK);
+	assert_true(n > 0);
+	kv_free(x);
+	kv_free(y);
+}
+
+static void test_sst_env_same_results(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t rs = tu_seed();
+	struct model m = {0};
+	struct sst_options o;
+	struct sst_meta meta;
+	struct blk_cache *big, *tiny;
+	struct ftab *ft;
+	fr_error err;
+
+	gen_model(&m, 4000, &rs);
+	sst_options_default(&o);
+	o.block_size = 1024; /* many blocks: a tiny cache has to evict */
+	write_table(fx->path, &m, &o, NULL, 0, &meta);
+	struct sst_reader *plain = open_table(fx->path);
+	assert_int_equal(blk_cache_new(8 << 20, BLK_CACHE_SHARD_BITS, &big), FR_OK);
+	assert_int_equal(blk_cache_new(16 << 10, 1, &tiny), FR_OK);
+	assert_int_equal(ftab_new(io_posix(), 4, &ft, &err), FR_OK);
+	const struct sst_read_env envs[] = {
+		{big, NULL},
+		{NULL, ft},
+		{big, ft},
+		{tiny, ft},
+	};
+	for (size_t k = 0; k < sizeof(envs) / sizeof(envs[0]); k++) {
+		const struct sst_read_env *env = &envs[k];
+		struct sst_reader *r;
+		struct blk_cache_stats before, after;
+
+		if (env->cache)
+			blk_cache_stats(env->cache, &before);
+		assert_int_equal(sst_reader_open_env(io_posix(), fx->path, 42, env, &r, &err),
+				 FR_OK);
+		check_meta_equal(sst_reader_meta(r), sst_reader_meta(plain));
+		for (size_t i = 0; i < m.n; i++) {
+			const struct ent *e = &m.e[i];
+			size_t ulen = ikey_user_len(e->iklen);
+			uint64_t s = ikey_seqno(e->ik, e->iklen);
+
+			expect_same_get(plain, r, e->ik, ulen, s);
+			expect_same_get(plain, r, e->ik, ulen, s - 1);
+			expect_same_get(plain, r, e->ik, ulen, SEQNO_MAX);
+			/* a key that is absent, and one the filter may or may not rule out */
+			expect_same_get(plain, r, e->ik, ulen - 1, SEQNO_MAX);
+			assert_int_equal(sst_reader_may_contain(plain, e->ik, ulen - 1),
+					 sst_reader_may_contain(r, e->ik, ulen - 1));
+		}
+		check_gets(r, &m, 7);
+		check_absent(r, 4000);
+		expect_same_iter(plain, r, 0);
+		expect_same_iter(plain, r, SST_ITER_NO_FILL);
+		check_iter_full(r, &m);
+		check_seeks(r, &m, 300, &rs);
+		if (env->cache) {
+			blk_cache_stats(env->cache, &after);
+			assert_true(after.hits > before.hits);
+			assert_true(after.usage <= after.capacity); /* nothing left pinned */
+		}
+		if (env->files)
+			assert_true(ftab_open_cnt(ft) >= 1);
+		sst_reader_unref(r);
+	}
+	ftab_free(ft);
+	blk_cache_free(tiny);
+	blk_cache_free(big);
+	sst_reader_unref(plain);
+	sst_meta_fini(&meta);
+	model_free(&m);
+}
+
+/* Open descriptors of this process (the scan's own not counted). */
+static int fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n - 1;
+}
+
+/* With a file table the reader holds no descriptor: forgetting the file closes the only one,
+ * and the next read opens it again. With a cache, index and filter are entries of the cache. */
+static void test_sst_env_no_private_state(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t rs = tu_seed();
+	struct model m = {0};
+	struct sst_meta meta;
+	struct sst_read_env env;
+	struct blk_cache_stats cs;
+	struct sst_reader *r, *plain;
+	fr_error err;
+
+	gen_model(&m, 2000, &rs);
+	write_table(fx->path, &m, NULL, NULL, 0, &meta); /* with a filter (the default) */
+	int base = fd_count();
+	plain = open_table(fx->path);
+	assert_int_equal(fd_count(), base + 1); /* the plain reader's own */
+	sst_reader_unref(plain);
+	assert_int_equal(fd_count(), base);
+
+	assert_int_equal(blk_cache_new(4 << 20, BLK_CACHE_SHARD_BITS, &env.cache), FR_OK);
+	assert_int_equal(ftab_new(io_posix(), 8, &env.files, &err), FR_OK);
+	assert_int_equal(sst_reader_open_env(io_posix(), fx->path, 42, &env, &r, &err), FR_OK);
+	/* the index and the filter went to the cache */
+	blk_cache_stats(env.cache, &cs);
+	assert_int_equal(cs.entry_cnt, 2);
+	assert_int_equal(fd_count(), base + 1);
+	assert_int_equal(ftab_open_cnt(env.files), 1);
+	ftab_forget(env.files, 42);
+	assert_int_equal(fd_count(), base); /* nothing else held it */
+	check_gets(r, &m, 13);
+	assert_int_equal(ftab_open_cnt(env.files), 1);
+	sst_reader_unref(r);
+	assert_int_equal(fd_count(), base + 1); /* the table's, until forgotten */
+	ftab_forget(env.files, 42);
+	assert_int_equal(fd_count(), base);
+	ftab_free(env.files);
+	blk_cache_free(env.cache);
+	sst_meta_fini(&meta);
+	model_free(&m);
+}
+
+static size_t count_entries(struct sst_reader *r, unsigned flags)
+{
+	struct kv_iter *it;
+	fr_error err;
+	size_t n = 0;
+
+	assert_int_equal(sst_iter_new_flags(r, flags, &it, &err), FR_OK);
+	for (kv_seek_first(it); it->valid; kv_next(it))
+		n++;
+	assert_int_equal(it->status, FR_OK);
+	kv_free(it);
+	return n;
+}
+
+static void test_sst_env_no_fill(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t rs = tu_seed();
+	struct model m = {0};
+	struct sst_options o;
+	struct sst_meta meta;
+	struct sst_read_env env = {0};
+	struct blk_cache_stats s0, s1, s2, s3;
+	struct sst_reader *r;
+	fr_error err;
+
+	gen_model(&m, 2000, &rs);
+	sst_options_default(&o);
+	o.block_size = 1024;
+	write_table(fx->path, &m, &o, NULL, 0, &meta);
+	assert_int_equal(blk_cache_new(8 << 20, BLK_CACHE_SHARD_BITS, &env.cache), FR_OK);
+	assert_int_equal(sst_reader_open_env(io_posix(), fx->path, 42, &env, &r, &err), FR_OK);
+	blk_cache_stats(env.cache, &s0);
+	/* a compaction-style scan reads every block and keeps none */
+	assert_int_equal(count_entries(r, SST_ITER_NO_FILL), m.n);
+	blk_cache_stats(env.cache, &s1);
+	assert_int_equal(s1.entry_cnt, s0.entry_cnt);
+	assert_int_equal(s1.usage, s0.usage);
+	assert_true(s1.misses > s0.misses + 10);
+	/* a normal scan fills the cache with every data block it reads */
+	assert_int_equal(count_entries(r, 0), m.n);
+	blk_cache_stats(env.cache, &s2);
+	uint64_t blocks = s2.entry_cnt - s1.entry_cnt;
+	assert_true(blocks > 10);
+	assert_int_equal(s2.misses - s1.misses, blocks);
+	/* and a NO_FILL scan still uses what is cached: no miss at all */
+	assert_int_equal(count_entries(r, SST_ITER_NO_FILL), m.n);
+	blk_cache_stats(env.cache, &s3);
+	assert_int_equal(s3.misses, s2.misses);
+	assert_int_equal(s3.hits - s2.hits, blocks + 1); /* the data blocks and the index */
+	assert_int_equal(s3.entry_cnt, s2.entry_cnt);
+	sst_reader_unref(r);
+	blk_cache_free(env.cache);
+	sst_meta_fini(&meta);
+	model_free(&m);
+}
+
+static void test_sst_env_corrupt_data_block(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t rs = tu_seed();
+	struct model m = {0};
+	struct sst_meta meta;
+	struct sst_read_env env;
+	struct blk_cache_stats cs;
+	struct blk_cache_entry *ce;
+	struct sst_reader *r;
+	struct kv_iter *it;
+	fr_error err;
+
+	gen_model(&m, 1000, &rs);
+	write_table(fx->path, &m, NULL, NULL, 0, &meta);
+	flip_byte(fx->path, 10, 0x04); /* inside the first data block, at offset 0 */
+	assert_int_equal(blk_cache_new(4 << 20, BLK_CACHE_SHARD_BITS, &env.cache), FR_OK);
+	assert_int_equal(ftab_new(io_posix(), 2, &env.files, &err), FR_OK);
+	assert_int_equal(sst_reader_open_env(io_posix(), fx->path, 42, &env, &r, &err), FR_OK);
+	const struct ent *e = &m.e[0];
+	for (int round = 0; round < 5; round++) {
+		uint8_t type;
+		uint64_t seq;
+		void *v;
+		size_t vl;
+
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(sst_reader_get(r, e->ik, ikey_user_len(e->iklen), SEQNO_MAX, &type,
+						&seq, &v, &vl, &err),
+				 FR_CORRUPTION);
+		assert_null(v);
+		assert_non_null(strstr(err.msg, fx->path));
+		assert_non_null(strstr(err.msg, "checksum"));
+		assert_int_equal(err.offset, 0);
+		assert_null(blk_cache_lookup(env.cache, 42, 0));
+
+		assert_int_equal(sst_iter_new(r, &it, &err), FR_OK);
+		kv_seek_first(it);
+		assert_false(it->valid);
+		assert_int_equal(it->status, FR_CORRUPTION);
+		assert_non_null(strstr(it->err.msg, fx->path));
+		assert_int_equal(it->err.offset, 0);
+		kv_free(it);
+		assert_null(blk_cache_lookup(env.cache, 42, 0));
+	}
+	/* a key in a later block reads, and its block is cached */
+	blk_cache_stats(env.cache, &cs);
+	uint64_t before = cs.entry_cnt;
+	const struct ent *l = &m.e[m.n - 1];
+	expect_get(r, l->ik, ikey_user_len(l->iklen), ikey_seqno(l->ik, l->iklen), l);
+	blk_cache_stats(env.cache, &cs);
+	assert_int_equal(cs.entry_cnt, before + 1);
+	/* the block cached is good: the damaged one is still refused */
+	ce = blk_cache_lookup(env.cache, 42, 0);
+	assert_null(ce);
+	sst_reader_unref(r);
+	ftab_free(env.files);
+	blk_cache_free(env.cache);
 	sst_meta_fini(&meta);
 	model_free(&m);
 }
@@ -1247,6 +1600,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sst_writer_misuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sst_io_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sst_concurrent_readers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sst_env_same_results, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sst_env_no_private_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sst_env_no_fill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sst_env_corrupt_data_block, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,10 @@
 /*
  * test_version.c - version edits (builders, encoding round trip, truncation, bit flips, garbage
  * and allocation failures while decoding), lazily opened table readers and the level iterator
- * over real tables compared with a sorted model.
+ * over real tables compared with a sorted model, and the read environment of a vset: tables
+ * replayed before vset_set_read_env and tables added after it read through its block cache and
+ * file table, the level iterator's SST_ITER_NO_FILL, and an obsolete table's file forgotten by
+ * the file table before it is deleted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +24,9 @@
 #include "base/coding.h"
 #include "base/ikey.h"
 #include "base/kv_iter.h"
+#include "io/ftab.h"
 #include "io/io.h"
+#include "sst/cache.h"
 #include "sst/sst.h"
 #include "testutil.h"
 #include "version/version.h"
@@ -739,6 +744,140 @@ static void test_version_tv_counts(void **state)
 	assert_int_equal(fx->tables[0]->refs, refs - 1);
 }
 
+/* ---- the read environment of a vset ---- */
+
+/* Writes table `id` of vs holding keys "env<from..to)" (seqno 1, values "v<i>") and adds it to
+ * tree 1 at level 1. */
+static void env_add_table(struct vset *vs, uint64_t id, size_t from, size_t to)
+{
+	struct sst_options o;
+	struct sst_writer *w;
+	struct sst_meta m;
+	struct vedit e;
+	char path[PATH_MAX];
+	fr_error err;
+
+	sst_options_default(&o);
+	o.block_size = 512;
+	vset_table_path(vs, id, path, sizeof(path));
+	assert_int_equal(sst_writer_open(io_posix(), path, id, &o, &w, &err), FR_OK);
+	for (size_t i = from; i < to; i++) {
+		char k[32], v[32];
+		uint8_t ik[48];
+		int kl = snprintf(k, sizeof(k), "env%06zu", i);
+		int vl = snprintf(v, sizeof(v), "v%zu", i);
+
+		ikey_encode(ik, k, (size_t)kl, 1, VT_PUT);
+		assert_int_equal(sst_writer_add(w, ik, (size_t)kl + IKEY_TRAILER_LEN, v, (size_t)vl,
+						&err),
+				 FR_OK);
+	}
+	assert_int_equal(sst_writer_finish(w, &m, &err), FR_OK);
+	vedit_init(&e);
+	assert_int_equal(vedit_add_table(&e, 1, 1, &m), FR_OK);
+	assert_int_equal(vset_apply(vs, &e, &err), FR_OK);
+	vedit_fini(&e);
+	sst_meta_fini(&m);
+}
+
+static size_t env_scan(struct tree_version *v, unsigned flags)
+{
+	struct kv_iter *it;
+	fr_error err;
+	size_t n = 0;
+
+	assert_int_equal(level_iter_new_flags(v->levels[1], v->level_cnt[1], flags, &it, &err),
+			 FR_OK);
+	for (kv_seek_first(it); it->valid; kv_next(it))
+		n++;
+	assert_int_equal(it->status, FR_OK);
+	kv_free(it);
+	return n;
+}
+
+static void test_version_read_env(void **state)
+{
+	char *dir = tu_tmpdir("venv");
+	struct sst_read_env env;
+	struct blk_cache_stats s0, s1, s2;
+	struct tree_version *v;
+	struct vset *vs;
+	struct vedit e;
+	char path1[PATH_MAX];
+	fr_error err;
+	bool ex;
+
+	(void)state;
+	assert_int_equal(vset_open(io_posix(), dir, true, false, &vs, &err), FR_OK);
+	uint64_t id1 = vset_new_file_id(vs);
+	env_add_table(vs, id1, 0, 300);
+	vset_table_path(vs, id1, path1, sizeof(path1));
+	vset_close(vs);
+
+	/* reopened: table id1 comes from the manifest, made before the environment is set */
+	assert_int_equal(blk_cache_new(1 << 20, BLK_CACHE_SHARD_BITS, &env.cache), FR_OK);
+	assert_int_equal(ftab_new(io_posix(), 8, &env.files, &err), FR_OK);
+	assert_int_equal(vset_open(io_posix(), dir, false, false, &vs, &err), FR_OK);
+	vset_set_read_env(vs, &env);
+	uint64_t id2 = vset_new_file_id(vs);
+	env_add_table(vs, id2, 300, 600); /* made after it */
+
+	v = vset_current(vs, 1);
+	assert_int_equal(v->level_cnt[1], 2);
+	for (size_t i = 0; i < 2; i++) {
+		struct table *t = v->levels[1][i];
+		struct sst_reader *r;
+		uint8_t type;
+		uint64_t seq;
+		void *val;
+		size_t vlen;
+
+		assert_ptr_equal(t->env.cache, env.cache);
+		assert_ptr_equal(t->env.files, env.files);
+		assert_int_equal(table_reader(t, &r, &err), FR_OK);
+		fr_status rc = sst_reader_get(r, "env000299", 9, 5, &type, &seq, &val, &vlen, &err);
+		assert_int_equal(rc, i == 0 ? FR_OK : FR_NOT_FOUND);
+		if (i == 0) {
+			assert_int_equal(vlen, 4);
+			assert_memory_equal(val, "v299", 4);
+			fr_free(val);
+		}
+		sst_reader_unref(r);
+	}
+	assert_int_equal(ftab_open_cnt(env.files), 2);
+	/* compaction-style scans fill nothing; normal ones fill; both see everything */
+	blk_cache_stats(env.cache, &s0);
+	assert_int_equal(env_scan(v, SST_ITER_NO_FILL), 600);
+	blk_cache_stats(env.cache, &s1);
+	assert_int_equal(s1.entry_cnt, s0.entry_cnt);
+	assert_true(s1.misses > s0.misses);
+	assert_int_equal(env_scan(v, 0), 600);
+	blk_cache_stats(env.cache, &s2);
+	assert_true(s2.entry_cnt > s1.entry_cnt + 4);
+
+	/* table id1 leaves the version; our version still holds it, so its file stays open */
+	vedit_init(&e);
+	assert_int_equal(vedit_del_table(&e, 1, 1, id1), FR_OK);
+	assert_int_equal(vset_apply(vs, &e, &err), FR_OK);
+	vedit_fini(&e);
+	assert_int_equal(ftab_open_cnt(env.files), 2);
+	assert_int_equal(io_exists(io_posix(), path1, &ex, &err), FR_OK);
+	assert_true(ex);
+	/* the last reference goes: descriptor closed, then the file deleted */
+	tv_unref(v);
+	assert_int_equal(ftab_open_cnt(env.files), 1);
+	assert_int_equal(io_exists(io_posix(), path1, &ex, &err), FR_OK);
+	assert_false(ex);
+
+	vset_close(vs);
+	/* closing the vset deletes nothing and forgets nothing */
+	assert_int_equal(ftab_open_cnt(env.files), 1);
+	ftab_free(env.files);
+	blk_cache_free(env.cache);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -757,6 +896,7 @@ int main(void)
 						teardown_tables),
 		cmocka_unit_test_setup_teardown(test_version_table_reader_lazy, setup_tables,
 						teardown_tables),
+		cmocka_unit_test(test_version_read_env),
 		cmocka_unit_test_setup_teardown(test_version_table_reader_race, setup_tables,
 						teardown_tables),
 		cmocka_unit_test_setup_teardown(test_version_tv_counts, setup_tables,

@@ -321,7 +321,8 @@ static fr_status merge_input(struct cjob *cj, struct rd_vec *rv, struct sst_read
 		for (size_t x = 0; x < k; x++)
 			rd_push(rv, &rds[x]);
 		if (in->level == 0) {
-			rc = sst_iter_new(r, &kids[cnt++], err);
+			/* compaction reads every block once: it would only push hot ones out */
+			rc = sst_iter_new_flags(r, SST_ITER_NO_FILL, &kids[cnt++], err);
 			continue;
 		}
 		/* a level's inputs are adjacent tables of one sorted run: one level iterator */
@@ -330,7 +331,7 @@ static fr_status merge_input(struct cjob *cj, struct rd_vec *rv, struct sst_read
 			run[m] = pk->in[i + m].t;
 			m++;
 		}
-		rc = level_iter_new(run, m, &kids[cnt++], err);
+		rc = level_iter_new_flags(run, m, SST_ITER_NO_FILL, &kids[cnt++], err);
 		/* the rest of this level's tables: their readers for the range tombstones */
 		for (size_t x = 1; x < m && !rc; x++) {
 			rc = table_reader(pk->in[i + x].t, &r, err);

@@ -17,9 +17,11 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "db/db.h"
+#include "io/ftab.h"
 #include "io/io.h"
 #include "journal/journal.h"
 #include "memtable/memtable.h"
+#include "sst/cache.h"
 #include "version/version.h"
 
 #define FORMAT_FILE "FORMAT"
@@ -100,6 +102,13 @@ static fr_status db_recover(fr_db *db, fr_error *err)
 	rc = vset_open(db->io, db->path, fresh, db->opts.read_only, &db->vs, err);
 	if (rc)
 		return rc;
+	rc = blk_cache_new(db->opts.block_cache_bytes, BLK_CACHE_SHARD_BITS, &db->bcache);
+	if (rc)
+		return FR_ERR(err, rc, "block cache");
+	rc = ftab_new(db->io, db->opts.max_open_files, &db->ftab, err);
+	if (rc)
+		return rc;
+	vset_set_read_env(db->vs, &(struct sst_read_env){.cache = db->bcache, .files = db->ftab});
 	db->seqno = vset_last_seqno(db->vs);
 	uint32_t *ids;
 	size_t n;
@@ -152,6 +161,9 @@ static void db_free(fr_db *db)
 		tree_free(db->trees[i]);
 	fr_free(db->trees);
 	vset_close(db->vs);
+	/* after the tables: their readers hold cache entries and use the file table */
+	ftab_free(db->ftab);
+	blk_cache_free(db->bcache);
 	io_close(db->lock);
 	fr_free(db->segs);
 	fr_free(db->path);
@@ -311,6 +323,14 @@ fr_status db_stats(fr_db *db, fr_db_stats *out)
 	for (size_t i = 0; i < db->seg_cnt; i++)
 		out->journal_bytes += db->segs[i].bytes;
 	out->compactions_active = db->compactions_active;
+	struct blk_cache_stats cs = {0};
+	if (db->bcache)
+		blk_cache_stats(db->bcache, &cs);
+	out->cache_capacity = cs.capacity;
+	out->cache_bytes = cs.usage;
+	out->cache_hits = cs.hits;
+	out->cache_misses = cs.misses;
+	out->open_files = db->ftab ? ftab_open_cnt(db->ftab) : 0;
 	for (size_t i = 0; i < db->tree_cap; i++) {
 		struct tree *t = db->trees[i];
 		if (!t)

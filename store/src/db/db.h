@@ -8,6 +8,8 @@
  *   db->mu        (trees table, snapshots, background state, segments)
  *   tree->mu      (a tree's active and sealed memtables)
  *   vset mutex    (inside version/)
+ *   table stripe locks (version/), then the block cache's shard locks and the file table's lock
+ *                 (leaves: nothing is taken under them)
  *
  * The commit leader (the thread at the head of the commit queue) is the only writer of
  * memtables and the journal; it owns db->jnl and the active memtable of every tree.
@@ -26,7 +28,9 @@
 #include "sst/sst.h"
 #include "version/version.h"
 
+struct blk_cache;
 struct fr_io;
+struct ftab;
 struct jnl;
 struct mem;
 struct vset;
@@ -112,6 +116,8 @@ struct fr_db {
 	struct fr_io *io;
 	struct io_file *lock;
 	struct vset *vs;
+	struct blk_cache *bcache;     /* data, index and filter blocks of every table */
+	struct ftab *ftab;            /* the open table files */
 	struct jnl *jnl;              /* commit leader only */
 
 	uint64_t seqno;               /* commit leader only: last seqno allocated */

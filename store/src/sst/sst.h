@@ -8,6 +8,11 @@
  * sst_writer: one thread at a time. sst_reader: immutable once open, thread-safe, refcounted
  * (sst_reader_ref needs an existing reference). Every byte read from disk is checked: bad bytes
  * are FR_CORRUPTION naming the file and offset, never a crash.
+ *
+ * A reader may share a read environment with the other readers of a database: a block cache
+ * (cache.h) through which data, index and filter blocks are read, and a file table (io/ftab.h)
+ * that bounds the descriptors the readers hold. Without one, a reader keeps its own descriptor
+ * and its own copies of index and filter, and reads each data block from disk on every access.
  */
 #ifndef FRACTIO_SST_SST_H
 #define FRACTIO_SST_SST_H
@@ -18,7 +23,9 @@
 
 #include "fractio.h"
 
+struct blk_cache;
 struct fr_io;
+struct ftab;
 struct kv_iter;
 struct range_del;
 struct sst_writer;
@@ -69,14 +76,33 @@ fr_status sst_writer_finish(struct sst_writer *w, struct sst_meta *meta, fr_erro
 /* Closes, deletes the partial file and frees w. NULL allowed. */
 void sst_writer_abort(struct sst_writer *w);
 
+/* What the readers of one database share; both borrowed, they must outlive every reader opened
+ * with them. A NULL member means the reader does without it (see the file comment). */
+struct sst_read_env {
+	/* Data blocks, and the index and filter blocks, are read through it; the reader keeps no
+	 * copy of index or filter. Only blocks that passed their checksum and structure checks
+	 * are inserted. The cache is keyed by the table id, which must name this file alone for
+	 * the cache's life. */
+	struct blk_cache *cache;
+	/* Every read goes through it, under the table id; the reader holds no descriptor. */
+	struct ftab *files;
+};
+
 /* Opens and checks a table: footer, index, filter, range tombstones and properties are read
- * into memory; data blocks are read on demand. */
+ * and verified (the whole index is walked once); data blocks are read on demand. Range
+ * tombstones and properties stay in the reader's memory; index and filter too unless env has
+ * a cache, in which case they are inserted into it. env NULL is an empty environment. */
+fr_status sst_reader_open_env(struct fr_io *io, const char *path, uint64_t id,
+			      const struct sst_read_env *env, struct sst_reader **out,
+			      fr_error *err);
+/* sst_reader_open_env with no environment. */
 fr_status sst_reader_open(struct fr_io *io, const char *path, uint64_t id,
 			  struct sst_reader **out, fr_error *err);
 void sst_reader_ref(struct sst_reader *r);
 void sst_reader_unref(struct sst_reader *r);
 const struct sst_meta *sst_reader_meta(const struct sst_reader *r);
-/* False only when the bloom filter proves ukey absent. */
+/* False only when the bloom filter proves ukey absent (true when the filter cannot be read:
+ * the data blocks then give the answer, or the error). */
 bool sst_reader_may_contain(const struct sst_reader *r, const void *ukey, size_t ulen);
 /* The newest version of ukey with seqno <= snap (any type); *val is fr_malloc'd (NULL for an
  * empty value is allowed). FR_NOT_FOUND if none. Range tombstones are not applied here. */
@@ -84,7 +110,18 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 			 uint8_t *type, uint64_t *seqno, void **val, size_t *vlen, fr_error *err);
 /* The table's range tombstones, sorted by start; owned by the reader. */
 size_t sst_reader_range_dels(const struct sst_reader *r, const struct range_del **out);
-/* An iterator over every entry; holds a reference on r until kv_free. */
+/* An iterator over every entry; holds a reference on r until kv_free. Blocks it reads from
+ * disk are put in the reader's cache (if any). */
 fr_status sst_iter_new(struct sst_reader *r, struct kv_iter **out, fr_error *err);
+
+/* sst_iter_new flags */
+enum {
+	/* Blocks found in the cache are used, but blocks read from disk are not inserted: for
+	 * scans that read each block once (compaction), which would only push out the blocks
+	 * that point reads need. */
+	SST_ITER_NO_FILL = 1 << 0,
+};
+fr_status sst_iter_new_flags(struct sst_reader *r, unsigned flags, struct kv_iter **out,
+			     fr_error *err);
 
 #endif

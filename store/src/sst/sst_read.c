@@ -2,13 +2,22 @@
 /*
  * sst_read.c - reading a table (FORMAT.md §4): open checks the footer and loads the index,
  * filter, range tombstones and properties, verifying every checksum and walking the whole index
- * once; data blocks are read with one pread per access through read_block(), the single place a
- * block cache will sit. Point reads and the table iterator (a kv_iter) seek the index for the
- * first block whose last key is >= the target and move to the next block when a block runs out,
- * which covers a key whose versions span many blocks.
+ * once; blocks are fetched by fetch_block(), the one place blocks come off disk, and the one
+ * place the block cache sits. Point reads and the table iterator (a kv_iter) seek the index for
+ * the first block whose last key is >= the target and move to the next block when a block runs
+ * out, which covers a key whose versions span many blocks.
+ *
+ * With a block cache, the index and filter are cache entries like data blocks, so every byte a
+ * reader holds beyond a few handles is bounded by the cache. A point read then makes up to three
+ * cache lookups (filter, index, data block), each a shard mutex and a hash probe; the index and
+ * filter of a table in use are touched by every read of it and so stay at the hot end of the
+ * LRU. A block is checked (checksum, then the restart array of a sorted block or the shape of a
+ * filter) before it is inserted, so a cached block is used through an O(1) view (blk_view)
+ * instead of blk_init's walk of its restart array, which for an index (a restart per entry)
+ * would cost as much as the lookup it serves.
  *
  * The reader is immutable after open; concurrent readers share it and each get or iterator
- * keeps its own cursors and block buffers, so no lock is needed. The reference count is atomic.
+ * keeps its own cursors and block handles, so no lock is needed. The reference count is atomic.
  */
 #include "sst/sst.h"
 
@@ -22,8 +31,10 @@
 #include "base/ikey.h"
 #include "base/kv_iter.h"
 #include "base/sync.h"
+#include "io/ftab.h"
 #include "io/io.h"
 #include "sst/block.h"
+#include "sst/cache.h"
 #include "sst/filter.h"
 #include "sst/format.h"
 
@@ -31,24 +42,32 @@ struct sst_reader {
 	uint32_t refs; /* atomic: acq_rel add/sub, the unref that reaches 0 frees */
 	struct fr_io *io;
 	char *path;
-	struct io_file *f;   /* pread only: safe from many threads */
-	uint64_t meta_off;   /* data blocks lie in [0, meta_off) */
-	uint64_t footer_off; /* every block lies in [0, footer_off) */
+	struct sst_read_env env; /* borrowed, immutable */
+	struct io_file *f;       /* pread only: safe from many threads; NULL with env.files */
+	uint64_t meta_off;       /* data blocks lie in [0, meta_off) */
+	uint64_t footer_off;     /* every block lies in [0, footer_off) */
 	struct sst_meta meta;
 	struct sst_options o; /* as recorded in the properties */
 	uint64_t data_block_cnt;
+	struct sst_handle index_h;
+	struct sst_handle filter_h;
+	bool has_filter;
+	/* The reader's own copies of index and filter: only without a cache. */
 	uint8_t *index_mem;
 	struct blk index;
 	uint8_t *filter_mem;
-	const uint8_t *filter; /* the bloom encoding; NULL: no filter */
+	const uint8_t *filter; /* the bloom encoding; NULL: no copy */
 	size_t filter_len;
 	uint8_t *rd_mem;
 	struct range_del *rds;
 	size_t rd_cnt;
 };
 
-/* A block's contents and the memory that holds them (a cache entry later). */
+/* A block's contents and what holds them: a pinned cache entry, memory of our own, or (mem and
+ * ent both NULL) the reader's own copy. */
 struct sst_blockref {
+	struct blk_cache_entry *ent;
+	struct blk_cache *cache; /* ent's cache */
 	uint8_t *mem;
 	const uint8_t *data;
 	size_t len;
@@ -56,10 +75,9 @@ struct sst_blockref {
 
 static void block_release(struct sst_blockref *b)
 {
+	blk_cache_release(b->cache, b->ent);
 	fr_free(b->mem);
-	b->mem = NULL;
-	b->data = NULL;
-	b->len = 0;
+	memset(b, 0, sizeof(*b));
 }
 
 /* Checks that stored block h (plus trailer) lies inside [0, limit). */
@@ -69,22 +87,40 @@ static bool handle_fits(const struct sst_handle *h, uint64_t limit)
 	       h->off <= limit - h->size - SST_BLOCK_TRAILER_LEN;
 }
 
+/* Reads exactly len bytes at off, through the file table when there is one. */
+static fr_status reader_pread(const struct sst_reader *r, void *buf, size_t len, uint64_t off,
+			      fr_error *err)
+{
+	size_t got = 0;
+	fr_status rc;
+
+	if (!r->env.files)
+		return io_pread_exact(r->f, r->path, buf, len, off, err);
+	rc = ftab_pread(r->env.files, r->meta.id, r->path, buf, len, off, &got, err);
+	/* the file may have to be opened again: its loss is damage, never "no such key" */
+	if (rc == FR_NOT_FOUND)
+		return FR_CORRUPT(err, r->path, off, "table file is missing");
+	if (!rc && got != len)
+		return FR_CORRUPT(err, r->path, off + got, "file ends early");
+	return rc;
+}
+
 /*
- * Reads and unwraps the stored block at h: the one way blocks come off disk (FORMAT.md §4.2).
+ * Reads and unwraps the stored block at h into memory of its own (FORMAT.md §4.2).
  * h must have passed handle_fits(h, r->footer_off).
  */
-static fr_status read_block(struct sst_reader *r, const struct sst_handle *h,
+static fr_status read_block(const struct sst_reader *r, const struct sst_handle *h,
 			    struct sst_blockref *out, fr_error *err)
 {
 	size_t n = (size_t)h->size + SST_BLOCK_TRAILER_LEN;
 	uint8_t *stored, *owned;
 	fr_status rc;
 
-	out->mem = NULL;
+	memset(out, 0, sizeof(*out));
 	stored = fr_malloc(n);
 	if (!stored)
 		return FR_ERR(err, FR_NOMEM, "table %s: block of %zu bytes", r->path, n);
-	rc = io_pread_exact(r->f, r->path, stored, n, h->off, err);
+	rc = reader_pread(r, stored, n, h->off, err);
 	if (!rc)
 		rc = blk_stored_decode(stored, n, r->path, h->off, &out->data, &out->len, &owned,
 				       err);
@@ -106,18 +142,123 @@ static int ikey_cmp_fn(const uint8_t *a, size_t alen, const uint8_t *b, size_t b
 	return ikey_cmp(a, alen, b, blen);
 }
 
+/* A view of sorted block contents that blk_init has accepted before: the same struct blk, in
+ * O(1) instead of a walk of the restart array. */
+static void blk_view(struct blk *b, const struct sst_reader *r, const uint8_t *data, size_t len,
+		     uint64_t off)
+{
+	uint32_t cnt = dec_u32(data + len - 4);
+
+	b->data = data;
+	b->len = len;
+	b->cmp = ikey_cmp_fn;
+	b->min_key_len = IKEY_TRAILER_LEN;
+	b->path = r->path;
+	b->file_off = off;
+	b->restart_cnt = cnt;
+	b->restarts_off = len - 4 - (size_t)cnt * 4;
+}
+
+/* The checks a block passes before anyone uses it, or the cache keeps it. */
+static fr_status check_block(const struct sst_reader *r, enum sst_block_kind kind,
+			     const struct sst_handle *h, const uint8_t *data, size_t len,
+			     fr_error *err)
+{
+	struct blk b;
+
+	if (kind != SST_BLOCK_FILTER)
+		return blk_init(&b, data, len, ikey_cmp_fn, IKEY_TRAILER_LEN, r->path, h->off,
+				err);
+	/* FORMAT.md §4.5: u8 filter type, then the bloom encoding */
+	if (len < 1 || data[0] != SST_FILTER_BLOOM)
+		return FR_CORRUPT(err, r->path, h->off, "unknown filter type");
+	if (!bloom_is_valid(data + 1, len - 1))
+		return FR_CORRUPT(err, r->path, h->off, "malformed bloom filter");
+	return FR_OK;
+}
+
+/* Moves a checked block of our own into the cache (unless it has none); on FR_NOMEM for the
+ * entry the block simply stays ours. */
+static void cache_keep(const struct sst_reader *r, const struct sst_handle *h,
+		       struct sst_blockref *b)
+{
+	struct blk_cache_entry *e;
+
+	if (!r->env.cache || !b->mem)
+		return;
+	/* charge what the entry holds: the allocation (stored blocks keep their trailer) and
+	 * the entry's bookkeeping */
+	size_t charge = b->len + SST_BLOCK_TRAILER_LEN + BLK_CACHE_ENTRY_OVERHEAD;
+	if (blk_cache_insert(r->env.cache, r->meta.id, h->off, b->mem, b->len, charge, &e))
+		return;
+	b->mem = NULL;
+	b->ent = e;
+	b->cache = r->env.cache;
+	b->data = blk_cache_data(e);
+	b->len = blk_cache_len(e);
+}
+
+/*
+ * The checked contents of block h of the given kind: from the cache if it holds them, else
+ * from disk, then kept in the cache when `fill` is set. A block that fails a check is never
+ * kept, so it fails the same way on every read. h must have passed handle_fits(h,
+ * r->footer_off).
+ */
+static fr_status fetch_block(const struct sst_reader *r, const struct sst_handle *h,
+			     enum sst_block_kind kind, bool fill, struct sst_blockref *out,
+			     fr_error *err)
+{
+	fr_status rc;
+
+	if (r->env.cache) {
+		struct blk_cache_entry *e = blk_cache_lookup(r->env.cache, r->meta.id, h->off);
+
+		if (e) {
+			memset(out, 0, sizeof(*out));
+			out->ent = e;
+			out->cache = r->env.cache;
+			out->data = blk_cache_data(e);
+			out->len = blk_cache_len(e);
+			return FR_OK;
+		}
+	}
+	rc = read_block(r, h, out, err);
+	if (rc)
+		return rc;
+	rc = check_block(r, kind, h, out->data, out->len, err);
+	if (rc) {
+		block_release(out);
+		return rc;
+	}
+	if (fill)
+		cache_keep(r, h, out);
+	return FR_OK;
+}
+
 /* Reads data block h (from an index value) and opens it as a block of internal keys. */
-static fr_status load_data_block(struct sst_reader *r, const struct sst_handle *h,
-				 struct sst_blockref *ref, struct blk *b, fr_error *err)
+static fr_status load_data_block(const struct sst_reader *r, const struct sst_handle *h,
+				 bool fill, struct sst_blockref *ref, struct blk *b, fr_error *err)
 {
 	if (!handle_fits(h, r->meta_off))
 		return FR_CORRUPT(err, r->path, h->off, "data block handle out of range");
-	fr_status rc = read_block(r, h, ref, err);
-	if (rc)
-		return rc;
-	rc = blk_init(b, ref->data, ref->len, ikey_cmp_fn, IKEY_TRAILER_LEN, r->path, h->off, err);
-	if (rc)
-		block_release(ref);
+	fr_status rc = fetch_block(r, h, SST_BLOCK_DATA, fill, ref, err);
+	if (!rc)
+		blk_view(b, r, ref->data, ref->len, h->off);
+	return rc;
+}
+
+/* The index as a block: the reader's copy, or the cache's (pinned in *ref until released). */
+static fr_status load_index(const struct sst_reader *r, bool fill, struct sst_blockref *ref,
+			    struct blk *b, fr_error *err)
+{
+	memset(ref, 0, sizeof(*ref));
+	if (!r->env.cache) {
+		*b = r->index;
+		return FR_OK;
+	}
+	fr_status rc = fetch_block(r, &r->index_h, SST_BLOCK_INDEX, fill, ref, err);
+	if (!rc)
+		blk_view(b, r, ref->data, ref->len, r->index_h.off);
 	return rc;
 }
 
@@ -125,7 +266,7 @@ static fr_status index_handle(const struct sst_reader *r, const struct blk_iter 
 			      struct sst_handle *h, fr_error *err)
 {
 	if (!sst_handle_decode(ii->val, ii->val + ii->val_len, h))
-		return FR_CORRUPT(err, r->path, r->index.file_off, "bad block handle in the index");
+		return FR_CORRUPT(err, r->path, r->index_h.off, "bad block handle in the index");
 	return FR_OK;
 }
 
@@ -300,23 +441,25 @@ out:
 }
 
 /* Loads the index and walks it: keys strictly ascending, handles in order inside the data
- * area, as many entries as the properties promise. */
+ * area, as many entries as the properties promise. Then keeps it: in the cache if there is one
+ * (the first read of the table needs it), else as the reader's own copy. */
 static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr_error *err)
 {
 	struct sst_blockref ref;
+	struct blk b;
 	struct blk_iter ii;
 	struct fr_buf prev;
 	uint64_t cnt = 0, data_end = 0;
 	fr_status rc = read_block(r, h, &ref, err);
 	if (rc)
 		return rc;
-	r->index_mem = ref.mem;
-	rc = blk_init(&r->index, ref.data, ref.len, ikey_cmp_fn, IKEY_TRAILER_LEN, r->path, h->off,
-		      err);
-	if (rc)
+	rc = blk_init(&b, ref.data, ref.len, ikey_cmp_fn, IKEY_TRAILER_LEN, r->path, h->off, err);
+	if (rc) {
+		block_release(&ref);
 		return rc;
+	}
 	buf_init(&prev);
-	blk_iter_init(&ii, &r->index);
+	blk_iter_init(&ii, &b);
 	for (rc = blk_iter_seek_first(&ii, err); !rc && ii.valid; rc = blk_iter_next(&ii, err)) {
 		struct sst_handle dh = {0};
 		rc = index_handle(r, &ii, &dh, err);
@@ -343,6 +486,14 @@ static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr
 		rc = FR_CORRUPT(err, r->path, h->off, "index and properties disagree on blocks");
 	blk_iter_fini(&ii);
 	buf_fini(&prev);
+	if (!rc && !r->env.cache) {
+		r->index_mem = ref.mem;
+		r->index = b;
+		return FR_OK;
+	}
+	if (!rc)
+		cache_keep(r, h, &ref);
+	block_release(&ref);
 	return rc;
 }
 
@@ -350,17 +501,18 @@ static fr_status open_filter(struct sst_reader *r, const struct sst_handle *h, f
 {
 	struct sst_blockref ref;
 	fr_status rc = read_block(r, h, &ref, err);
-	if (rc)
-		return rc;
-	r->filter_mem = ref.mem;
-	/* FORMAT.md §4.5: u8 filter type, then the bloom encoding */
-	if (ref.len < 1 || ref.data[0] != SST_FILTER_BLOOM)
-		return FR_CORRUPT(err, r->path, h->off, "unknown filter type");
-	if (!bloom_is_valid(ref.data + 1, ref.len - 1))
-		return FR_CORRUPT(err, r->path, h->off, "malformed bloom filter");
-	r->filter = ref.data + 1;
-	r->filter_len = ref.len - 1;
-	return FR_OK;
+	if (!rc)
+		rc = check_block(r, SST_BLOCK_FILTER, h, ref.data, ref.len, err);
+	if (!rc && !r->env.cache) {
+		r->filter_mem = ref.mem;
+		r->filter = ref.data + 1;
+		r->filter_len = ref.len - 1;
+		return FR_OK;
+	}
+	if (!rc)
+		cache_keep(r, h, &ref);
+	block_release(&ref);
+	return rc;
 }
 
 static fr_status open_range_dels(struct sst_reader *r, const struct sst_handle *h, fr_error *err)
@@ -413,8 +565,9 @@ static void reader_free(struct sst_reader *r)
 	fr_free(r);
 }
 
-fr_status sst_reader_open(struct fr_io *io, const char *path, uint64_t id, struct sst_reader **out,
-			  fr_error *err)
+fr_status sst_reader_open_env(struct fr_io *io, const char *path, uint64_t id,
+			      const struct sst_read_env *env, struct sst_reader **out,
+			      fr_error *err)
 {
 	struct sst_reader *r;
 	struct sst_footer ft;
@@ -433,10 +586,16 @@ fr_status sst_reader_open(struct fr_io *io, const char *path, uint64_t id, struc
 	}
 	r->io = io;
 	r->refs = 1;
-	rc = io_open(io, path, IO_RDONLY, &r->f, err);
-	if (rc)
-		goto out_free;
-	rc = io_size(r->f, &size, err);
+	r->meta.id = id; /* the key of the table's blocks and file from the first read on */
+	if (env)
+		r->env = *env;
+	if (r->env.files) {
+		rc = ftab_size(r->env.files, id, path, &size, err);
+	} else {
+		rc = io_open(io, path, IO_RDONLY, &r->f, err);
+		if (!rc)
+			rc = io_size(r->f, &size, err);
+	}
 	if (rc)
 		goto out_free;
 	if (size < SST_FOOTER_LEN) {
@@ -444,17 +603,17 @@ fr_status sst_reader_open(struct fr_io *io, const char *path, uint64_t id, struc
 		goto out_free;
 	}
 	r->footer_off = size - SST_FOOTER_LEN;
-	rc = io_pread_exact(r->f, path, fbuf, SST_FOOTER_LEN, r->footer_off, err);
+	rc = reader_pread(r, fbuf, SST_FOOTER_LEN, r->footer_off, err);
 	if (!rc)
 		rc = sst_footer_decode(fbuf, path, r->footer_off, &ft, err);
 	if (rc)
 		goto out_free;
 
 	/* FORMAT.md §4.1: data blocks first, then the meta blocks, which all must fit */
-	bool has_filter = ft.h[SST_FOOTER_FILTER].off || ft.h[SST_FOOTER_FILTER].size;
+	r->has_filter = ft.h[SST_FOOTER_FILTER].off || ft.h[SST_FOOTER_FILTER].size;
 	r->meta_off = r->footer_off;
 	for (int i = 0; i < SST_FOOTER_HANDLE_CNT; i++) {
-		if (i == SST_FOOTER_FILTER && !has_filter)
+		if (i == SST_FOOTER_FILTER && !r->has_filter)
 			continue;
 		if (!handle_fits(&ft.h[i], r->footer_off)) {
 			rc = FR_CORRUPT(err, path, r->footer_off + 16 * (uint64_t)i,
@@ -464,18 +623,19 @@ fr_status sst_reader_open(struct fr_io *io, const char *path, uint64_t id, struc
 		if (ft.h[i].off < r->meta_off)
 			r->meta_off = ft.h[i].off;
 	}
+	r->index_h = ft.h[SST_FOOTER_INDEX];
+	r->filter_h = ft.h[SST_FOOTER_FILTER];
 	rc = open_props(r, &ft.h[SST_FOOTER_PROPS], err);
 	if (!rc)
-		rc = open_index(r, &ft.h[SST_FOOTER_INDEX], err);
-	if (!rc && has_filter)
-		rc = open_filter(r, &ft.h[SST_FOOTER_FILTER], err);
-	if (!rc && !has_filter && r->o.bloom_bits_per_key)
+		rc = open_index(r, &r->index_h, err);
+	if (!rc && r->has_filter)
+		rc = open_filter(r, &r->filter_h, err);
+	if (!rc && !r->has_filter && r->o.bloom_bits_per_key)
 		rc = FR_CORRUPT(err, path, r->footer_off, "filter block missing");
 	if (!rc)
 		rc = open_range_dels(r, &ft.h[SST_FOOTER_RANGE_DEL], err);
 	if (rc)
 		goto out_free;
-	r->meta.id = id;
 	r->meta.file_size = size;
 	*out = r;
 	return FR_OK;
@@ -483,6 +643,12 @@ fr_status sst_reader_open(struct fr_io *io, const char *path, uint64_t id, struc
 out_free:
 	reader_free(r);
 	return rc;
+}
+
+fr_status sst_reader_open(struct fr_io *io, const char *path, uint64_t id, struct sst_reader **out,
+			  fr_error *err)
+{
+	return sst_reader_open_env(io, path, id, NULL, out, err);
 }
 
 void sst_reader_ref(struct sst_reader *r)
@@ -508,11 +674,33 @@ size_t sst_reader_range_dels(const struct sst_reader *r, const struct range_del 
 	return r->rd_cnt;
 }
 
+/* Asks the filter (*may false: ukey is certainly absent); without a filter, *may is true. */
+static fr_status filter_check(const struct sst_reader *r, const void *ukey, size_t ulen,
+			      bool *may, fr_error *err)
+{
+	struct sst_blockref ref;
+	fr_status rc;
+
+	*may = true;
+	if (!r->has_filter)
+		return FR_OK;
+	if (!r->env.cache) {
+		*may = bloom_may_contain(r->filter, r->filter_len, bloom_hash(ukey, ulen));
+		return FR_OK;
+	}
+	rc = fetch_block(r, &r->filter_h, SST_BLOCK_FILTER, true, &ref, err);
+	if (rc)
+		return rc;
+	*may = bloom_may_contain(ref.data + 1, ref.len - 1, bloom_hash(ukey, ulen));
+	block_release(&ref);
+	return FR_OK;
+}
+
 bool sst_reader_may_contain(const struct sst_reader *r, const void *ukey, size_t ulen)
 {
-	if (!r->filter)
-		return true;
-	return bloom_may_contain(r->filter, r->filter_len, bloom_hash(ukey, ulen));
+	bool may;
+
+	return filter_check(r, ukey, ulen, &may, NULL) || may;
 }
 
 /* ---- point reads ---- */
@@ -521,14 +709,17 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 			 uint8_t *type, uint64_t *seqno, void **val, size_t *vlen, fr_error *err)
 {
 	uint8_t small[256], *target = small;
-	struct sst_blockref ref = {0};
-	struct blk db;
+	struct sst_blockref ref = {0}, iref = {0};
+	struct blk db, ib;
 	struct blk_iter ii, di;
 	fr_status rc;
-	bool first = true;
+	bool first = true, may;
 
 	*val = NULL;
-	if (!sst_reader_may_contain(r, ukey, ulen))
+	rc = filter_check(r, ukey, ulen, &may, err);
+	if (rc)
+		return rc;
+	if (!may)
 		return FR_NOT_FOUND;
 	if (ulen > sizeof(small) - IKEY_TRAILER_LEN) {
 		if (ulen > SIZE_MAX - IKEY_TRAILER_LEN)
@@ -540,7 +731,13 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 	ikey_encode(target, ukey, ulen, snap < SEQNO_MAX ? snap : SEQNO_MAX, VT_SEEK);
 	size_t tlen = ulen + IKEY_TRAILER_LEN;
 
-	blk_iter_init(&ii, &r->index);
+	rc = load_index(r, true, &iref, &ib, err);
+	if (rc) {
+		if (target != small)
+			fr_free(target);
+		return rc;
+	}
+	blk_iter_init(&ii, &ib);
 	blk_iter_init(&di, &db);
 	rc = blk_iter_seek(&ii, target, tlen, err);
 	/* the first block whose last key is >= target; a block that ends without a match (a
@@ -549,7 +746,7 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 		struct sst_handle h;
 		rc = index_handle(r, &ii, &h, err);
 		if (!rc)
-			rc = load_data_block(r, &h, &ref, &db, err);
+			rc = load_data_block(r, &h, true, &ref, &db, err);
 		if (rc)
 			break;
 		blk_iter_set_block(&di, &db);
@@ -584,6 +781,7 @@ out:
 	blk_iter_fini(&di);
 	blk_iter_fini(&ii);
 	block_release(&ref);
+	block_release(&iref);
 	if (target != small)
 		fr_free(target);
 	return rc;
@@ -594,7 +792,11 @@ out:
 struct sst_iter {
 	struct kv_iter base; /* first: the kv_iter handed out is this */
 	struct sst_reader *r;
-	struct blk_iter ii; /* over r->index */
+	bool fill;          /* put blocks read from disk in the cache */
+	bool index_ready;   /* index (and iref) loaded: from the first positioning call on */
+	struct sst_blockref iref;
+	struct blk index;
+	struct blk_iter ii; /* over index */
 	struct sst_blockref ref;
 	struct blk db;	    /* the loaded data block */
 	struct blk_iter di; /* over db */
@@ -621,7 +823,7 @@ static fr_status si_load(struct sst_iter *si)
 	blk_iter_set_block(&si->di, NULL);
 	block_release(&si->ref);
 	si->loaded = false;
-	rc = load_data_block(si->r, &h, &si->ref, &si->db, &si->base.err);
+	rc = load_data_block(si->r, &h, si->fill, &si->ref, &si->db, &si->base.err);
 	if (rc)
 		return rc;
 	si->loaded = true;
@@ -721,10 +923,30 @@ static fr_status si_seek(struct sst_iter *si, const uint8_t *k, size_t n)
 	return rc ? rc : si_skip_forward(si);
 }
 
+/* Loads the index on the first positioning call (which, unlike the constructor, reports its
+ * errors through the iterator); it stays pinned for the iterator's life. */
+static fr_status si_index(struct sst_iter *si)
+{
+	if (si->index_ready)
+		return FR_OK;
+	fr_status rc = load_index(si->r, si->fill, &si->iref, &si->index, &si->base.err);
+	if (rc)
+		return rc;
+	blk_iter_set_block(&si->ii, &si->index);
+	si->index_ready = true;
+	return FR_OK;
+}
+
 static bool si_usable(struct sst_iter *si, const uint8_t *k, size_t n)
 {
 	if (si->base.status)
 		return false;
+	fr_status rc = si_index(si);
+	if (rc) {
+		si->base.status = rc;
+		si_settle(si, rc);
+		return false;
+	}
 	if (k && n < IKEY_TRAILER_LEN) {
 		si->base.status =
 			FR_ERR(&si->base.err, FR_INVALID,
@@ -801,6 +1023,7 @@ static void sst_iter_free(struct kv_iter *it)
 	blk_iter_fini(&si->di);
 	blk_iter_fini(&si->ii);
 	block_release(&si->ref);
+	block_release(&si->iref);
 	sst_reader_unref(si->r);
 	fr_free(si);
 }
@@ -815,7 +1038,8 @@ static const struct kv_iter_ops sst_iter_ops = {
 	.free = sst_iter_free,
 };
 
-fr_status sst_iter_new(struct sst_reader *r, struct kv_iter **out, fr_error *err)
+fr_status sst_iter_new_flags(struct sst_reader *r, unsigned flags, struct kv_iter **out,
+			     fr_error *err)
 {
 	struct sst_iter *si = fr_calloc(1, sizeof(*si));
 
@@ -825,9 +1049,15 @@ fr_status sst_iter_new(struct sst_reader *r, struct kv_iter **out, fr_error *err
 	si->base.ops = &sst_iter_ops;
 	si->base.status = FR_OK;
 	si->r = r;
-	blk_iter_init(&si->ii, &r->index);
+	si->fill = !(flags & SST_ITER_NO_FILL);
+	blk_iter_init(&si->ii, NULL);
 	blk_iter_init(&si->di, &si->db);
 	sst_reader_ref(r);
 	*out = &si->base;
 	return FR_OK;
+}
+
+fr_status sst_iter_new(struct sst_reader *r, struct kv_iter **out, fr_error *err)
+{
+	return sst_iter_new_flags(r, 0, out, err);
 }

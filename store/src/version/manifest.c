@@ -374,7 +374,7 @@ static fr_status tree_apply(struct vset *vs, const struct vedit *e, const struct
 		}
 		if (!t) {
 			vset_table_path(vs, a->meta.id, path, sizeof(path));
-			if (table_new(vs->io, path, a->tree_id, &a->meta, &t))
+			if (table_new_env(vs->io, &vs->read_env, path, a->tree_id, &a->meta, &t))
 				return FR_ERR(b->err, FR_NOMEM, "applying a version edit");
 		}
 		if (tbl_push(&v->levels[a->level], &v->level_cnt[a->level], t)) {

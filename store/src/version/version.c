@@ -6,7 +6,9 @@
  * last table_unref and, when it was marked obsolete (it left the current version), deletes its
  * file too. Its sst_reader is opened on first use: table_reader takes one of a small set of
  * striped locks (keyed by the table's address), so concurrent first users of one table open
- * the file once, while users of already open tables take no lock at all.
+ * the file once, while users of already open tables take no lock at all. The reader is opened
+ * with the table's read environment (block cache, file table), and an obsolete table forgets
+ * its file in the file table before deleting it.
  *
  * The level iterator walks the tables of one level >= 1 (sorted by key, disjoint) as one
  * sequence, with only one table's iterator open at a time.
@@ -27,6 +29,7 @@
 #include "base/kv_iter.h"
 #include "base/log.h"
 #include "base/sync.h"
+#include "io/ftab.h"
 #include "io/io.h"
 #include "version/version_int.h"
 
@@ -53,8 +56,8 @@ static struct fr_mutex *tbl_lock(const struct table *t)
 	return &tbl_locks[h >> 58]; /* the top 6 bits: TBL_LOCK_CNT == 64 */
 }
 
-fr_status table_new(struct fr_io *io, const char *path, uint32_t tree_id,
-		    const struct sst_meta *m, struct table **out)
+fr_status table_new_env(struct fr_io *io, const struct sst_read_env *env, const char *path,
+			uint32_t tree_id, const struct sst_meta *m, struct table **out)
 {
 	struct table *t = fr_calloc(1, sizeof(*t));
 
@@ -70,8 +73,16 @@ fr_status table_new(struct fr_io *io, const char *path, uint32_t tree_id,
 	t->refs = 1;
 	t->tree_id = tree_id;
 	t->io = io;
+	if (env)
+		t->env = *env;
 	*out = t;
 	return FR_OK;
+}
+
+fr_status table_new(struct fr_io *io, const char *path, uint32_t tree_id,
+		    const struct sst_meta *m, struct table **out)
+{
+	return table_new_env(io, NULL, path, tree_id, m, out);
 }
 
 void table_ref(struct table *t)
@@ -89,7 +100,13 @@ void table_unref(struct table *t)
 	/* pairs with the release store in vset_apply's publication */
 	if (atomic_load_acq_bool(&t->obsolete)) {
 		fr_error e;
-		fr_status rc = io_unlink(t->io, t->path, &e);
+		fr_status rc;
+
+		/* no descriptor may keep the deleted file's space: the reader above was the
+		 * last to read through the file table */
+		if (t->env.files)
+			ftab_forget(t->env.files, t->meta.id);
+		rc = io_unlink(t->io, t->path, &e);
 
 		if (rc && rc != FR_NOT_FOUND)
 			FR_LOG(FR_LOG_WARN, "could not delete obsolete table: %s", e.msg);
@@ -114,7 +131,7 @@ fr_status table_reader(struct table *t, struct sst_reader **out, fr_error *err)
 		fr_mutex_lock(mu);
 		r = t->reader;
 		if (!r) {
-			rc = sst_reader_open(t->io, t->path, t->meta.id, &r, err);
+			rc = sst_reader_open_env(t->io, t->path, t->meta.id, &t->env, &r, err);
 			if (!rc)
 				atomic_store_rel_ptr((void **)&t->reader, r);
 			else if (rc == FR_NOT_FOUND) /* never "no such key" to a lookup */
@@ -128,6 +145,26 @@ fr_status table_reader(struct table *t, struct sst_reader **out, fr_error *err)
 	sst_reader_ref(r);
 	*out = r;
 	return FR_OK;
+}
+
+void vset_set_read_env(struct vset *vs, const struct sst_read_env *env)
+{
+	/* apply_mu: no edit is making tables from the old value meanwhile; mu: the tables of the
+	 * current versions, and whoever reaches them through vset_current later sees the update */
+	fr_mutex_lock(&vs->apply_mu);
+	fr_mutex_lock(&vs->mu);
+	memset(&vs->read_env, 0, sizeof(vs->read_env));
+	if (env)
+		vs->read_env = *env;
+	for (size_t i = 0; i < vs->tree_cnt; i++) {
+		struct tree_version *v = vs->trees[i];
+
+		for (size_t l = 0; l < LEVEL_CNT; l++)
+			for (size_t k = 0; k < v->level_cnt[l]; k++)
+				v->levels[l][k]->env = vs->read_env;
+	}
+	fr_mutex_unlock(&vs->mu);
+	fr_mutex_unlock(&vs->apply_mu);
 }
 
 /* ---- tree versions ---- */
@@ -193,6 +230,7 @@ size_t tv_table_cnt(const struct tree_version *v)
 
 struct level_iter {
 	struct kv_iter base; /* first: the kv_iter handed out is this */
+	unsigned flags;       /* for sst_iter_new_flags */
 	struct table **tables; /* owned array; one reference on each table */
 	size_t cnt;
 	size_t cur;           /* index of the table sub iterates; cnt when none is open */
@@ -240,7 +278,7 @@ static bool li_open(struct level_iter *li, size_t i)
 		li_fail(li, rc, &e);
 		return false;
 	}
-	rc = sst_iter_new(r, &sub, &e);
+	rc = sst_iter_new_flags(r, li->flags, &sub, &e);
 	sst_reader_unref(r); /* the iterator holds its own reference */
 	if (rc) {
 		li_fail(li, rc, &e);
@@ -434,6 +472,12 @@ static const struct kv_iter_ops level_iter_ops = {
 
 fr_status level_iter_new(struct table **tables, size_t cnt, struct kv_iter **out, fr_error *err)
 {
+	return level_iter_new_flags(tables, cnt, 0, out, err);
+}
+
+fr_status level_iter_new_flags(struct table **tables, size_t cnt, unsigned flags,
+			       struct kv_iter **out, fr_error *err)
+{
 	struct level_iter *li = fr_calloc(1, sizeof(*li));
 
 	*out = NULL;
@@ -450,6 +494,7 @@ fr_status level_iter_new(struct table **tables, size_t cnt, struct kv_iter **out
 	}
 	li->base.ops = &level_iter_ops;
 	li->base.status = FR_OK;
+	li->flags = flags;
 	li->cnt = cnt;
 	li->cur = cnt;
 	*out = &li->base;

@@ -36,10 +36,15 @@ struct table {
 	struct fr_io *io;
 	struct sst_reader *reader; /* under the vset's table lock; opened on first use */
 	bool obsolete;         /* atomic: removed from the current version; delete at last unref */
+	/* How the reader reads (cache, file table): copied from the vset when the table is made,
+	 * or by vset_set_read_env; then immutable. Also used to forget the file before it is
+	 * deleted. */
+	struct sst_read_env env;
 };
 void table_ref(struct table *t);
 void table_unref(struct table *t);
-/* Opens the reader on first use; returns a new reference to it. */
+/* Opens the reader on first use (with the table's read environment); returns a new reference
+ * to it. */
 fr_status table_reader(struct table *t, struct sst_reader **out, fr_error *err);
 
 /* The tables of one tree at one moment. L0 is ordered newest first (by max seqno) and may
@@ -105,6 +110,11 @@ fr_status vset_open(struct fr_io *io, const char *dir, bool create, bool read_on
 		    struct vset **out, fr_error *err);
 /* Releases every version and table (deletes nothing). NULL allowed. */
 void vset_close(struct vset *vs);
+/* Makes every table of vs (present and future) open its reader with env (copied; its cache and
+ * file table are borrowed and must outlive vs and every table, iterator and reader taken from
+ * it). Call once, right after vset_open and before any read; without it readers have no
+ * environment (sst.h). */
+void vset_set_read_env(struct vset *vs, const struct sst_read_env *env);
 /* Writes e to the manifest (synced), then publishes the new versions. On failure nothing is
  * published and the vset refuses further edits (the caller poisons the database). Starts a new
  * manifest when the current one passes a size limit. */
@@ -126,5 +136,8 @@ uint64_t vset_manifest_bytes(struct vset *vs);
 /* A lazy iterator over the tables of one level >= 1 (sorted, disjoint): opens one table at a
  * time. Holds references on the tables until kv_free. */
 fr_status level_iter_new(struct table **tables, size_t cnt, struct kv_iter **out, fr_error *err);
+/* The same, passing flags (SST_ITER_NO_FILL) to each table's iterator. */
+fr_status level_iter_new_flags(struct table **tables, size_t cnt, unsigned flags,
+			       struct kv_iter **out, fr_error *err);
 
 #endif

@@ -45,11 +45,19 @@ struct vset {
 	struct tree_version **trees; /* under mu (written also under apply_mu): by tree_id */
 	size_t tree_cnt;             /* under mu */
 
+	/* under apply_mu (edits copy it into the tables they make); vset_set_read_env writes it
+	 * holding mu too */
+	struct sst_read_env read_env;
+
 	uint64_t next_file_id; /* atomic: vset_new_file_id hands these out without a lock */
 	uint64_t last_seqno;   /* atomic: written under apply_mu, read by anyone */
 };
 
-/* Copies m into a fresh table of tree tree_id whose file is path (copied); refs starts at 1. */
+/* Copies m into a fresh table of tree tree_id whose file is path (copied) and whose reader
+ * reads with env (copied; NULL: none); refs starts at 1. */
+fr_status table_new_env(struct fr_io *io, const struct sst_read_env *env, const char *path,
+			uint32_t tree_id, const struct sst_meta *m, struct table **out);
+/* table_new_env without an environment. */
 fr_status table_new(struct fr_io *io, const char *path, uint32_t tree_id,
 		    const struct sst_meta *m, struct table **out);
 /* A new empty version with one reference. NULL on NOMEM. */
