@@ -59,11 +59,13 @@ static void seg_path(char *buf, size_t n, const char *dir, uint64_t id)
 	snprintf(buf, n, "%s/%010llu.jnl", dir, (unsigned long long)id);
 }
 
+/* Every other record repeats a short pattern, so the journal stores it compressed; the
+ * others are random and stored as they are. */
 static void fill_payload(uint8_t *p, size_t len, uint64_t idx)
 {
 	uint64_t s = idx * 0x9E3779B97F4A7C15ull + 7;
 	for (size_t i = 0; i < len; i++)
-		p[i] = (uint8_t)(tu_rand(&s) >> 56);
+		p[i] = idx % 2 && i >= 8 ? p[i - 8] : (uint8_t)(tu_rand(&s) >> 56);
 }
 
 /* What was written: record i has length len[i] and went to segment seg[i]. */
@@ -196,7 +198,7 @@ static uint64_t last_record_off(const char *path)
 	uint64_t last = 0;
 	uint8_t *img;
 	size_t len;
-	assert_int_equal(rec_read_file(io_posix(), path, JNL_MAGIC, NULL, NULL, &res, &err), FR_OK);
+	assert_int_equal(rec_read_file(io_posix(), path, JNL_MAGIC2, NULL, NULL, &res, &err), FR_OK);
 	assert_true(res.records > 0);
 	load(path, &img, &len);
 	for (uint64_t off = REC_FILE_HEADER_LEN; off < res.valid_len;) {
@@ -336,11 +338,11 @@ static void test_journal_commit_modes(void **state)
 	for (size_t k = 0; k < 3; k++) {
 		assert_int_equal(jnl_add(j, "hello", 5, &err), FR_OK);
 		assert_int_equal(jnl_add(j, "world!", 6, &err), FR_OK);
-		assert_int_equal(rec_read_file(io_posix(), path, JNL_MAGIC, NULL, NULL, &res, &err),
+		assert_int_equal(rec_read_file(io_posix(), path, JNL_MAGIC2, NULL, NULL, &res, &err),
 				 FR_OK);
 		assert_int_equal(res.records, 2 * k);
 		assert_int_equal(jnl_commit(j, modes[k], &err), FR_OK);
-		assert_int_equal(rec_read_file(io_posix(), path, JNL_MAGIC, NULL, NULL, &res, &err),
+		assert_int_equal(rec_read_file(io_posix(), path, JNL_MAGIC2, NULL, NULL, &res, &err),
 				 FR_OK);
 		assert_int_equal(res.records, 2 * k + 2);
 		assert_int_equal(res.file_id, 1);
@@ -352,7 +354,7 @@ static void test_journal_commit_modes(void **state)
 	/* close writes what is buffered */
 	assert_int_equal(jnl_add(j, "tail", 4, &err), FR_OK);
 	assert_int_equal(jnl_close(j, &err), FR_OK);
-	assert_int_equal(rec_read_file(io_posix(), path, JNL_MAGIC, NULL, NULL, &res, &err), FR_OK);
+	assert_int_equal(rec_read_file(io_posix(), path, JNL_MAGIC2, NULL, NULL, &res, &err), FR_OK);
 	assert_int_equal(res.records, 7);
 }
 
@@ -713,6 +715,107 @@ static void test_journal_rotate_fault(void **state)
 	io_destroy(io);
 }
 
+/* Replays of test_journal_compresses: record k holds fill_payload(..., 2k + 1). */
+struct odd_replay {
+	size_t n;
+	size_t len[64];
+	size_t seen;
+};
+
+static fr_status check_odd(void *ctx, uint64_t seg_id, const uint8_t *rec, size_t len,
+			   fr_error *err)
+{
+	struct odd_replay *o = ctx;
+	uint8_t want[3000];
+	size_t k = o->seen++;
+	(void)seg_id;
+	(void)err;
+	assert_true(k < o->n);
+	assert_int_equal(len, o->len[k]);
+	fill_payload(want, len, 2 * k + 1);
+	assert_memory_equal(rec, want, len);
+	return FR_OK;
+}
+
+/* Compressible batches take less room on disk and replay byte for byte. */
+static void test_journal_compresses(void **state)
+{
+	struct fixture *fx = *state;
+	fr_error err = {0};
+	struct jnl *j;
+	uint8_t rec[3000];
+	struct odd_replay o = {0};
+	assert_int_equal(jnl_open(io_posix(), fx->dir, 1, SEG_MAX, &j, &err), FR_OK);
+	uint64_t start = jnl_bytes_written(j), raw = 0;
+	for (size_t k = 0; k < 40; k++) {
+		size_t len = k * 70 + 1;
+		fill_payload(rec, len, 2 * k + 1);
+		assert_int_equal(jnl_add(j, rec, len, &err), FR_OK);
+		o.len[o.n++] = len;
+		raw += len;
+	}
+	assert_int_equal(jnl_commit(j, FR_PERSIST_BUFFER, &err), FR_OK);
+	assert_true(jnl_bytes_written(j) - start < raw / 2);
+	assert_int_equal(jnl_close(j, &err), FR_OK);
+	uint64_t max_seg;
+	assert_int_equal(jnl_replay(io_posix(), fx->dir, check_odd, &o, &max_seg, &err), FR_OK);
+	assert_int_equal(o.seen, 40);
+}
+
+/* A segment of the first version (magic JNL_MAGIC, bare batches) still replays. */
+static void test_journal_v1_segment(void **state)
+{
+	struct fixture *fx = *state;
+	fr_error err = {0};
+	char path[600];
+	struct rec_writer *w;
+	uint8_t rec[3000];
+	struct odd_replay o = {0};
+	assert_int_equal(io_mkdir(io_posix(), fx->dir, &err), FR_OK);
+	seg_path(path, sizeof(path), fx->dir, 3);
+	assert_int_equal(rec_writer_open(io_posix(), path, JNL_MAGIC, 3, &w, &err), FR_OK);
+	for (size_t k = 0; k < 10; k++) {
+		size_t len = k * 100 + 5;
+		fill_payload(rec, len, 2 * k + 1);
+		assert_int_equal(rec_writer_add(w, rec, len, &err), FR_OK);
+		o.len[o.n++] = len;
+	}
+	assert_int_equal(rec_writer_close(w, &err), FR_OK);
+	uint64_t max_seg;
+	assert_int_equal(jnl_replay(io_posix(), fx->dir, check_odd, &o, &max_seg, &err), FR_OK);
+	assert_int_equal(o.seen, 10);
+	assert_int_equal(max_seg, 3);
+}
+
+/* A record whose checksum holds but whose frame is bad: corruption, naming file and offset. */
+static void test_journal_bad_frame(void **state)
+{
+	struct fixture *fx = *state;
+	static const uint8_t bad_codec[] = {7, 1, 2, 3};
+	static const uint8_t bad_lz4[] = {JNL_CODEC_LZ4, 100, 0xff, 0xff, 0xff, 0xff};
+	static const uint8_t short_len[] = {JNL_CODEC_LZ4, 3, 0x30, 'a', 'b', 'c'};
+	const uint8_t *recs[] = {bad_codec, bad_lz4, short_len};
+	const size_t lens[] = {sizeof(bad_codec), sizeof(bad_lz4), sizeof(short_len)};
+	for (size_t i = 0; i < 3; i++) {
+		fr_error err = {0};
+		char path[600];
+		struct rec_writer *w;
+		tu_rmtree(fx->dir);
+		assert_int_equal(io_mkdir(io_posix(), fx->dir, &err), FR_OK);
+		seg_path(path, sizeof(path), fx->dir, 1);
+		assert_int_equal(rec_writer_open(io_posix(), path, JNL_MAGIC2, 1, &w, &err), FR_OK);
+		assert_int_equal(rec_writer_add(w, recs[i], lens[i], &err), FR_OK);
+		assert_int_equal(rec_writer_close(w, &err), FR_OK);
+		struct odd_replay o = {0};
+		uint64_t max_seg;
+		assert_int_equal(jnl_replay(io_posix(), fx->dir, check_odd, &o, &max_seg, &err),
+				 FR_CORRUPTION);
+		assert_int_equal(err.offset, REC_FILE_HEADER_LEN);
+		assert_non_null(strstr(err.msg, path));
+		assert_int_equal(o.seen, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -733,6 +836,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_journal_write_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_rotate_fault, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_compresses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_v1_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_bad_frame, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <lz4.h>
+
 #include "base/alloc.h"
+#include "base/buf.h"
+#include "base/coding.h"
 #include "base/error.h"
 #include "io/io.h"
 #include "io/record.h"
@@ -33,6 +37,7 @@ struct jnl {
 	struct rec_writer *w;   /* current segment's writer */
 	uint64_t closed_bytes;  /* bytes written to segments this writer finished */
 	uint64_t cur_written;   /* bytes of the current segment handed to the OS */
+	struct fr_buf frame;    /* the framed record being added */
 };
 
 static fr_status jnl_seg_path(char *path, size_t n, const char *dir, uint64_t seg_id,
@@ -81,7 +86,7 @@ static fr_status jnl_start_segment(struct fr_io *io, const char *dir, uint64_t s
 	fr_status rc = jnl_seg_path(path, sizeof(path), dir, seg_id, err);
 	if (rc)
 		return rc;
-	rc = rec_writer_open(io, path, JNL_MAGIC, seg_id, &w, err);
+	rc = rec_writer_open(io, path, JNL_MAGIC2, seg_id, &w, err);
 	if (rc)
 		return rc;
 	rc = rec_writer_sync(w, FR_PERSIST_SYNC_DATA, err);
@@ -128,9 +133,31 @@ out_free:
 	return rc;
 }
 
+/* frame := u8 codec, then codec 0: the batch; codec 1: varint batch length, its LZ4 block */
 fr_status jnl_add(struct jnl *j, const void *rec, size_t len, fr_error *err)
 {
-	return rec_writer_add(j->w, rec, len, err);
+	struct fr_buf *f = &j->frame;
+	buf_clear(f);
+	if (len >= JNL_COMPRESS_MIN && len <= (size_t)LZ4_MAX_INPUT_SIZE) {
+		size_t bound = 1 + VARINT_MAX + (size_t)LZ4_compressBound((int)len);
+		if (buf_reserve(f, bound))
+			return FR_ERR(err, FR_NOMEM, "journal record");
+		f->data[0] = JNL_CODEC_LZ4;
+		size_t h = 1 + enc_varint(f->data + 1, len);
+		int n = LZ4_compress_default(rec, (char *)f->data + h, (int)len,
+					     (int)(bound - h));
+		if (n > 0 && h + (size_t)n <= len - len / 8) {
+			f->len = h + (size_t)n;
+			return rec_writer_add(j->w, f->data, f->len, err);
+		}
+	}
+	if (buf_reserve(f, 1 + len))
+		return FR_ERR(err, FR_NOMEM, "journal record");
+	f->data[0] = JNL_CODEC_NONE;
+	if (len)
+		memcpy(f->data + 1, rec, len);
+	f->len = 1 + len;
+	return rec_writer_add(j->w, f->data, f->len, err);
 }
 
 fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err)
@@ -197,6 +224,7 @@ fr_status jnl_close(struct jnl *j, fr_error *err)
 	if (!j)
 		return FR_OK;
 	fr_status rc = rec_writer_close(j->w, err);
+	buf_fini(&j->frame);
 	fr_free(j->dir);
 	fr_free(j);
 	return rc;

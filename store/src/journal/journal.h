@@ -2,8 +2,10 @@
 /*
  * journal.h - the shared write-ahead journal (FORMAT.md §3): a directory of segment files
  * named by a decimal id zero-padded to 10 digits plus ".jnl" (0000000007.jnl), each a record
- * file (record.h) with magic JNL_MAGIC. One record is one committed batch; its payload is opaque
- * here.
+ * file (record.h). One record is one committed batch, opaque here but for its framing: segments
+ * written now (magic JNL_MAGIC2) frame each batch with a codec byte and store it LZ4-compressed
+ * when that saves an eighth or more; segments of magic JNL_MAGIC (the first version) hold bare
+ * batches and are still replayed.
  *
  * The writer is used by one thread at a time (the database's commit leader). Group commit is the
  * caller's: add several records, then one jnl_commit writes them in one write and one sync.
@@ -21,7 +23,10 @@
 struct fr_io;
 struct jnl;
 
-#define JNL_MAGIC 0x4c4e4a46u /* "FJNL" little-endian */
+#define JNL_MAGIC 0x4c4e4a46u  /* "FJNL" little-endian: bare batches */
+#define JNL_MAGIC2 0x324e4a46u /* "FJN2": framed batches (FORMAT.md §3.3) */
+#define JNL_COMPRESS_MIN 64    /* batches shorter than this are never compressed */
+enum { JNL_CODEC_NONE = 0, JNL_CODEC_LZ4 = 1 };
 
 /* Called for each record of each segment, oldest first. */
 typedef fr_status (*jnl_replay_fn)(void *ctx, uint64_t seg_id, const uint8_t *rec, size_t len,

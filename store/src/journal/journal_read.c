@@ -19,7 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lz4.h>
+
 #include "base/alloc.h"
+#include "base/buf.h"
+#include "base/coding.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "io/io.h"
@@ -112,13 +116,51 @@ struct replay_ctx {
 	jnl_replay_fn fn;
 	void *ctx;
 	uint64_t seg_id;
+	const char *path;
+	bool framed;         /* a JNL_MAGIC2 segment */
+	struct fr_buf raw;   /* a decompressed batch */
 };
 
 static fr_status replay_one(void *c, const uint8_t *rec, size_t len, uint64_t off, fr_error *err)
 {
 	struct replay_ctx *r = c;
-	(void)off;
-	return r->fn(r->ctx, r->seg_id, rec, len, err);
+	if (!r->framed)
+		return r->fn(r->ctx, r->seg_id, rec, len, err);
+	/* the record's checksum held: a bad frame is corruption the writer made, or a bug */
+	const uint8_t *p = rec, *end = rec + len;
+	if (len < 1 || rec[0] > JNL_CODEC_LZ4)
+		return FR_CORRUPT(err, r->path, off, "journal record: unknown codec");
+	p++;
+	if (rec[0] == JNL_CODEC_NONE)
+		return r->fn(r->ctx, r->seg_id, p, (size_t)(end - p), err);
+	uint64_t raw_len;
+	if (!dec_varint(&p, end, &raw_len) || raw_len < JNL_COMPRESS_MIN ||
+	    raw_len > REC_MAX_LEN)
+		return FR_CORRUPT(err, r->path, off, "journal record: bad compressed length");
+	buf_clear(&r->raw);
+	if (buf_reserve(&r->raw, (size_t)raw_len))
+		return FR_ERR(err, FR_NOMEM, "journal %s: decompressing a record", r->path);
+	int n = LZ4_decompress_safe((const char *)p, (char *)r->raw.data, (int)(end - p),
+				    (int)raw_len);
+	if (n < 0 || (uint64_t)n != raw_len)
+		return FR_CORRUPT(err, r->path, off, "journal record: bad LZ4 data");
+	return r->fn(r->ctx, r->seg_id, r->raw.data, (size_t)raw_len, err);
+}
+
+/* The magic at the start of `path` (0 when the file is shorter than 4 bytes): it says how
+ * the records are framed. */
+static fr_status seg_magic(struct fr_io *io, const char *path, uint32_t *magic, fr_error *err)
+{
+	struct io_file *f;
+	uint8_t b[4];
+	size_t got = 0;
+	fr_status rc = io_open(io, path, IO_RDONLY, &f, err);
+	if (rc)
+		return rc;
+	rc = io_pread(f, b, sizeof(b), 0, &got, err);
+	io_close(f);
+	*magic = !rc && got == sizeof(b) ? dec_u32(b) : 0;
+	return rc;
 }
 
 /* The newest segment: drops a short one, truncates a torn tail, makes the rest durable. */
@@ -169,12 +211,21 @@ fr_status jnl_replay(struct fr_io *io, const char *dir, jnl_replay_fn fn, void *
 		return rc;
 	for (size_t i = 0; i < cnt; i++) {
 		bool newest = i + 1 == cnt;
-		struct replay_ctx r = {.fn = fn, .ctx = ctx, .seg_id = ids[i]};
+		struct replay_ctx r = {.fn = fn, .ctx = ctx, .seg_id = ids[i], .path = path};
 		struct rec_read_result res;
+		uint32_t magic;
 		rc = jnl_seg_path(path, sizeof(path), dir, ids[i], err);
+		if (!rc)
+			rc = seg_magic(io, path, &magic, err);
 		if (rc)
 			goto out_free;
-		rc = rec_read_file(io, path, JNL_MAGIC, replay_one, &r, &res, err);
+		/* anything but the first version's magic is read as the current one (a wrong
+		 * magic is then reported by the record reader) */
+		r.framed = magic != JNL_MAGIC;
+		buf_init(&r.raw);
+		rc = rec_read_file(io, path, r.framed ? JNL_MAGIC2 : JNL_MAGIC, replay_one, &r, &res,
+				   err);
+		buf_fini(&r.raw);
 		if (rc)
 			goto out_free;
 		if (res.file_len >= REC_FILE_HEADER_LEN && res.file_id != ids[i]) {
