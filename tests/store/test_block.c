@@ -4,6 +4,12 @@
  * seeks to every key and between keys against a sorted model, next/prev, LZ4 wrapping, and
  * corruption sweeps (every byte flipped, every truncation) that must give FR_CORRUPTION or data,
  * never a crash (run under ASan: blocks are copied into exactly-sized heap buffers).
+ *
+ * The hash index of data blocks: point reads through it give exactly the binary search's answer
+ * (and position, when the key is in the block) for keys with many versions across restart runs,
+ * absent keys, one-entry blocks and buckets that every key collides in; the test counters show
+ * the binary search was skipped; every flipped bit and truncation of a hashed block is
+ * FR_CORRUPTION or data, and bad tails are refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -450,6 +456,371 @@ static void test_block_stored(void **state)
 	buf_fini(&out);
 }
 
+/* ---- hash index (FORMAT.md §4.3.1) ---- */
+
+/* Internal-key entries of n user keys "h<num>" (numbers ascending, so the keys are sorted), key
+ * i with versions[i] versions at seqnos 100 * versions[i], ..., 200, 100 (newest first). */
+static size_t make_versioned(struct kv *kv, size_t cap, const size_t *versions, size_t n,
+			     const uint64_t *nums)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		char u[32];
+		int ul = snprintf(u, sizeof(u), "h%08llu", (unsigned long long)nums[i]);
+		for (size_t v = versions[i]; v > 0; v--, m++) {
+			struct kv *e = &kv[m];
+			assert_true(m < cap);
+			ikey_encode(e->key, u, (size_t)ul, 100 * v, v % 5 == 0 ? VT_DEL : VT_PUT);
+			e->klen = (size_t)ul + IKEY_TRAILER_LEN;
+			e->vlen = (size_t)snprintf((char *)e->val, sizeof(e->val), "%zu.%zu", i, v);
+		}
+	}
+	return m;
+}
+
+/* Builds a block of internal keys kv[0..n) with the hash index on; a heap copy of its size. */
+static uint8_t *build_hashed(const struct kv *kv, size_t n, uint32_t interval, size_t *len)
+{
+	struct blk_builder b;
+	const uint8_t *data;
+	blk_builder_init(&b, interval);
+	blk_builder_set_hash(&b, true);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(blk_builder_add(&b, kv[i].key, kv[i].klen, kv[i].val, kv[i].vlen),
+				 FR_OK);
+	size_t want = blk_builder_size(&b);
+	assert_int_equal(blk_builder_finish(&b, &data, len), FR_OK);
+	assert_int_equal(*len, want);
+	uint8_t *copy = malloc(*len);
+	assert_non_null(copy);
+	memcpy(copy, data, *len);
+	blk_builder_fini(&b);
+	return copy;
+}
+
+static int ikcmp_fn(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	return ikey_cmp(a, alen, b, blen);
+}
+
+static bool has_ukey(const struct blk_iter *it, const uint8_t *u, size_t ulen)
+{
+	return it->valid && bytes_cmp(it->key.data, ikey_user_len(it->key.len), u, ulen) == 0;
+}
+
+/* A point read of user key u at snap, through the binary search (a) and the hash index (h),
+ * must give the same answer; when u is in the block, h lands exactly where a does. */
+static void expect_same_lookup(struct blk_iter *a, struct blk_iter *h, const uint8_t *u,
+			       size_t ulen, uint64_t snap, bool in_block)
+{
+	uint8_t t[64];
+	bool absent;
+	fr_error err;
+
+	ikey_encode(t, u, ulen, snap, VT_SEEK);
+	assert_int_equal(blk_iter_seek(a, t, ulen + IKEY_TRAILER_LEN, &err), FR_OK);
+	assert_int_equal(
+		blk_iter_seek_hash(h, t, ulen + IKEY_TRAILER_LEN, fr_xxh3(u, ulen), &absent, &err),
+		FR_OK);
+	if (absent) {
+		assert_false(in_block);
+		assert_false(h->valid);
+	} else if (in_block) {
+		assert_int_equal(h->valid, a->valid);
+		if (a->valid)
+			assert_int_equal(h->cur_off, a->cur_off);
+	}
+	assert_int_equal(has_ukey(h, u, ulen), has_ukey(a, u, ulen));
+	if (has_ukey(a, u, ulen)) {
+		assert_int_equal(blk_iter_key_len(h), blk_iter_key_len(a));
+		assert_memory_equal(blk_iter_key(h), blk_iter_key(a), blk_iter_key_len(a));
+		assert_int_equal(h->val_len, a->val_len);
+	}
+}
+
+/* Every user key of kv[0..n) at every interesting snapshot, and keys that are not there. */
+static void check_hashed_block(const struct kv *kv, size_t n, uint32_t interval, bool want_hash,
+			       struct blk_test_counts *used)
+{
+	size_t len;
+	uint8_t *data = build_hashed(kv, n, interval, &len);
+	struct blk b;
+	struct blk_iter a, h;
+	struct blk_test_counts c0, c1;
+	fr_error err;
+
+	assert_int_equal(blk_init(&b, data, len, ikcmp_fn, IKEY_TRAILER_LEN, "h", 0, &err), FR_OK);
+	assert_int_equal(b.bucket_cnt > 0, want_hash);
+	assert_int_equal(b.restart_cnt, (n + interval - 1) / interval);
+	blk_iter_init(&a, &b);
+	blk_iter_init(&h, &b);
+	/* the hash index changes nothing for iteration */
+	size_t i = 0;
+	for (assert_int_equal(blk_iter_seek_first(&a, &err), FR_OK); a.valid;
+	     assert_int_equal(blk_iter_next(&a, &err), FR_OK))
+		expect_at(&a, &kv[i++]);
+	assert_int_equal(i, n);
+	for (assert_int_equal(blk_iter_seek_last(&a, &err), FR_OK); a.valid;
+	     assert_int_equal(blk_iter_prev(&a, &err), FR_OK))
+		expect_at(&a, &kv[--i]);
+
+	blk_test_counts(&c0);
+	for (i = 0; i < n; i++) {
+		const uint8_t *u = kv[i].key;
+		size_t ulen = ikey_user_len(kv[i].klen);
+		uint64_t s = ikey_seqno(kv[i].key, kv[i].klen);
+		expect_same_lookup(&a, &h, u, ulen, s, true);
+		expect_same_lookup(&a, &h, u, ulen, s - 1, true);
+		expect_same_lookup(&a, &h, u, ulen, s + 1, true);
+		expect_same_lookup(&a, &h, u, ulen, 0, true);
+		expect_same_lookup(&a, &h, u, ulen, SEQNO_MAX, true);
+		/* absent: just after the key, just before it, a prefix of it */
+		uint8_t t[40];
+		memcpy(t, u, ulen);
+		t[ulen] = 0;
+		expect_same_lookup(&a, &h, t, ulen + 1, SEQNO_MAX, false);
+		t[ulen - 1]--;
+		expect_same_lookup(&a, &h, t, ulen, SEQNO_MAX, false);
+		expect_same_lookup(&a, &h, u, ulen - 1, 7, false);
+	}
+	expect_same_lookup(&a, &h, (const uint8_t *)"", 0, SEQNO_MAX, false);
+	expect_same_lookup(&a, &h, (const uint8_t *)"zzz", 3, SEQNO_MAX, false);
+	blk_test_counts(&c1);
+	if (used) {
+		used->hash_jump += c1.hash_jump - c0.hash_jump;
+		used->hash_absent += c1.hash_absent - c0.hash_absent;
+		used->hash_collision += c1.hash_collision - c0.hash_collision;
+		used->binary_search += c1.binary_search - c0.binary_search;
+	}
+	if (!want_hash)
+		assert_int_equal(c1.hash_jump + c1.hash_absent + c1.hash_collision,
+				 c0.hash_jump + c0.hash_absent + c0.hash_collision);
+	blk_iter_fini(&a);
+	blk_iter_fini(&h);
+	free(data);
+}
+
+static void test_block_hash_lookups(void **state)
+{
+	(void)state;
+	uint64_t rs = tu_seed();
+	size_t cap = 4000, n = 0;
+	struct kv *kv = calloc(cap, sizeof(*kv));
+	size_t versions[400];
+	uint64_t nums[400];
+	struct blk_test_counts used = {0};
+	assert_non_null(kv);
+
+	/* many versions per key: runs of one key span several restart intervals */
+	for (int round = 0; round < 20; round++) {
+		size_t keys = 1 + tu_rand_below(&rs, 60);
+		uint64_t num = tu_rand_below(&rs, 1000);
+		for (size_t i = 0; i < keys; i++) {
+			num += 1 + tu_rand_below(&rs, 3);
+			nums[i] = num;
+			uint64_t r = tu_rand_below(&rs, 10);
+			versions[i] = r < 6 ? 1 : r < 9 ? 1 + tu_rand_below(&rs, 6)
+							: 10 + tu_rand_below(&rs, 40);
+		}
+		n = make_versioned(kv, cap, versions, keys, nums);
+		static const uint32_t intervals[] = {1, 2, 3, 4, 16, 5000};
+		for (size_t k = 0; k < sizeof(intervals) / sizeof(intervals[0]); k++) {
+			uint32_t iv = intervals[k];
+			bool hashed = (n + iv - 1) / iv <= SST_HASH_RESTART_MAX + 1;
+			check_hashed_block(kv, n, iv, hashed, &used);
+		}
+	}
+	fprintf(stderr, "# hash index: %llu jumps, %llu absent, %llu collisions\n",
+		(unsigned long long)used.hash_jump, (unsigned long long)used.hash_absent,
+		(unsigned long long)used.hash_collision);
+	uint64_t total = used.hash_jump + used.hash_absent + used.hash_collision;
+	assert_true(total > 1000);
+	/* the binary search is the exception: collisions only */
+	assert_true(used.hash_collision * 2 < total);
+	assert_true(used.hash_absent > 0);
+
+	/* one entry: one bucket, every lookup goes to restart 0 */
+	size_t one = 1;
+	uint64_t num1 = 5;
+	n = make_versioned(kv, cap, &one, 1, &num1);
+	check_hashed_block(kv, n, 16, true, NULL);
+	/* one key, 300 versions at interval 1: too many restarts for u8 buckets, no hash index */
+	size_t many = 300;
+	n = make_versioned(kv, cap, &many, 1, &num1);
+	check_hashed_block(kv, n, 1, false, NULL);
+	free(kv);
+}
+
+/* Keys chosen so that they all share one bucket: with each key in its own restart run the
+ * bucket is a collision and every lookup falls back; with all in one run it is not. */
+static void test_block_hash_collisions(void **state)
+{
+	(void)state;
+	struct kv kv[64];
+	size_t versions[32];
+	uint64_t nums[32];
+	size_t n = 0;
+	uint32_t nb = 2 * 32 + 1; /* the bucket count of 32 distinct keys */
+
+	for (uint64_t num = 0; n < 32; num++) {
+		char u[32];
+		int ul = snprintf(u, sizeof(u), "h%08llu", (unsigned long long)num);
+		if (fr_xxh3(u, (size_t)ul) % nb == 3) {
+			nums[n] = num;
+			versions[n++] = 2;
+		}
+	}
+	n = make_versioned(kv, 64, versions, 32, nums);
+	assert_int_equal(n, 64);
+
+	struct blk_test_counts c0, c1;
+	size_t len;
+	uint8_t *data = build_hashed(kv, n, 2, &len);
+	struct blk b;
+	fr_error err;
+	assert_int_equal(blk_init(&b, data, len, ikcmp_fn, IKEY_TRAILER_LEN, "h", 0, &err), FR_OK);
+	assert_int_equal(b.bucket_cnt, nb);
+	for (uint32_t i = 0; i < nb; i++)
+		assert_int_equal(b.buckets[i], i == 3 ? SST_HASH_COLLISION : SST_HASH_NONE);
+	free(data);
+	blk_test_counts(&c0);
+	check_hashed_block(kv, n, 2, true, NULL);
+	blk_test_counts(&c1);
+	assert_int_equal(c1.hash_jump, c0.hash_jump);
+	assert_true(c1.hash_collision - c0.hash_collision >= 5 * 32 * 2);
+
+	/* the same keys in one restart run: one answer, no collision */
+	data = build_hashed(kv, n, 64, &len);
+	assert_int_equal(blk_init(&b, data, len, ikcmp_fn, IKEY_TRAILER_LEN, "h", 0, &err), FR_OK);
+	assert_int_equal(b.buckets[3], 0);
+	free(data);
+	blk_test_counts(&c0);
+	check_hashed_block(kv, n, 64, true, NULL);
+	blk_test_counts(&c1);
+	assert_int_equal(c1.hash_collision, c0.hash_collision);
+	assert_true(c1.hash_jump - c0.hash_jump >= 5 * 32 * 2);
+}
+
+/* Walks a (possibly damaged) hashed block: every way, and a hashed lookup of every key. */
+static fr_status walk_hashed(const uint8_t *data, size_t len, const struct kv *kv, size_t n,
+			     fr_error *err)
+{
+	struct blk b;
+	struct blk_iter it;
+	bool absent;
+	fr_status rc = blk_init(&b, data, len, ikcmp_fn, IKEY_TRAILER_LEN, "hashed.sst", 8192, err);
+	if (rc)
+		return rc;
+	blk_iter_init(&it, &b);
+	size_t steps = 0;
+	for (rc = blk_iter_seek_first(&it, err); !rc && it.valid; rc = blk_iter_next(&it, err))
+		assert_true(++steps <= len);
+	for (size_t i = 0; !rc && i < n; i++) {
+		size_t ulen = ikey_user_len(kv[i].klen);
+		rc = blk_iter_seek_hash(&it, kv[i].key, kv[i].klen, fr_xxh3(kv[i].key, ulen),
+					&absent, err);
+		if (!rc && it.valid)
+			rc = blk_iter_prev(&it, err);
+	}
+	blk_iter_fini(&it);
+	return rc;
+}
+
+static void test_block_hash_corrupt(void **state)
+{
+	(void)state;
+	struct kv kv[40];
+	size_t versions[12] = {1, 3, 1, 1, 7, 1, 2, 1, 1, 5, 1, 1};
+	uint64_t nums[12] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233};
+	size_t n = make_versioned(kv, 40, versions, 12, nums), len;
+	uint8_t *good = build_hashed(kv, n, 4, &len);
+	fr_error err;
+	size_t corrupt = 0;
+
+	assert_int_equal(walk_hashed(good, len, kv, n, &err), FR_OK);
+	for (size_t off = 0; off < len; off++) {
+		for (unsigned bit = 0; bit < 8; bit++) {
+			uint8_t *bad = malloc(len);
+			assert_non_null(bad);
+			memcpy(bad, good, len);
+			bad[off] ^= (uint8_t)(1u << bit);
+			memset(&err, 0, sizeof(err));
+			fr_status rc = walk_hashed(bad, len, kv, n, &err);
+			assert_true(rc == FR_OK || rc == FR_CORRUPTION);
+			if (rc) {
+				assert_non_null(strstr(err.msg, "hashed.sst"));
+				assert_int_equal(err.offset, 8192);
+				corrupt++;
+			}
+			free(bad);
+		}
+	}
+	assert_true(corrupt > 0);
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *bad = malloc(cut ? cut : 1);
+		assert_non_null(bad);
+		memcpy(bad, good, cut);
+		fr_status rc = walk_hashed(bad, cut, kv, n, &err);
+		assert_true(rc == FR_OK || rc == FR_CORRUPTION);
+		free(bad);
+	}
+
+	/* hand-made tails: the bucket count, the restart count, a bucket out of range */
+	struct blk b;
+	uint8_t *bad = malloc(len);
+	assert_non_null(bad);
+	size_t nb = dec_u16(good + len - 6);
+	uint32_t restarts = dec_u32(good + len - 4) & ~SST_BLOCK_HASH_FLAG;
+	assert_true(nb >= 3);
+	memcpy(bad, good, len);
+	enc_u16(bad + len - 6, 0);
+	assert_int_equal(blk_init(&b, bad, len, ikcmp_fn, 8, "x", 0, &err), FR_CORRUPTION);
+	enc_u16(bad + len - 6, (uint16_t)(len - 5));
+	assert_int_equal(blk_init(&b, bad, len, ikcmp_fn, 8, "x", 0, &err), FR_CORRUPTION);
+	memcpy(bad, good, len);
+	enc_u32(bad + len - 4, SST_BLOCK_HASH_FLAG);
+	assert_int_equal(blk_init(&b, bad, len, ikcmp_fn, 8, "x", 0, &err), FR_CORRUPTION);
+	enc_u32(bad + len - 4, SST_BLOCK_HASH_FLAG | (SST_HASH_RESTART_MAX + 2));
+	assert_int_equal(blk_init(&b, bad, len, ikcmp_fn, 8, "x", 0, &err), FR_CORRUPTION);
+	memcpy(bad, good, len);
+	for (size_t i = 0; i < nb; i++) {
+		uint8_t *slot = bad + len - 6 - nb + i;
+		uint8_t keep = *slot;
+		*slot = (uint8_t)restarts; /* one past the last restart */
+		assert_int_equal(blk_init(&b, bad, len, ikcmp_fn, 8, "x.sst", 9, &err),
+				 FR_CORRUPTION);
+		assert_non_null(strstr(err.msg, "hash bucket"));
+		*slot = keep;
+	}
+	assert_int_equal(blk_init(&b, bad, len, ikcmp_fn, 8, "x", 0, &err), FR_OK);
+	free(bad);
+	free(good);
+}
+
+/* blk_init_checked gives the view blk_init gives, with or without a hash index. */
+static void test_block_init_checked(void **state)
+{
+	(void)state;
+	struct kv kv[10];
+	size_t versions[3] = {2, 3, 1};
+	uint64_t nums[3] = {1, 2, 3};
+	size_t n = make_versioned(kv, 10, versions, 3, nums);
+	for (int hashed = 0; hashed < 2; hashed++) {
+		size_t len;
+		uint8_t *data = hashed ? build_hashed(kv, n, 2, &len) : build_block(kv, n, 2, &len);
+		struct blk a, c;
+		fr_error err;
+		assert_int_equal(blk_init(&a, data, len, ikcmp_fn, 8, "x", 5, &err), FR_OK);
+		blk_init_checked(&c, data, len, ikcmp_fn, 8, "x", 5);
+		assert_int_equal(a.restarts_off, c.restarts_off);
+		assert_int_equal(a.restart_cnt, c.restart_cnt);
+		assert_int_equal(a.bucket_cnt, c.bucket_cnt);
+		assert_ptr_equal(a.buckets, c.buckets);
+		assert_int_equal(a.bucket_cnt > 0, hashed);
+		free(data);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +830,10 @@ int main(void)
 		cmocka_unit_test(test_block_corrupt_sweep),
 		cmocka_unit_test(test_block_corrupt_cases),
 		cmocka_unit_test(test_block_stored),
+		cmocka_unit_test(test_block_hash_lookups),
+		cmocka_unit_test(test_block_hash_collisions),
+		cmocka_unit_test(test_block_hash_corrupt),
+		cmocka_unit_test(test_block_init_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,16 @@
  * cache, file table, both, and a cache small enough to evict) give exactly the answers of a
  * reader without, hold no descriptor of their own with a file table, leave the cache alone
  * when iterating with SST_ITER_NO_FILL, and never cache a damaged block.
+ *
+ * Format version 2: a version 1 table written by the old writer (embedded) still reads, and
+ * today's writer still writes it byte for byte; partitioned indexes (forced small) answer
+ * gets, seeks and scans both ways like the model with and without caches, read their
+ * partitions on demand through a cache, and refuse a damaged partition (flipped bytes, or
+ * resealed wrong keys and handles) with FR_CORRUPTION at its offset when it is used, or at
+ * open without a cache; hash indexes in data blocks (many versions per key across restart runs
+ * and blocks, one-entry blocks) give exactly the answers without them, and the test counters
+ * show the binary search skipped for most lookups; the byte-flip sweep covers a version 2
+ * table; footer and properties must agree on what version 2 added.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -465,14 +475,45 @@ static void test_sst_compression(void **state)
 	model_free(&m);
 }
 
-/* 10k versions of one key in 1 KiB blocks: the versions span many blocks. */
+/* Reads the slab table written by test_sst_slab with options o. */
+static void check_slab(const char *path, const struct model *m, const struct sst_options *o,
+		       uint64_t *rs)
+{
+	struct sst_meta meta;
+
+	unlink(path);
+	write_table(path, m, o, NULL, 0, &meta);
+	assert_int_equal(meta.entry_cnt, 10006);
+
+	struct sst_reader *r = open_table(path);
+	const struct ent *slab = &m->e[3]; /* slab versions are m.e[3 .. 10003) */
+	/* every snapshot from 0 to past the newest */
+	for (uint64_t snap = 0; snap <= 20002; snap++) {
+		if (snap < 2) {
+			expect_get(r, (const uint8_t *)"slab", 4, snap, NULL);
+			continue;
+		}
+		uint64_t want = snap > 20000 ? 20000 : snap & ~UINT64_C(1);
+		expect_get(r, (const uint8_t *)"slab", 4, snap, &slab[(20000 - want) / 2]);
+	}
+	expect_get(r, (const uint8_t *)"slab", 4, SEQNO_MAX, &slab[0]);
+	expect_get(r, (const uint8_t *)"sla", 3, 250000, &m->e[1]);
+	expect_get(r, (const uint8_t *)"slac", 4, 99999, NULL);
+	expect_get(r, (const uint8_t *)"slaa", 4, SEQNO_MAX, NULL);
+	check_iter_full(r, m);
+	check_seeks(r, m, 5000, rs);
+	sst_reader_unref(r);
+	sst_meta_fini(&meta);
+}
+
+/* 10k versions of one key in 1 KiB blocks: the versions span many blocks (and, with a small
+ * partition size, many index partitions). */
 static void test_sst_slab(void **state)
 {
 	struct fixture *fx = *state;
 	uint64_t rs = tu_seed();
 	struct model m = {0};
 	struct sst_options o;
-	struct sst_meta meta;
 	char v[16];
 
 	for (uint64_t s = 3; s >= 1; s--)
@@ -486,28 +527,11 @@ static void test_sst_slab(void **state)
 		model_add(&m, "slac", 4, s * 100000, VT_PUT, "after", 5);
 	sst_options_default(&o);
 	o.block_size = 1024;
-	write_table(fx->path, &m, &o, NULL, 0, &meta);
-	assert_int_equal(meta.entry_cnt, 10006);
-
-	struct sst_reader *r = open_table(fx->path);
-	const struct ent *slab = &m.e[3]; /* slab versions are m.e[3 .. 10003) */
-	/* every snapshot from 0 to past the newest */
-	for (uint64_t snap = 0; snap <= 20002; snap++) {
-		if (snap < 2) {
-			expect_get(r, (const uint8_t *)"slab", 4, snap, NULL);
-			continue;
-		}
-		uint64_t want = snap > 20000 ? 20000 : snap & ~UINT64_C(1);
-		expect_get(r, (const uint8_t *)"slab", 4, snap, &slab[(20000 - want) / 2]);
-	}
-	expect_get(r, (const uint8_t *)"slab", 4, SEQNO_MAX, &slab[0]);
-	expect_get(r, (const uint8_t *)"sla", 3, 250000, &m.e[1]);
-	expect_get(r, (const uint8_t *)"slac", 4, 99999, NULL);
-	expect_get(r, (const uint8_t *)"slaa", 4, SEQNO_MAX, NULL);
-	check_iter_full(r, &m);
-	check_seeks(r, &m, 5000, &rs);
-	sst_reader_unref(r);
-	sst_meta_fini(&meta);
+	check_slab(fx->path, &m, &o, &rs);
+	o.hash_index = true;
+	check_slab(fx->path, &m, &o, &rs);
+	o.index_partition_size = 200;
+	check_slab(fx->path, &m, &o, &rs);
 	model_free(&m);
 }
 
@@ -633,7 +657,61 @@ static void read_footer(const uint8_t *file, size_t len, struct sst_footer *ft)
 	assert_int_equal(
 		sst_footer_decode(file + len - SST_FOOTER_LEN, "t", len - SST_FOOTER_LEN, ft, &err),
 		FR_OK);
-	assert_int_equal(ft->version, SST_FORMAT_VERSION);
+	assert_true(ft->version == SST_FORMAT_V1 || ft->version == SST_FORMAT_V2);
+}
+
+/* An index partition as the top-level index lists it. */
+struct part_info {
+	struct sst_handle h;
+	uint8_t key[64];
+	size_t klen;
+};
+
+static int ikcmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	return ikey_cmp(a, alen, b, blen);
+}
+
+/* The partitions of the table in file[0..len) (0: its index is one block), at most cap. */
+static size_t list_parts(const uint8_t *file, size_t len, struct part_info *out, size_t cap)
+{
+	struct sst_footer ft;
+	struct sst_props p;
+	struct blk b;
+	struct blk_iter it;
+	const uint8_t *data;
+	size_t dlen, n = 0;
+	uint8_t *owned;
+	fr_error err;
+
+	read_footer(file, len, &ft);
+	const struct sst_handle *ph = &ft.h[SST_FOOTER_PROPS];
+	assert_int_equal(blk_stored_decode(file + ph->off, ph->size + SST_BLOCK_TRAILER_LEN, "t",
+					   ph->off, &data, &dlen, &owned, &err),
+			 FR_OK);
+	assert_int_equal(sst_props_decode(data, dlen, "t", ph->off, &p, &err), FR_OK);
+	fr_free(owned);
+	if (!p.index_parts)
+		return 0;
+	assert_int_equal(ft.version, SST_FORMAT_V2);
+	const struct sst_handle *ih = &ft.h[SST_FOOTER_INDEX];
+	assert_int_equal(blk_stored_decode(file + ih->off, ih->size + SST_BLOCK_TRAILER_LEN, "t",
+					   ih->off, &data, &dlen, &owned, &err),
+			 FR_OK);
+	assert_int_equal(blk_init(&b, data, dlen, ikcmp, IKEY_TRAILER_LEN, "t", 0, &err), FR_OK);
+	blk_iter_init(&it, &b);
+	for (assert_int_equal(blk_iter_seek_first(&it, &err), FR_OK); it.valid;
+	     assert_int_equal(blk_iter_next(&it, &err), FR_OK), n++) {
+		assert_true(n < cap);
+		assert_true(sst_handle_decode(it.val, it.val + it.val_len, &out[n].h));
+		assert_true(blk_iter_key_len(&it) <= sizeof(out[n].key));
+		out[n].klen = blk_iter_key_len(&it);
+		memcpy(out[n].key, blk_iter_key(&it), out[n].klen);
+	}
+	assert_int_equal(n, p.index_parts);
+	blk_iter_fini(&it);
+	fr_free(owned);
+	return n;
 }
 
 static void test_sst_properties(void **state)
@@ -667,6 +745,7 @@ static void test_sst_properties(void **state)
 	uint8_t *file = read_all(fx->path, &len);
 	struct sst_footer ft;
 	read_footer(file, len, &ft);
+	assert_int_equal(ft.version, SST_FORMAT_V1); /* neither partitions nor hash indexes */
 	const struct sst_handle *h = &ft.h[SST_FOOTER_PROPS];
 	const uint8_t *data;
 	size_t dlen;
@@ -682,6 +761,8 @@ static void test_sst_properties(void **state)
 	assert_int_equal(p.compression, SST_COMP_NONE);
 	assert_int_equal(p.entry_cnt, m.n);
 	assert_true(p.data_block_cnt > 10);
+	assert_int_equal(p.index_parts, 0);
+	assert_int_equal(p.data_hash, 0);
 	assert_int_equal(p.smallest_len, meta.smallest_len);
 	assert_memory_equal(p.smallest, meta.smallest, meta.smallest_len);
 	/* properties with a record missing, or out of order, are rejected */
@@ -838,7 +919,28 @@ static fr_status probe_table_cached(const char *path, const struct model *m)
 	return rc;
 }
 
-/* Every byte of a small table is covered by a checksum: any flip must be reported. */
+/* Flips one random bit of every byte of the table at path in turn: each must be reported. */
+static void sweep_table(const char *path, const struct model *m, uint64_t *rs)
+{
+	size_t len;
+	uint8_t *good = read_all(path, &len);
+	assert_int_equal(probe_table(path, m), FR_OK);
+	assert_int_equal(probe_table_cached(path, m), FR_OK);
+	for (size_t off = 0; off < len; off++) {
+		uint8_t mask = (uint8_t)(1u << tu_rand_below(rs, 8));
+		good[off] ^= mask;
+		write_all(path, good, len);
+		good[off] ^= mask;
+		if (probe_table(path, m) != FR_CORRUPTION)
+			fail_msg("flipping byte %zu of %zu went unnoticed", off, len);
+		if (probe_table_cached(path, m) != FR_CORRUPTION)
+			fail_msg("flipping byte %zu of %zu went unnoticed with a cache", off, len);
+	}
+	free(good);
+}
+
+/* Every byte of a small table is covered by a checksum: any flip must be reported. Also of a
+ * version 2 table: hashed data blocks, a dozen index partitions and their top level. */
 static void test_sst_corrupt_sweep(void **state)
 {
 	struct fixture *fx = *state;
@@ -852,21 +954,22 @@ static void test_sst_corrupt_sweep(void **state)
 	sst_options_default(&o);
 	o.block_size = 256;
 	write_table(fx->path, &m, &o, &rd, 1, &meta);
+	sweep_table(fx->path, &m, &rs);
+	sst_meta_fini(&meta);
+
+	o.hash_index = true;
+	o.index_partition_size = 64;
+	unlink(fx->path);
+	write_table(fx->path, &m, &o, &rd, 1, &meta);
 	size_t len;
-	uint8_t *good = read_all(fx->path, &len);
-	assert_int_equal(probe_table(fx->path, &m), FR_OK);
-	assert_int_equal(probe_table_cached(fx->path, &m), FR_OK);
-	for (size_t off = 0; off < len; off++) {
-		uint8_t mask = (uint8_t)(1u << tu_rand_below(&rs, 8));
-		good[off] ^= mask;
-		write_all(fx->path, good, len);
-		good[off] ^= mask;
-		if (probe_table(fx->path, &m) != FR_CORRUPTION)
-			fail_msg("flipping byte %zu of %zu went unnoticed", off, len);
-		if (probe_table_cached(fx->path, &m) != FR_CORRUPTION)
-			fail_msg("flipping byte %zu of %zu went unnoticed with a cache", off, len);
-	}
-	free(good);
+	uint8_t *file = read_all(fx->path, &len);
+	struct sst_footer ft;
+	read_footer(file, len, &ft);
+	assert_int_equal(ft.version, SST_FORMAT_V2);
+	struct part_info parts[64];
+	assert_true(list_parts(file, len, parts, 64) >= 8);
+	free(file);
+	sweep_table(fx->path, &m, &rs);
 	sst_meta_fini(&meta);
 	model_free(&m);
 }
@@ -906,14 +1009,19 @@ static void test_sst_corrupt_meta_blocks(void **state)
 		assert_int_equal(sst_reader_open(io_posix(), fx->path, 42, &r, &err),
 				 FR_CORRUPTION);
 	}
-	/* a later format version, with a valid footer checksum */
+	/* a later format version, or version 0, with a valid footer checksum */
 	uint8_t *footer = good + len - SST_FOOTER_LEN, saved[SST_FOOTER_LEN];
 	memcpy(saved, footer, SST_FOOTER_LEN);
-	enc_u32(footer + SST_FOOTER_VERSION_OFF, 2);
+	enc_u32(footer + SST_FOOTER_VERSION_OFF, 0);
 	enc_u64(footer + SST_FOOTER_CHECKSUM_OFF, fr_xxh3(footer, SST_FOOTER_CHECKSUM_OFF));
 	write_all(fx->path, good, len);
 	assert_int_equal(sst_reader_open(io_posix(), fx->path, 42, &r, &err), FR_CORRUPTION);
-	assert_non_null(strstr(err.msg, "unsupported table format version 2"));
+	assert_non_null(strstr(err.msg, "unsupported table format version 0"));
+	enc_u32(footer + SST_FOOTER_VERSION_OFF, 3);
+	enc_u64(footer + SST_FOOTER_CHECKSUM_OFF, fr_xxh3(footer, SST_FOOTER_CHECKSUM_OFF));
+	write_all(fx->path, good, len);
+	assert_int_equal(sst_reader_open(io_posix(), fx->path, 42, &r, &err), FR_CORRUPTION);
+	assert_non_null(strstr(err.msg, "unsupported table format version 3"));
 	assert_non_null(strstr(err.msg, fx->path));
 	/* not a table at all */
 	enc_u32(footer + SST_FOOTER_VERSION_OFF, 1);
@@ -1283,6 +1391,22 @@ static void test_sst_concurrent_readers(void **state)
 	ftab_free(env.files);
 	blk_cache_free(env.cache);
 	sst_meta_fini(&meta);
+
+	/* hashed blocks and a partitioned index, whose partitions the threads load on demand
+	 * through one cache (racing to insert the same partition) */
+	struct sst_options o;
+	char path2[600];
+	sst_options_default(&o);
+	o.hash_index = true;
+	o.index_partition_size = 256;
+	snprintf(path2, sizeof(path2), "%s/v2.sst", fx->dir);
+	write_table(path2, &m, &o, NULL, 0, &meta);
+	run_concurrent_readers(path2, &m, rs, NULL);
+	assert_int_equal(blk_cache_new(64 << 10, 2, &env.cache), FR_OK);
+	env.files = NULL;
+	run_concurrent_readers(path2, &m, rs, &env);
+	blk_cache_free(env.cache);
+	sst_meta_fini(&meta);
 	model_free(&m);
 }
 
@@ -1584,6 +1708,765 @@ static void test_sst_env_corrupt_data_block(void **state)
 	model_free(&m);
 }
 
+/* ---- format version 1 ---- */
+
+/*
+ * A table written before format version 2 existed (FORMAT.md §4.10), by the writer of that
+ * time: block_size 128, defaults otherwise, table id 9; entries from golden_entry(), and the
+ * range tombstone [gold-k02, gold-k04) at seqno 950.
+ */
+static const uint8_t golden_v1[] = {
+	0x8a, 0x01, 0xf0, 0x00, 0x00, 0x10, 0x04, 0x67, 0x6f, 0x6c, 0x64, 0x2d,
+	0x6b, 0x30, 0x30, 0x01, 0xe8, 0x03, 0x00, 0x01, 0x00, 0xa2, 0x76, 0x30,
+	0x2e, 0x30, 0x07, 0x09, 0x14, 0x31, 0x01, 0xde, 0x10, 0x00, 0x1f, 0x72,
+	0x01, 0x00, 0x00, 0x4f, 0x09, 0x07, 0x15, 0xdd, 0x1e, 0x00, 0x07, 0x72,
+	0x72, 0x07, 0x09, 0x04, 0x32, 0x01, 0xd4, 0x21, 0x00, 0x85, 0x76, 0x32,
+	0x2e, 0x30, 0x09, 0x07, 0x04, 0xd3, 0x0e, 0x00, 0x55, 0x31, 0x09, 0x07,
+	0x04, 0xd2, 0x0e, 0x00, 0x90, 0x32, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+	0x00, 0x00, 0x01, 0xa6, 0x76, 0xe0, 0xc1, 0xc2, 0x1c, 0xb2, 0xe9, 0x85,
+	0x01, 0xf0, 0x00, 0x00, 0x10, 0x00, 0x67, 0x6f, 0x6c, 0x64, 0x2d, 0x6b,
+	0x30, 0x33, 0x00, 0xca, 0x03, 0x00, 0x01, 0x00, 0x62, 0x07, 0x09, 0x04,
+	0x34, 0x01, 0xc0, 0x0c, 0x00, 0x85, 0x76, 0x34, 0x2e, 0x30, 0x09, 0x07,
+	0x04, 0xbf, 0x0e, 0x00, 0x72, 0x31, 0x07, 0x09, 0x00, 0x35, 0x02, 0xb6,
+	0x10, 0x00, 0x52, 0x08, 0x08, 0x15, 0x01, 0xb5, 0x0b, 0x00, 0x1f, 0x72,
+	0x01, 0x00, 0x01, 0x4f, 0x09, 0x07, 0x16, 0xb4, 0x1f, 0x00, 0x08, 0x90,
+	0x72, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0xb7, 0xbc,
+	0xdc, 0x67, 0x5e, 0x36, 0xf1, 0xcc, 0x5e, 0xf0, 0x00, 0x00, 0x10, 0x04,
+	0x67, 0x6f, 0x6c, 0x64, 0x2d, 0x6b, 0x30, 0x36, 0x01, 0xac, 0x03, 0x00,
+	0x01, 0x00, 0xa2, 0x76, 0x36, 0x2e, 0x30, 0x07, 0x09, 0x14, 0x37, 0x01,
+	0xa2, 0x10, 0x00, 0x1f, 0x72, 0x01, 0x00, 0x00, 0x4f, 0x09, 0x07, 0x15,
+	0xa1, 0x1e, 0x00, 0x07, 0x90, 0x72, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+	0x00, 0x00, 0x01, 0x6b, 0x9a, 0xc7, 0xc7, 0x78, 0xee, 0x1b, 0x74, 0x01,
+	0x17, 0xce, 0xf6, 0x74, 0x1d, 0x5e, 0x02, 0x07, 0x76, 0x42, 0x07, 0x00,
+	0x08, 0xc4, 0x64, 0xa6, 0x25, 0x02, 0x59, 0x32, 0x01, 0x08, 0x67, 0x6f,
+	0x6c, 0x64, 0x2d, 0x6b, 0x30, 0x32, 0x08, 0x67, 0x6f, 0x6c, 0x64, 0x2d,
+	0x6b, 0x30, 0x34, 0xb6, 0x07, 0x00, 0xa8, 0x36, 0xad, 0x46, 0xf7, 0x80,
+	0xa8, 0x65, 0x50, 0xf1, 0x00, 0x00, 0x10, 0x02, 0x67, 0x6f, 0x6c, 0x64,
+	0x2d, 0x6b, 0x30, 0x32, 0x01, 0xd2, 0x03, 0x00, 0x01, 0x00, 0x16, 0x56,
+	0x15, 0x00, 0x32, 0x35, 0x01, 0xb4, 0x15, 0x00, 0x53, 0x5f, 0x52, 0x00,
+	0x10, 0x03, 0x2a, 0x00, 0x32, 0x37, 0x01, 0xa1, 0x15, 0x00, 0x30, 0xba,
+	0x01, 0x38, 0x31, 0x00, 0xc0, 0x15, 0x00, 0x00, 0x00, 0x2a, 0x00, 0x00,
+	0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x78, 0x2c, 0xa7, 0xd3, 0xbc, 0x49,
+	0xd0, 0x10, 0x01, 0x01, 0x0f, 0x02, 0x01, 0x02, 0x03, 0x01, 0x01, 0x04,
+	0x02, 0xa1, 0x07, 0x05, 0x02, 0xe8, 0x07, 0x06, 0x08, 0x67, 0x6f, 0x6c,
+	0x64, 0x2d, 0x6b, 0x30, 0x30, 0x07, 0x08, 0x67, 0x6f, 0x6c, 0x64, 0x2d,
+	0x6b, 0x30, 0x37, 0x08, 0x02, 0x80, 0x01, 0x09, 0x01, 0x10, 0x0a, 0x01,
+	0x0a, 0x0b, 0x01, 0x01, 0x0c, 0x01, 0x03, 0x0d, 0x05, 0x9c, 0xa6, 0x88,
+	0xd8, 0x06, 0x00, 0x3a, 0x90, 0x37, 0x9a, 0xf3, 0x94, 0x53, 0xc1, 0x2e,
+	0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0xfb, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0c,
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x01, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x15, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x76,
+	0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x46, 0x52, 0x41, 0x43, 0x54,
+	0x53, 0x53, 0x54, 0x98, 0x55, 0x99, 0x3a, 0x22, 0xf9, 0x1d, 0x5f
+};
+
+/* Entry v (newest first) of user key k of the golden table. */
+static void golden_entry(int k, int v, struct model *m)
+{
+	char u[16], val[64];
+	int ul = snprintf(u, sizeof(u), "gold-k%02d", k);
+	uint64_t seq = (uint64_t)(1000 - 10 * k - v);
+	uint8_t type = k == 3 && v == 0 ? VT_DEL : k == 5 && v == 0 ? VT_WEAK_DEL : VT_PUT;
+	size_t vlen;
+	if (type != VT_PUT)
+		vlen = 0;
+	else if (k % 2)
+		vlen = (size_t)snprintf(val, sizeof(val), "%.*s", 20 + v,
+					"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr");
+	else
+		vlen = (size_t)snprintf(val, sizeof(val), "v%d.%d", k, v);
+	model_add(m, u, (size_t)ul, seq, type, val, vlen);
+}
+
+static void golden_model(struct model *m)
+{
+	for (int k = 0; k < 8; k++)
+		for (int v = 0; v < 1 + k % 3; v++)
+			golden_entry(k, v, m);
+}
+
+/* A version 1 table of the old writer still reads, with and without a cache; today's writer
+ * still writes the same bytes for it (all but the creation time in the properties). */
+static void test_sst_golden_v1(void **state)
+{
+	struct fixture *fx = *state;
+	struct model m = {0};
+	struct sst_footer ft;
+	struct sst_options o;
+	struct sst_meta meta;
+	struct sst_read_env env = {0};
+	struct sst_reader *r;
+	const struct range_del *rds;
+	fr_error err;
+	char path2[600];
+
+	golden_model(&m);
+	write_all(fx->path, golden_v1, sizeof(golden_v1));
+	read_footer(golden_v1, sizeof(golden_v1), &ft);
+	assert_int_equal(ft.version, SST_FORMAT_V1);
+	assert_int_equal(blk_cache_new(1 << 20, 1, &env.cache), FR_OK);
+	for (int cached = 0; cached < 2; cached++) {
+		const struct sst_read_env *e = cached ? &env : NULL;
+		assert_int_equal(sst_reader_open_env(io_posix(), fx->path, 9, e, &r, &err), FR_OK);
+		assert_int_equal(sst_reader_meta(r)->entry_cnt, m.n);
+		assert_int_equal(sst_reader_meta(r)->created_s, 1795298076);
+		assert_int_equal(sst_reader_range_dels(r, &rds), 1);
+		assert_int_equal(rds[0].seqno, 950);
+		check_gets(r, &m, 1);
+		check_iter_full(r, &m);
+		expect_get(r, (const uint8_t *)"gold-k08", 8, SEQNO_MAX, NULL);
+		sst_reader_unref(r);
+	}
+	blk_cache_free(env.cache);
+
+	/* the writer of today: the same table */
+	struct range_del rd = {(const uint8_t *)"gold-k02", 8, (const uint8_t *)"gold-k04", 8, 950};
+	snprintf(path2, sizeof(path2), "%s/again.sst", fx->dir);
+	sst_options_default(&o);
+	o.block_size = 128;
+	struct sst_writer *w;
+	assert_int_equal(sst_writer_open(io_posix(), path2, 9, &o, &w, &err), FR_OK);
+	for (size_t i = 0; i < m.n; i++)
+		assert_int_equal(
+			sst_writer_add(w, m.e[i].ik, m.e[i].iklen, m.e[i].val, m.e[i].vlen, &err),
+			FR_OK);
+	assert_int_equal(sst_writer_add_range_del(w, &rd, &err), FR_OK);
+	assert_int_equal(sst_writer_finish(w, &meta, &err), FR_OK);
+	size_t len;
+	uint8_t *again = read_all(path2, &len);
+	struct sst_footer ft2;
+	read_footer(again, len, &ft2);
+	assert_int_equal(ft2.version, SST_FORMAT_V1);
+	assert_int_equal(len, sizeof(golden_v1));
+	for (int i = 0; i < SST_FOOTER_HANDLE_CNT; i++) {
+		assert_int_equal(ft2.h[i].off, ft.h[i].off);
+		assert_int_equal(ft2.h[i].size, ft.h[i].size);
+	}
+	assert_memory_equal(again, golden_v1, ft.h[SST_FOOTER_PROPS].off);
+	free(again);
+	sst_meta_fini(&meta);
+	model_free(&m);
+}
+
+/* Rewrites a table with its properties block replaced by `mutate`d properties (appended, with a
+ * new footer of version `version`). */
+static void rewrite_props(const char *path, const uint8_t *file, size_t len, uint32_t version,
+			  void (*mutate)(struct sst_props *))
+{
+	struct sst_footer ft;
+	struct sst_props p;
+	struct fr_buf raw, out;
+	const uint8_t *data;
+	size_t dlen;
+	uint8_t *owned;
+	fr_error err;
+
+	read_footer(file, len, &ft);
+	const struct sst_handle *h = &ft.h[SST_FOOTER_PROPS];
+	assert_int_equal(blk_stored_decode(file + h->off, h->size + SST_BLOCK_TRAILER_LEN, "t",
+					   h->off, &data, &dlen, &owned, &err),
+			 FR_OK);
+	assert_int_equal(sst_props_decode(data, dlen, "t", h->off, &p, &err), FR_OK);
+	mutate(&p);
+	buf_init(&raw);
+	buf_init(&out);
+	assert_int_equal(sst_props_encode(&p, &raw), FR_OK);
+	assert_int_equal(buf_append(&out, file, len - SST_FOOTER_LEN), FR_OK);
+	ft.h[SST_FOOTER_PROPS].off = out.len;
+	assert_int_equal(blk_stored_encode(raw.data, raw.len, false, &out), FR_OK);
+	ft.h[SST_FOOTER_PROPS].size = out.len - ft.h[SST_FOOTER_PROPS].off - SST_BLOCK_TRAILER_LEN;
+	ft.version = version;
+	assert_int_equal(buf_reserve(&out, SST_FOOTER_LEN), FR_OK);
+	sst_footer_encode(&ft, out.data + out.len);
+	out.len += SST_FOOTER_LEN;
+	write_all(path, out.data, out.len);
+	buf_fini(&out);
+	buf_fini(&raw);
+	fr_free(owned);
+}
+
+static void props_none(struct sst_props *p)
+{
+	(void)p;
+}
+
+static void props_hash(struct sst_props *p)
+{
+	p->data_hash = 1;
+}
+
+static void props_no_hash(struct sst_props *p)
+{
+	p->data_hash = 0;
+	p->index_parts = 0;
+}
+
+static void props_one_part(struct sst_props *p)
+{
+	p->index_parts = 1;
+	p->data_hash = 1;
+}
+
+static void props_more_parts(struct sst_props *p)
+{
+	p->index_parts += 1;
+}
+
+/* What version 2 added must agree with the footer and with the blocks. */
+static void test_sst_version_checks(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t rs = tu_seed();
+	struct model m = {0};
+	struct sst_options o;
+	struct sst_meta meta;
+	struct sst_reader *r;
+	fr_error err;
+	size_t len;
+
+	/* the golden table rewritten as it was, as version 1 and as version 2: both read */
+	golden_model(&m);
+	rewrite_props(fx->path, golden_v1, sizeof(golden_v1), SST_FORMAT_V1, props_none);
+	r = open_table(fx->path);
+	check_iter_full(r, &m);
+	sst_reader_unref(r);
+	rewrite_props(fx->path, golden_v1, sizeof(golden_v1), SST_FORMAT_V2, props_none);
+	r = open_table(fx->path);
+	check_gets(r, &m, 1);
+	sst_reader_unref(r);
+	/* a version 1 table may not say its blocks are hashed */
+	rewrite_props(fx->path, golden_v1, sizeof(golden_v1), SST_FORMAT_V1, props_hash);
+	assert_int_equal(sst_reader_open(io_posix(), fx->path, 42, &r, &err), FR_CORRUPTION);
+	assert_non_null(strstr(err.msg, "version 2 properties in a version 1 table"));
+	assert_non_null(strstr(err.msg, fx->path));
+	/* one partition is never written: the single index is */
+	rewrite_props(fx->path, golden_v1, sizeof(golden_v1), SST_FORMAT_V2, props_one_part);
+	assert_int_equal(sst_reader_open(io_posix(), fx->path, 42, &r, &err), FR_CORRUPTION);
+	model_free(&m);
+
+	/* hashed blocks in a table whose properties deny them: refused when read */
+	gen_model(&m, 300, &rs);
+	sst_options_default(&o);
+	o.hash_index = true;
+	unlink(fx->path);
+	write_table(fx->path, &m, &o, NULL, 0, &meta);
+	sst_meta_fini(&meta);
+	uint8_t *file = read_all(fx->path, &len);
+	struct sst_footer ft;
+	read_footer(file, len, &ft);
+	assert_int_equal(ft.version, SST_FORMAT_V2);
+	rewrite_props(fx->path, file, len, SST_FORMAT_V2, props_no_hash);
+	r = open_table(fx->path);
+	uint8_t type;
+	uint64_t seq;
+	void *v;
+	size_t vl;
+	assert_int_equal(sst_reader_get(r, m.e[0].ik, ikey_user_len(m.e[0].iklen), SEQNO_MAX,
+					&type, &seq, &v, &vl, &err),
+			 FR_CORRUPTION);
+	assert_non_null(strstr(err.msg, "hash index in a data block"));
+	assert_int_equal(err.offset, 0);
+	sst_reader_unref(r);
+	free(file);
+
+	/* a partitioned table whose properties promise one partition more than there are */
+	o.index_partition_size = 128;
+	unlink(fx->path);
+	write_table(fx->path, &m, &o, NULL, 0, &meta);
+	sst_meta_fini(&meta);
+	file = read_all(fx->path, &len);
+	rewrite_props(fx->path, file, len, SST_FORMAT_V2, props_more_parts);
+	assert_int_equal(sst_reader_open(io_posix(), fx->path, 42, &r, &err), FR_CORRUPTION);
+	assert_non_null(strstr(err.msg, "partitions"));
+	free(file);
+	model_free(&m);
+}
+/* ---- partitioned index ---- */
+
+/* Everything a reader can be asked, against the model and against a reader without an
+ * environment (`plain`, NULL: skip that comparison). */
+static void check_all(struct sst_reader *r, struct sst_reader *plain, const struct model *m,
+		      size_t nkeys, uint64_t *rs)
+{
+	if (plain) {
+		for (size_t i = 0; i < m->n; i += 3) {
+			const struct ent *e = &m->e[i];
+			size_t ulen = ikey_user_len(e->iklen);
+			uint64_t s = ikey_seqno(e->ik, e->iklen);
+			expect_same_get(plain, r, e->ik, ulen, s - 1);
+			expect_same_get(plain, r, e->ik, ulen - 1, SEQNO_MAX);
+		}
+		expect_same_iter(plain, r, 0);
+		expect_same_iter(plain, r, SST_ITER_NO_FILL);
+	}
+	check_gets(r, m, 1);
+	check_absent(r, nkeys);
+	check_iter_full(r, m);
+	check_seeks(r, m, 2000, rs);
+}
+
+static void test_sst_partitioned(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t rs = tu_seed();
+	struct model m = {0};
+	struct sst_options o;
+	struct sst_meta meta;
+	struct sst_footer ft;
+	struct blk_cache *big, *tiny;
+	struct blk_cache_stats cs;
+	struct ftab *files;
+	struct sst_reader *plain, *r;
+	struct part_info *parts = calloc(4096, sizeof(*parts));
+	fr_error err;
+	size_t len;
+
+	assert_non_null(parts);
+	gen_model(&m, 4000, &rs);
+	sst_options_default(&o);
+	o.block_size = 512;
+	o.index_partition_size = 512;
+	write_table(fx->path, &m, &o, NULL, 0, &meta);
+	uint8_t *file = read_all(fx->path, &len);
+	read_footer(file, len, &ft);
+	assert_int_equal(ft.version, SST_FORMAT_V2);
+	size_t np = list_parts(file, len, parts, 4096);
+	assert_true(np > 20);
+	/* FORMAT.md §4.1: back to back, from the range tombstones' end to the top-level index */
+	const struct sst_handle *rd = &ft.h[SST_FOOTER_RANGE_DEL];
+	uint64_t at = rd->off + rd->size + SST_BLOCK_TRAILER_LEN;
+	for (size_t i = 0; i < np; i++) {
+		assert_int_equal(parts[i].h.off, at);
+		at += parts[i].h.size + SST_BLOCK_TRAILER_LEN;
+		/* a partition is about the partition size: closed once it reached it */
+		assert_true(parts[i].h.size <= 512 + 64);
+	}
+	assert_int_equal(at, ft.h[SST_FOOTER_INDEX].off);
+	/* the top-level keys are the partitions' last keys, so the last is the table's */
+	assert_memory_equal(parts[np - 1].key, m.e[m.n - 1].ik, m.e[m.n - 1].iklen);
+	free(file);
+
+	plain = open_table(fx->path); /* reads and checks every partition at open */
+	check_meta_equal(sst_reader_meta(plain), &meta);
+	check_all(plain, NULL, &m, 4000, &rs);
+
+	assert_int_equal(blk_cache_new(8 << 20, BLK_CACHE_SHARD_BITS, &big), FR_OK);
+	assert_int_equal(blk_cache_new(8 << 10, 1, &tiny), FR_OK);
+	assert_int_equal(ftab_new(io_posix(), 2, &files, &err), FR_OK);
+	/* with a cache, open reads only the top level: partitions come when reads need them */
+	struct sst_read_env env = {big, NULL};
+	assert_int_equal(sst_reader_open_env(io_posix(), fx->path, 42, &env, &r, &err), FR_OK);
+	blk_cache_stats(big, &cs);
+	assert_int_equal(cs.entry_cnt, 1); /* the filter (the reader keeps the top level) */
+	const struct ent *e = &m.e[m.n / 2];
+	expect_get(r, e->ik, ikey_user_len(e->iklen), ikey_seqno(e->ik, e->iklen), e);
+	blk_cache_stats(big, &cs);
+	assert_int_equal(cs.entry_cnt, 3); /* and one partition and one data block */
+	check_all(r, plain, &m, 4000, &rs);
+	for (size_t i = 0; i < np; i++) { /* every partition was read, and kept */
+		struct blk_cache_entry *ce = blk_cache_lookup(big, 42, parts[i].h.off);
+		assert_non_null(ce);
+		blk_cache_release(big, ce);
+	}
+	sst_reader_unref(r);
+
+	const struct sst_read_env envs[] = {{tiny, NULL}, {tiny, files}, {NULL, files}};
+	for (size_t k = 0; k < sizeof(envs) / sizeof(envs[0]); k++) {
+		assert_int_equal(sst_reader_open_env(io_posix(), fx->path, 42, &envs[k], &r, &err),
+				 FR_OK);
+		check_all(r, plain, &m, 4000, &rs);
+		if (envs[k].cache) {
+			blk_cache_stats(envs[k].cache, &cs);
+			assert_true(cs.usage <= cs.capacity); /* nothing left pinned */
+		}
+		sst_reader_unref(r);
+	}
+	sst_reader_unref(plain);
+	sst_meta_fini(&meta);
+	model_free(&m);
+
+	/* one index entry per partition */
+	gen_model(&m, 300, &rs);
+	o.index_partition_size = 1;
+	unlink(fx->path);
+	write_table(fx->path, &m, &o, NULL, 0, &meta);
+	file = read_all(fx->path, &len);
+	np = list_parts(file, len, parts, 4096);
+	assert_true(np > 10);
+	free(file);
+	plain = open_table(fx->path);
+	check_all(plain, NULL, &m, 300, &rs);
+	/* a new cache: the old one holds blocks of the table this one replaced, under its id */
+	blk_cache_free(tiny);
+	assert_int_equal(blk_cache_new(8 << 10, 1, &tiny), FR_OK);
+	env = (struct sst_read_env){tiny, NULL};
+	assert_int_equal(sst_reader_open_env(io_posix(), fx->path, 42, &env, &r, &err), FR_OK);
+	check_all(r, plain, &m, 300, &rs);
+	sst_reader_unref(r);
+	sst_reader_unref(plain);
+	sst_meta_fini(&meta);
+	model_free(&m);
+
+	/* an index of one entry fills one partition: the table stays version 1 */
+	model_add(&m, "one", 3, 5, VT_PUT, "v", 1);
+	unlink(fx->path);
+	write_table(fx->path, &m, &o, NULL, 0, &meta);
+	file = read_all(fx->path, &len);
+	read_footer(file, len, &ft);
+	assert_int_equal(ft.version, SST_FORMAT_V1);
+	assert_int_equal(list_parts(file, len, parts, 4096), 0);
+	free(file);
+	plain = open_table(fx->path);
+	check_all(plain, NULL, &m, 1, &rs);
+	sst_reader_unref(plain);
+	sst_meta_fini(&meta);
+	model_free(&m);
+	ftab_free(files);
+	blk_cache_free(tiny);
+	blk_cache_free(big);
+	free(parts);
+}
+
+/* Rewrites stored block h of an uncompressed table in place after `edit` changed its contents,
+ * with a checksum that fits them. */
+static void reseal_block(uint8_t *file, const struct sst_handle *h)
+{
+	uint8_t *p = file + h->off;
+	assert_int_equal(p[h->size], SST_COMP_NONE);
+	enc_u64(p + h->size + 1, fr_xxh3(p, h->size + 1));
+}
+
+/* The model entries that partition k of parts covers: (key k-1, key k]. */
+static void part_range(const struct model *m, const struct part_info *parts, size_t k,
+		       size_t *lo, size_t *hi)
+{
+	*lo = k ? model_bound(m, parts[k - 1].key, parts[k - 1].klen, true) : 0;
+	*hi = model_bound(m, parts[k].key, parts[k].klen, true);
+	assert_true(*lo < *hi);
+}
+
+/* Damage in one partition: a reader without a cache refuses the table at open; one with a
+ * cache opens it, and every read that needs the partition fails with FR_CORRUPTION naming the
+ * file and the partition's offset, while reads elsewhere work, and it is never cached. */
+static void expect_bad_part(const char *path, const struct model *m,
+			    const struct part_info *parts, size_t np, size_t k, const char *what)
+{
+	struct sst_read_env env = {0};
+	struct sst_reader *r;
+	struct kv_iter *it;
+	fr_error err;
+	size_t lo, hi;
+
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(sst_reader_open(io_posix(), path, 42, &r, &err), FR_CORRUPTION);
+	assert_non_null(strstr(err.msg, path));
+	assert_int_equal(err.offset, parts[k].h.off);
+	if (what)
+		assert_non_null(strstr(err.msg, what));
+
+	assert_int_equal(blk_cache_new(4 << 20, 2, &env.cache), FR_OK);
+	assert_int_equal(sst_reader_open_env(io_posix(), path, 42, &env, &r, &err), FR_OK);
+	part_range(m, parts, k, &lo, &hi);
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = lo; i < hi; i++) {
+			const struct ent *e = &m->e[i];
+			uint8_t type;
+			uint64_t seq;
+			void *v;
+			size_t vl;
+			memset(&err, 0, sizeof(err));
+			assert_int_equal(sst_reader_get(r, e->ik, ikey_user_len(e->iklen),
+							ikey_seqno(e->ik, e->iklen), &type, &seq,
+							&v, &vl, &err),
+					 FR_CORRUPTION);
+			assert_null(v);
+			assert_non_null(strstr(err.msg, path));
+			assert_int_equal(err.offset, parts[k].h.off);
+		}
+		assert_null(blk_cache_lookup(env.cache, 42, parts[k].h.off));
+	}
+	/* the neighbours read */
+	size_t plo, phi;
+	if (k > 0) {
+		part_range(m, parts, k - 1, &plo, &phi);
+		const struct ent *e = &m->e[phi - 1];
+		expect_get(r, e->ik, ikey_user_len(e->iklen), ikey_seqno(e->ik, e->iklen), e);
+	}
+	if (k + 1 < np) {
+		part_range(m, parts, k + 1, &plo, &phi);
+		const struct ent *e = &m->e[plo];
+		expect_get(r, e->ik, ikey_user_len(e->iklen), ikey_seqno(e->ik, e->iklen), e);
+	}
+	/* iterators reach it from either side and stop there */
+	assert_int_equal(sst_iter_new(r, &it, &err), FR_OK);
+	size_t n = 0;
+	for (kv_seek_first(it); it->valid; kv_next(it))
+		expect_ent(it, &m->e[n++]);
+	assert_int_equal(it->status, FR_CORRUPTION);
+	assert_int_equal(it->err.offset, parts[k].h.off);
+	assert_int_equal(n, lo);
+	kv_free(it);
+	assert_int_equal(sst_iter_new(r, &it, &err), FR_OK);
+	n = m->n;
+	for (kv_seek_last(it); it->valid; kv_prev(it))
+		expect_ent(it, &m->e[--n]);
+	assert_int_equal(it->status, FR_CORRUPTION);
+	assert_int_equal(n, hi);
+	kv_free(it);
+	assert_int_equal(sst_iter_new(r, &it, &err), FR_OK);
+	kv_seek(it, m->e[lo].ik, m->e[lo].iklen);
+	assert_false(it->valid);
+	assert_int_equal(it->status, FR_CORRUPTION);
+	assert_non_null(strstr(it->err.msg, path));
+	kv_free(it);
+	sst_reader_unref(r);
+	blk_cache_free(env.cache);
+}
+
+static void test_sst_partition_corrupt(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t rs = tu_seed();
+	struct model m = {0};
+	struct sst_options o;
+	struct sst_meta meta;
+	struct part_info parts[256];
+	struct blk b;
+	struct blk_iter it;
+	fr_error err;
+	size_t len;
+
+	gen_model(&m, 600, &rs);
+	sst_options_default(&o);
+	o.block_size = 512;
+	o.index_partition_size = 400;
+	o.compress = false; /* so that a partition can be edited and resealed */
+	write_table(fx->path, &m, &o, NULL, 0, &meta);
+	uint8_t *good = read_all(fx->path, &len);
+	size_t np = list_parts(good, len, parts, 256);
+	assert_true(np > 8);
+	uint8_t *bad = malloc(len);
+	assert_non_null(bad);
+
+	/* a flipped byte in partitions at the start, the middle and the end */
+	size_t ks[] = {0, np / 2, np - 1};
+	for (size_t i = 0; i < 3; i++) {
+		const struct sst_handle *h = &parts[ks[i]].h;
+		memcpy(bad, good, len);
+		bad[h->off + tu_rand_below(&rs, h->size + SST_BLOCK_TRAILER_LEN)] ^= 0x08;
+		write_all(fx->path, bad, len);
+		expect_bad_part(fx->path, &m, parts, np, ks[i], NULL);
+	}
+
+	/* checksums right, contents wrong: the last key is not the top level's; the keys are out
+	 * of order; a handle points past the data blocks */
+	size_t k = np / 3;
+	const struct sst_handle *h = &parts[k].h;
+	for (int mode = 0; mode < 3; mode++) {
+		memcpy(bad, good, len);
+		uint8_t *data = bad + h->off;
+		assert_int_equal(blk_init(&b, data, h->size, ikcmp, 8, "t", 0, &err), FR_OK);
+		blk_iter_init(&it, &b);
+		if (mode == 0) {
+			/* the type byte of the last key: every index key is stored whole */
+			assert_int_equal(blk_iter_seek_last(&it, &err), FR_OK);
+			data[(size_t)(it.val - data) - 8] ^= 0x01;
+		} else if (mode == 1) {
+			/* the first key's first byte (after three one-byte varints): far too big */
+			assert_int_equal(blk_iter_seek_first(&it, &err), FR_OK);
+			assert_int_equal(data[0], 0);
+			data[3] = 0xff;
+		} else {
+			/* two neighbouring handles of the same length swapped: out of order */
+			uint8_t *pv = NULL;
+			size_t pvl = 0;
+			for (assert_int_equal(blk_iter_seek_first(&it, &err), FR_OK); it.valid;
+			     assert_int_equal(blk_iter_next(&it, &err), FR_OK)) {
+				uint8_t *v = data + (it.val - data), tmp[32];
+				if (pv && pvl == it.val_len) {
+					memcpy(tmp, v, pvl);
+					memcpy(v, pv, pvl);
+					memcpy(pv, tmp, pvl);
+					break;
+				}
+				pv = v;
+				pvl = it.val_len;
+			}
+			assert_true(it.valid);
+		}
+		blk_iter_fini(&it);
+		reseal_block(bad, h);
+		write_all(fx->path, bad, len);
+		static const char *const what[] = {"top-level key", "out of order", "handle"};
+		expect_bad_part(fx->path, &m, parts, np, k, what[mode]);
+	}
+	write_all(fx->path, good, len);
+	struct sst_reader *r = open_table(fx->path);
+	check_iter_full(r, &m);
+	sst_reader_unref(r);
+	free(bad);
+	free(good);
+	sst_meta_fini(&meta);
+	model_free(&m);
+}
+
+/* ---- hash index in data blocks ---- */
+
+/* nkeys user keys with 1..3 versions mostly, some with tens and a few with hundreds (a slab
+ * across restart runs and blocks); short values, so blocks hold many entries. */
+static void gen_mvcc_model(struct model *m, size_t nkeys, uint64_t *rs)
+{
+	for (size_t i = 0; i < nkeys; i++) {
+		char k[64], v[32];
+		size_t klen =
+			make_ukey(k, i * 10 + tu_rand_below(rs, 5), tu_rand_below(rs, 6), 'm');
+		uint64_t r = tu_rand_below(rs, 100);
+		size_t nv = r < 70 ? 1 + tu_rand_below(rs, 3)
+			    : r < 97 ? 4 + tu_rand_below(rs, 30)
+				     : 100 + tu_rand_below(rs, 300);
+		uint64_t seq = 1000000 + tu_rand_below(rs, 1000);
+		for (size_t j = 0; j < nv; j++) {
+			seq -= 1 + tu_rand_below(rs, 3);
+			uint8_t type = tu_rand_below(rs, 10) ? VT_PUT : VT_DEL;
+			int vl = snprintf(v, sizeof(v), "v%zu.%zu", i, j);
+			model_add(m, k, klen, seq, type, v, type == VT_PUT ? (size_t)vl : 0);
+		}
+	}
+}
+
+/* Gets of every entry at its seqno, just below and at SEQNO_MAX, and of absent keys. */
+static void run_gets(struct sst_reader *a, struct sst_reader *b, const struct model *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		const struct ent *e = &m->e[i];
+		size_t ulen = ikey_user_len(e->iklen);
+		uint64_t s = ikey_seqno(e->ik, e->iklen);
+		expect_same_get(a, b, e->ik, ulen, s);
+		expect_same_get(a, b, e->ik, ulen, s - 1);
+		expect_same_get(a, b, e->ik, ulen, SEQNO_MAX);
+		expect_same_get(a, b, e->ik, ulen - 1, SEQNO_MAX);
+	}
+}
+
+static void count_diff(struct blk_test_counts *d, const struct blk_test_counts *a,
+		       const struct blk_test_counts *b)
+{
+	d->hash_jump = b->hash_jump - a->hash_jump;
+	d->hash_absent = b->hash_absent - a->hash_absent;
+	d->hash_collision = b->hash_collision - a->hash_collision;
+	d->binary_search = b->binary_search - a->binary_search;
+}
+
+static void test_sst_hash_index(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t rs = tu_seed();
+	struct model m = {0};
+	struct sst_options o;
+	struct sst_meta meta, hmeta;
+	struct blk_test_counts c0, c1, plain_cnt, hash_cnt;
+	char path2[600];
+	fr_error err;
+
+	gen_mvcc_model(&m, 3000, &rs);
+	assert_true(m.n > 10000);
+	sst_options_default(&o);
+	o.block_size = 1024;
+	o.restart_interval = 4;
+	o.bloom_bits_per_key = 0; /* every absent key reaches the blocks */
+	write_table(fx->path, &m, &o, NULL, 0, &meta);
+	o.hash_index = true;
+	snprintf(path2, sizeof(path2), "%s/hashed.sst", fx->dir);
+	write_table(path2, &m, &o, NULL, 0, &hmeta);
+	/* a byte or two more per key */
+	assert_true(hmeta.file_size > meta.file_size);
+	assert_true(hmeta.file_size < meta.file_size + meta.file_size / 10);
+
+	struct sst_reader *plain = open_table(fx->path), *hashed = open_table(path2);
+	check_meta_model(sst_reader_meta(hashed), &m);
+	/* exactly the same answers, found without the binary search for most */
+	blk_test_counts(&c0);
+	run_gets(plain, plain, &m);
+	blk_test_counts(&c1);
+	count_diff(&plain_cnt, &c0, &c1);
+	run_gets(plain, hashed, &m);
+	blk_test_counts(&c0);
+	count_diff(&hash_cnt, &c1, &c0);
+	/* the plain table made no hashed lookup; the second run made the plain table's again */
+	assert_int_equal(plain_cnt.hash_jump + plain_cnt.hash_absent + plain_cnt.hash_collision, 0);
+	uint64_t lookups = hash_cnt.hash_jump + hash_cnt.hash_absent + hash_cnt.hash_collision;
+	fprintf(stderr, "# %llu block lookups: %llu jumps, %llu absent, %llu collisions\n",
+		(unsigned long long)lookups, (unsigned long long)hash_cnt.hash_jump,
+		(unsigned long long)hash_cnt.hash_absent,
+		(unsigned long long)hash_cnt.hash_collision);
+	assert_true(lookups > 3 * m.n);
+	assert_true(hash_cnt.hash_collision * 2 < lookups);
+	assert_true(hash_cnt.hash_absent > m.n / 4);
+	/* per get: the index seek, and the data block's binary search only where the plain table
+	 * made one and the hash index fell back */
+	assert_int_equal((int64_t)hash_cnt.binary_search - (int64_t)plain_cnt.binary_search,
+			 (int64_t)hash_cnt.hash_collision - (int64_t)lookups);
+	check_gets(hashed, &m, 1);
+	check_absent(hashed, 3000);
+	check_iter_full(hashed, &m);
+	check_seeks(hashed, &m, 3000, &rs);
+
+	/* through caches, a tiny one too, and with a partitioned index */
+	struct blk_cache *big, *tiny;
+	struct sst_reader *r;
+	assert_int_equal(blk_cache_new(8 << 20, BLK_CACHE_SHARD_BITS, &big), FR_OK);
+	assert_int_equal(blk_cache_new(8 << 10, 1, &tiny), FR_OK);
+	for (int k = 0; k < 4; k++) {
+		struct sst_read_env env = {k & 1 ? tiny : big, NULL};
+		if (k == 2) {
+			/* new caches: the old ones hold the blocks of the table replaced */
+			blk_cache_free(tiny);
+			blk_cache_free(big);
+			assert_int_equal(blk_cache_new(8 << 20, BLK_CACHE_SHARD_BITS, &big), FR_OK);
+			assert_int_equal(blk_cache_new(8 << 10, 1, &tiny), FR_OK);
+			env.cache = big;
+			o.index_partition_size = 1024;
+			sst_meta_fini(&hmeta);
+			unlink(path2);
+			write_table(path2, &m, &o, NULL, 0, &hmeta);
+			size_t len;
+			struct part_info parts[512];
+			uint8_t *file = read_all(path2, &len);
+			assert_true(list_parts(file, len, parts, 512) > 4);
+			free(file);
+		}
+		assert_int_equal(sst_reader_open_env(io_posix(), path2, 42, &env, &r, &err), FR_OK);
+		run_gets(plain, r, &m);
+		check_iter_full(r, &m);
+		check_seeks(r, &m, 1000, &rs);
+		sst_reader_unref(r);
+	}
+	blk_cache_free(tiny);
+	blk_cache_free(big);
+
+	/* blocks of one entry each */
+	o.block_size = 1;
+	o.index_partition_size = 0;
+	sst_meta_fini(&hmeta);
+	unlink(path2);
+	write_table(path2, &m, &o, NULL, 0, &hmeta);
+	r = open_table(path2);
+	blk_test_counts(&c0);
+	run_gets(plain, r, &m);
+	blk_test_counts(&c1);
+	assert_true(c1.hash_jump - c0.hash_jump > m.n);
+	check_iter_full(r, &m);
+	sst_reader_unref(r);
+
+	sst_reader_unref(plain);
+	sst_reader_unref(hashed);
+	sst_meta_fini(&meta);
+	sst_meta_fini(&hmeta);
+	model_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1604,6 +2487,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sst_env_no_private_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sst_env_no_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sst_env_corrupt_data_block, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sst_golden_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sst_version_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sst_partitioned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sst_partition_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sst_hash_index, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,11 @@
  * scans forward; stepping back re-scans from the restart point before the current entry, as in
  * LevelDB's Block::Iter. Every varint, length and offset is checked against the end of the
  * entry area before it is used.
+ *
+ * A point read in a block with a hash index (§4.3.1) looks up its user key's bucket instead of
+ * binary-searching: the bucket names the restart run of the key's first entry, and the scan
+ * from there is the one a seek would have made. blk_init checks every bucket, so a bucket is
+ * always a valid restart index or a marker.
  */
 #include "sst/block.h"
 
@@ -19,6 +24,26 @@
 #include "base/coding.h"
 #include "base/error.h"
 #include "sst/format.h"
+
+/* Per thread, so that counting costs no shared cache line. */
+static _Thread_local struct blk_test_counts test_counts;
+
+#ifdef FR_TESTING
+static inline void count(uint64_t *c)
+{
+	(*c)++;
+}
+#else
+static inline void count(uint64_t *c)
+{
+	(void)c;
+}
+#endif
+
+void blk_test_counts(struct blk_test_counts *out)
+{
+	*out = test_counts;
+}
 
 fr_status blk_stored_decode(const uint8_t *stored, size_t len, const char *path, uint64_t off,
 			    const uint8_t **data, size_t *data_len, uint8_t **owned, fr_error *err)
@@ -78,6 +103,36 @@ uint32_t blk_restart(const struct blk *b, uint32_t i)
 	return dec_u32(b->data + b->restarts_off + 4 * (size_t)i);
 }
 
+/* The tail of a block (§4.3, §4.3.1): restart count, hash index, where the restarts start. */
+static void parse_tail(struct blk *b)
+{
+	uint32_t cnt = dec_u32(b->data + b->len - 4);
+	size_t tail = 4;
+
+	b->buckets = NULL;
+	b->bucket_cnt = 0;
+	if (cnt & SST_BLOCK_HASH_FLAG) {
+		cnt &= ~SST_BLOCK_HASH_FLAG;
+		b->bucket_cnt = dec_u16(b->data + b->len - 6);
+		b->buckets = b->data + b->len - 6 - b->bucket_cnt;
+		tail = 6 + (size_t)b->bucket_cnt;
+	}
+	b->restart_cnt = cnt;
+	b->restarts_off = b->len - tail - 4 * (size_t)cnt;
+}
+
+void blk_init_checked(struct blk *b, const uint8_t *data, size_t len, blk_cmp_fn cmp,
+		      size_t min_key_len, const char *path, uint64_t file_off)
+{
+	b->data = data;
+	b->len = len;
+	b->cmp = cmp;
+	b->min_key_len = min_key_len;
+	b->path = path;
+	b->file_off = file_off;
+	parse_tail(b);
+}
+
 fr_status blk_init(struct blk *b, const uint8_t *data, size_t len, blk_cmp_fn cmp,
 		   size_t min_key_len, const char *path, uint64_t file_off, fr_error *err)
 {
@@ -89,13 +144,34 @@ fr_status blk_init(struct blk *b, const uint8_t *data, size_t len, blk_cmp_fn cm
 	b->file_off = file_off;
 	b->restarts_off = 0;
 	b->restart_cnt = 0;
+	b->buckets = NULL;
+	b->bucket_cnt = 0;
 	if (len < 4)
 		return blk_corrupt(b, 0, "block too short for its restart count", err);
 	uint32_t cnt = dec_u32(data + len - 4);
-	if ((uint64_t)cnt * 4 > len - 4)
+	size_t tail = 4;
+	if (cnt & SST_BLOCK_HASH_FLAG) {
+		cnt &= ~SST_BLOCK_HASH_FLAG;
+		if (len < 6)
+			return blk_corrupt(b, 0, "block too short for its hash index", err);
+		size_t nb = dec_u16(data + len - 6);
+		if (nb == 0 || nb > len - 6)
+			return blk_corrupt(b, len - 6, "bad hash index bucket count", err);
+		if (cnt == 0 || cnt > SST_HASH_RESTART_MAX + 1)
+			return blk_corrupt(b, len - 4,
+					   "hash index in a block of too few or too many restarts",
+					   err);
+		tail = 6 + nb;
+	}
+	if ((uint64_t)cnt * 4 > len - tail)
 		return blk_corrupt(b, len - 4, "restart count larger than the block", err);
-	b->restarts_off = len - 4 - (size_t)cnt * 4;
-	b->restart_cnt = cnt;
+	parse_tail(b);
+	for (uint32_t i = 0; i < b->bucket_cnt; i++) {
+		uint8_t v = b->buckets[i];
+		if (v >= cnt && v != SST_HASH_COLLISION && v != SST_HASH_NONE)
+			return blk_corrupt(b, (size_t)(b->buckets + i - data),
+					   "hash bucket names no restart point", err);
+	}
 	if (cnt == 0 && b->restarts_off != 0)
 		return blk_corrupt(b, len - 4, "entries without restart points", err);
 	uint32_t prev = 0;
@@ -252,6 +328,7 @@ fr_status blk_iter_seek(struct blk_iter *it, const uint8_t *target, size_t tlen,
 	const struct blk *b = it->b;
 	fr_status rc;
 
+	count(&test_counts.binary_search);
 	it->valid = false;
 	if (b->restart_cnt == 0)
 		return FR_OK;
@@ -268,6 +345,36 @@ fr_status blk_iter_seek(struct blk_iter *it, const uint8_t *target, size_t tlen,
 			right = mid - 1;
 	}
 	rc = seek_restart(it, left, err);
+	while (!rc && it->valid && b->cmp(it->key.data, it->key.len, target, tlen) < 0)
+		rc = blk_iter_next(it, err);
+	return rc;
+}
+
+fr_status blk_iter_seek_hash(struct blk_iter *it, const uint8_t *target, size_t tlen,
+			     uint64_t hash, bool *absent, fr_error *err)
+{
+	const struct blk *b = it->b;
+	fr_status rc;
+
+	*absent = false;
+	if (!b->bucket_cnt)
+		return blk_iter_seek(it, target, tlen, err);
+	/* FORMAT.md §4.3.1: the bucket of XXH3-64(user key) mod bucket_cnt */
+	uint8_t run = b->buckets[hash % b->bucket_cnt];
+	if (run == SST_HASH_COLLISION) {
+		count(&test_counts.hash_collision);
+		return blk_iter_seek(it, target, tlen, err);
+	}
+	if (run == SST_HASH_NONE) {
+		count(&test_counts.hash_absent);
+		it->valid = false;
+		buf_clear(&it->key);
+		*absent = true;
+		return FR_OK;
+	}
+	count(&test_counts.hash_jump);
+	/* every entry of the run before the key's first one is of a smaller user key */
+	rc = seek_restart(it, run, err);
 	while (!rc && it->valid && b->cmp(it->key.data, it->key.len, target, tlen) < 0)
 		rc = blk_iter_next(it, err);
 	return rc;

@@ -9,6 +9,11 @@
  * restart_interval entries the key is stored whole (shared = 0) and its offset is listed in
  * the restart array that ends the block: u32 offsets, then a u32 count.
  *
+ * A block of internal keys may also carry a hash index (§4.3.1) between its restart array and
+ * the count: one u8 bucket per slot, mapping the hash of a user key to the restart run that
+ * holds the key's first entry in the block, so that a point read can skip the binary search.
+ * The count's top bit says it is there; a block without one reads exactly as before.
+ *
  * blk_builder: one thread at a time. struct blk is an immutable view of block bytes owned by
  * the caller; any number of blk_iter may read one blk concurrently. A blk_iter is used by one
  * thread at a time. Every decoding step checks lengths: bad bytes are FR_CORRUPTION naming
@@ -33,21 +38,28 @@ struct blk_builder {
 	uint32_t interval;	/* entries per restart run (>= 1) */
 	uint32_t run;		/* entries since the last restart */
 	uint64_t entry_cnt;
+	bool hash;		/* give finished blocks a hash index (§4.3.1) */
+	struct fr_buf ukeys;	/* with hash, per distinct user key: u64 hash, u32 run */
 };
 
 void blk_builder_init(struct blk_builder *b, uint32_t restart_interval);
 void blk_builder_fini(struct blk_builder *b);
+/* Turns the hash index (§4.3.1) on or off for the blocks b builds from now on; keys are then
+ * internal keys (user key and 8-byte trailer), hashed by their user key. b must be empty. */
+void blk_builder_set_hash(struct blk_builder *b, bool on);
 /* Appends an entry. Keys must ascend in the order the reader will use (the caller checks);
- * FR_INVALID when the block would pass 4 GiB, FR_NOMEM. */
+ * FR_INVALID when the block would pass 4 GiB or, with a hash index, for a key shorter than a
+ * trailer; FR_NOMEM. */
 fr_status blk_builder_add(struct blk_builder *b, const uint8_t *key, size_t klen, const void *val,
 			  size_t vlen);
-/* Size the block would have if finished now. */
+/* Size the block would have if finished now (hash index included). */
 size_t blk_builder_size(const struct blk_builder *b);
 static inline bool blk_builder_is_empty(const struct blk_builder *b)
 {
 	return b->entry_cnt == 0;
 }
-/* Appends the restart array; *data stays valid until the next call on b. */
+/* Appends the restart array (and the hash index, when on and the block has at most
+ * SST_HASH_RESTART_MAX + 1 restart points); *data stays valid until the next call on b. */
 fr_status blk_builder_finish(struct blk_builder *b, const uint8_t **data, size_t *len);
 /* Empties b for the next block (keeps its memory). */
 void blk_builder_reset(struct blk_builder *b);
@@ -72,15 +84,21 @@ struct blk {
 	size_t len;
 	size_t restarts_off; /* entries are data[0..restarts_off) */
 	uint32_t restart_cnt;
+	uint32_t bucket_cnt;	/* hash index slots; 0: the block has none */
+	const uint8_t *buckets; /* each < restart_cnt, or SST_HASH_COLLISION / SST_HASH_NONE */
 	blk_cmp_fn cmp;
 	size_t min_key_len; /* shorter keys are corruption (8 for internal keys) */
 	const char *path;   /* for messages: the file and ... */
 	uint64_t file_off;  /* ... the block's offset in it */
 };
 
-/* Checks the restart array of data[0..len) (borrowed for the life of b; so are path and cmp). */
+/* Checks the restart array and the hash index (if any) of data[0..len) (borrowed for the life
+ * of b; so are path and cmp). */
 fr_status blk_init(struct blk *b, const uint8_t *data, size_t len, blk_cmp_fn cmp,
 		   size_t min_key_len, const char *path, uint64_t file_off, fr_error *err);
+/* The same view of bytes that blk_init has accepted before, in O(1): for cached blocks. */
+void blk_init_checked(struct blk *b, const uint8_t *data, size_t len, blk_cmp_fn cmp,
+		      size_t min_key_len, const char *path, uint64_t file_off);
 /* Restart offset i (i < restart_cnt; checked by blk_init). */
 uint32_t blk_restart(const struct blk *b, uint32_t i);
 
@@ -109,6 +127,19 @@ fr_status blk_iter_seek_last(struct blk_iter *it, fr_error *err);
 fr_status blk_iter_seek(struct blk_iter *it, const uint8_t *target, size_t tlen, fr_error *err);
 fr_status blk_iter_next(struct blk_iter *it, fr_error *err);
 fr_status blk_iter_prev(struct blk_iter *it, fr_error *err);
+/*
+ * For a point read of the user key whose internal-key seek target is `target` and whose
+ * XXH3-64 hash is `hash`, in a block of internal keys. Without a hash index, or when the key's
+ * bucket is a collision, this is blk_iter_seek. Otherwise:
+ * - bucket SST_HASH_NONE: the block holds no entry of the user key; *absent is set and the
+ *   iterator is left invalid;
+ * - a restart run: the iterator scans from that run to the first entry >= target. When the
+ *   block holds the user key this is exactly where blk_iter_seek lands; when it does not (the
+ *   bucket is another key's), it lands on an entry of another user key or past the end, which
+ *   a point read treats like blk_iter_seek's answer (neither is the key it wants).
+ */
+fr_status blk_iter_seek_hash(struct blk_iter *it, const uint8_t *target, size_t tlen,
+			     uint64_t hash, bool *absent, fr_error *err);
 
 static inline const uint8_t *blk_iter_key(const struct blk_iter *it)
 {
@@ -118,5 +149,16 @@ static inline size_t blk_iter_key_len(const struct blk_iter *it)
 {
 	return it->key.len;
 }
+
+/* What blk_iter_seek_hash and blk_iter_seek did on the calling thread since it started (zeros
+ * in builds without FR_TESTING): tests use them to prove the hash index spared the binary
+ * search. */
+struct blk_test_counts {
+	uint64_t hash_jump;	 /* went straight to a restart run */
+	uint64_t hash_absent;	 /* answered "absent" from the bucket alone */
+	uint64_t hash_collision; /* fell back to the binary search */
+	uint64_t binary_search;	 /* blk_iter_seek calls: fallbacks and index seeks too */
+};
+void blk_test_counts(struct blk_test_counts *out);
 
 #endif

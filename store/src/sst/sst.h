@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sst.h - sorted string tables (FORMAT.md §4): immutable files of internal entries in data
- * blocks (prefix compression, restart points, LZ4 when it saves >= 12.5%, xxh3 per block), an
- * index block, a bloom filter over user keys, a range-tombstone block, a properties block and
- * a footer with magic and version.
+ * blocks (prefix compression, restart points, optionally a hash index of user keys, LZ4 when it
+ * saves >= 12.5%, xxh3 per block), an index block (cut into partitions under a top-level index
+ * when it grows past SST_INDEX_PARTITION_SIZE), a bloom filter over user keys, a range-tombstone
+ * block, a properties block and a footer with magic and version.
  *
  * sst_writer: one thread at a time. sst_reader: immutable once open, thread-safe, refcounted
  * (sst_reader_ref needs an existing reference). Every byte read from disk is checked: bad bytes
@@ -13,6 +14,13 @@
  * (cache.h) through which data, index and filter blocks are read, and a file table (io/ftab.h)
  * that bounds the descriptors the readers hold. Without one, a reader keeps its own descriptor
  * and its own copies of index and filter, and reads each data block from disk on every access.
+ *
+ * A partitioned index (FORMAT.md §4.4.1): the reader keeps the top level (about 40 bytes per
+ * 6 MiB of table) with or without a cache. With a cache, open reads and checks only the top
+ * level, and each partition is read through the cache when a read first needs it, and checked
+ * (checksum, then every entry, as open checks a single index) each time it comes from disk,
+ * before the cache may keep it. Without a cache, open reads and checks every partition and
+ * the reader keeps them, as it keeps a single index.
  */
 #ifndef FRACTIO_SST_SST_H
 #define FRACTIO_SST_SST_H
@@ -31,13 +39,24 @@ struct range_del;
 struct sst_writer;
 struct sst_reader;
 
+/* Index partitions: the writer closes a partition once it reaches this size, and a table whose
+ * index fits in one keeps the single index block of format version 1. 64 KiB of index is about
+ * 1500 entries (a table of ~6 MiB in 4 KiB blocks); below that one block costs little to load
+ * at open, above it a cache holds the partitions that reads use instead of the whole index. */
+#define SST_INDEX_PARTITION_SIZE (64u * 1024)
+
 struct sst_options {
 	uint32_t block_size;         /* target uncompressed data block size */
 	uint32_t restart_interval;   /* entries between restart points */
 	uint32_t bloom_bits_per_key; /* 0: no filter */
 	bool compress;               /* LZ4 */
+	/* data blocks carry a hash index of their user keys (FORMAT.md §4.3.1): point reads skip
+	 * the binary search of the restart array; costs ~1.3 bytes per distinct key per block */
+	bool hash_index;
+	uint32_t index_partition_size; /* 0: SST_INDEX_PARTITION_SIZE; tests set it small */
 };
-void sst_options_default(struct sst_options *o); /* 4096, 16, 10, true */
+/* 4096, 16, 10, true, false, 0 */
+void sst_options_default(struct sst_options *o);
 
 /* What a finished table holds; smallest/largest are user keys (fr_malloc'd) bounding every
  * point key and every range tombstone (start and end) in the table. */
@@ -79,19 +98,21 @@ void sst_writer_abort(struct sst_writer *w);
 /* What the readers of one database share; both borrowed, they must outlive every reader opened
  * with them. A NULL member means the reader does without it (see the file comment). */
 struct sst_read_env {
-	/* Data blocks, and the index and filter blocks, are read through it; the reader keeps no
-	 * copy of index or filter. Only blocks that passed their checksum and structure checks
-	 * are inserted. The cache is keyed by the table id, which must name this file alone for
-	 * the cache's life. */
+	/* Data blocks, and the index (or index partitions) and filter blocks, are read through
+	 * it; the reader keeps no copy of index or filter, only the top level of a partitioned
+	 * index. Only blocks that passed their checksum and structure checks are inserted. The
+	 * cache is keyed by the table id, which must name this file alone for the cache's life. */
 	struct blk_cache *cache;
 	/* Every read goes through it, under the table id; the reader holds no descriptor. */
 	struct ftab *files;
 };
 
 /* Opens and checks a table: footer, index, filter, range tombstones and properties are read
- * and verified (the whole index is walked once); data blocks are read on demand. Range
- * tombstones and properties stay in the reader's memory; index and filter too unless env has
- * a cache, in which case they are inserted into it. env NULL is an empty environment. */
+ * and verified (the whole index is walked once; of a partitioned index with a cache, only the
+ * top level); data blocks are read on demand. Reads tables of format versions 1 and 2. Range
+ * tombstones, properties and a top-level index stay in the reader's memory; index and filter
+ * too unless env has a cache, in which case they are inserted into it. env NULL is an empty
+ * environment. */
 fr_status sst_reader_open_env(struct fr_io *io, const char *path, uint64_t id,
 			      const struct sst_read_env *env, struct sst_reader **out,
 			      fr_error *err);

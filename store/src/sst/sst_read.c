@@ -16,6 +16,21 @@
  * instead of blk_init's walk of its restart array, which for an index (a restart per entry)
  * would cost as much as the lookup it serves.
  *
+ * The one exception to "only in the cache" is the top level of a partitioned index, which the
+ * reader keeps as it keeps the properties: one entry per 64 KiB of index, about 40 bytes per
+ * 6 MiB of table, and it spares every read of the table a fourth cache lookup (the three are
+ * then filter, partition, data block).
+ *
+ * A partitioned index (§4.4.1) is read through an index cursor (struct icur) that both point
+ * reads and iterators use: a cursor over the top level picks the partition, which is fetched
+ * like any block, and a second cursor walks it, so the rest of the reader sees one sequence of
+ * index entries either way. A partition is checked entry by entry each time it is read from
+ * disk, before the cache may keep it (the checks open makes of a single index); the bounds that
+ * check needs (the keys of this and the previous partition) come from the top level.
+ *
+ * A point read in a table whose data blocks carry hash indexes (§4.3.1) computes the user key's
+ * XXH3 once, for the filter and the block's hash index alike.
+ *
  * The reader is immutable after open; concurrent readers share it and each get or iterator
  * keeps its own cursors and block handles, so no lock is needed. The reference count is atomic.
  */
@@ -38,6 +53,13 @@
 #include "sst/filter.h"
 #include "sst/format.h"
 
+/* An index partition kept by a reader without a cache. */
+struct rpart {
+	uint64_t off; /* its handle's offset */
+	uint8_t *mem;
+	struct blk b;
+};
+
 struct sst_reader {
 	uint32_t refs; /* atomic: acq_rel add/sub, the unref that reaches 0 frees */
 	struct fr_io *io;
@@ -49,12 +71,19 @@ struct sst_reader {
 	struct sst_meta meta;
 	struct sst_options o; /* as recorded in the properties */
 	uint64_t data_block_cnt;
-	struct sst_handle index_h;
+	uint32_t version;	 /* the footer's */
+	uint64_t index_parts;	 /* 0: the index is one block; else partitions (§4.4.1) */
+	uint64_t part_lo;	 /* partitions lie in [part_lo, part_hi) */
+	uint64_t part_hi;
+	bool data_hash;		 /* data blocks may carry hash indexes (§4.3.1) */
+	struct sst_handle index_h; /* the single or top-level index */
 	struct sst_handle filter_h;
 	bool has_filter;
-	/* The reader's own copies of index and filter: only without a cache. */
+	/* The reader's own copies of index (and of every partition, by offset) and filter: only
+	 * without a cache. */
 	uint8_t *index_mem;
 	struct blk index;
+	struct rpart *parts;
 	uint8_t *filter_mem;
 	const uint8_t *filter; /* the bloom encoding; NULL: no copy */
 	size_t filter_len;
@@ -147,28 +176,109 @@ static int ikey_cmp_fn(const uint8_t *a, size_t alen, const uint8_t *b, size_t b
 static void blk_view(struct blk *b, const struct sst_reader *r, const uint8_t *data, size_t len,
 		     uint64_t off)
 {
-	uint32_t cnt = dec_u32(data + len - 4);
-
-	b->data = data;
-	b->len = len;
-	b->cmp = ikey_cmp_fn;
-	b->min_key_len = IKEY_TRAILER_LEN;
-	b->path = r->path;
-	b->file_off = off;
-	b->restart_cnt = cnt;
-	b->restarts_off = len - 4 - (size_t)cnt * 4;
+	blk_init_checked(b, data, len, ikey_cmp_fn, IKEY_TRAILER_LEN, r->path, off);
 }
 
-/* The checks a block passes before anyone uses it, or the cache keeps it. */
+static fr_status index_handle(const struct sst_reader *r, const struct blk_iter *ii,
+			      struct sst_handle *h, fr_error *err)
+{
+	if (!sst_handle_decode(ii->val, ii->val + ii->val_len, h))
+		return FR_CORRUPT(err, r->path, ii->b->file_off, "bad block handle in the index");
+	return FR_OK;
+}
+
+/* Opens a sorted block of the given kind: its restart array, and a hash index only where one
+ * may be (§4.3.1: data blocks of a table that says so). */
+static fr_status check_sorted(const struct sst_reader *r, enum sst_block_kind kind,
+			      const struct sst_handle *h, const uint8_t *data, size_t len,
+			      struct blk *b, fr_error *err)
+{
+	fr_status rc = blk_init(b, data, len, ikey_cmp_fn, IKEY_TRAILER_LEN, r->path, h->off, err);
+	if (rc || !b->bucket_cnt)
+		return rc;
+	if (kind != SST_BLOCK_DATA)
+		return FR_CORRUPT(err, r->path, h->off, "hash index in an index block");
+	if (!r->data_hash)
+		return FR_CORRUPT(err, r->path, h->off,
+				  "hash index in a data block of a table without them");
+	return FR_OK;
+}
+
+/* What a walk of an index block (single, top level or partition) requires of it. */
+struct iwalk {
+	uint64_t lo_off; /* every handle inside [lo_off, hi_off), ascending, apart */
+	uint64_t hi_off;
+	const uint8_t *above; /* every key > above (NULL: no bound) */
+	size_t above_len;
+	const uint8_t *last; /* the last key equals it (NULL: any) */
+	size_t last_len;
+	uint64_t cnt;	  /* out: entries */
+	uint64_t end_off; /* out: the end of the last handle's block and trailer */
+};
+
+/* Walks every entry of index block b (FORMAT.md §4.4): keys strictly ascending and within the
+ * bounds of w, every value exactly one handle, handles ascending and apart inside w's area. */
+static fr_status walk_index(const struct sst_reader *r, const struct blk *b, struct iwalk *w,
+			    fr_error *err)
+{
+	struct blk_iter ii;
+	struct fr_buf prev;
+	uint64_t end = w->lo_off;
+	fr_status rc;
+
+	w->cnt = 0;
+	buf_init(&prev);
+	blk_iter_init(&ii, b);
+	for (rc = blk_iter_seek_first(&ii, err); !rc && ii.valid; rc = blk_iter_next(&ii, err)) {
+		struct sst_handle h = {0};
+		const uint8_t *lo = w->cnt ? prev.data : w->above;
+		size_t lo_len = w->cnt ? prev.len : w->above_len;
+
+		rc = index_handle(r, &ii, &h, err);
+		if (rc)
+			break;
+		if (lo && ikey_cmp(lo, lo_len, ii.key.data, ii.key.len) >= 0) {
+			rc = FR_CORRUPT(err, r->path, b->file_off, "index keys out of order");
+			break;
+		}
+		if (!handle_fits(&h, w->hi_off) || h.off < end) {
+			rc = FR_CORRUPT(err, r->path, b->file_off, "index handle out of range");
+			break;
+		}
+		end = h.off + h.size + SST_BLOCK_TRAILER_LEN;
+		buf_clear(&prev);
+		rc = buf_append(&prev, ii.key.data, ii.key.len);
+		if (rc) {
+			FR_ERR(err, rc, "table %s: index", r->path);
+			break;
+		}
+		w->cnt++;
+	}
+	/* §4.4.1: a partition ends at the key the top level files it under */
+	if (!rc && w->last && (!w->cnt || ikey_cmp(prev.data, prev.len, w->last, w->last_len)))
+		rc = FR_CORRUPT(err, r->path, b->file_off,
+				"index partition does not end at its top-level key");
+	w->end_off = end;
+	blk_iter_fini(&ii);
+	buf_fini(&prev);
+	return rc;
+}
+
+/* The checks a block passes before anyone uses it, or the cache keeps it; a partition's walk
+ * needs its bounds w (NULL for other kinds). */
 static fr_status check_block(const struct sst_reader *r, enum sst_block_kind kind,
 			     const struct sst_handle *h, const uint8_t *data, size_t len,
-			     fr_error *err)
+			     struct iwalk *w, fr_error *err)
 {
 	struct blk b;
+	fr_status rc;
 
-	if (kind != SST_BLOCK_FILTER)
-		return blk_init(&b, data, len, ikey_cmp_fn, IKEY_TRAILER_LEN, r->path, h->off,
-				err);
+	if (kind != SST_BLOCK_FILTER) {
+		rc = check_sorted(r, kind, h, data, len, &b, err);
+		if (!rc && kind == SST_BLOCK_INDEX_PART)
+			rc = walk_index(r, &b, w, err);
+		return rc;
+	}
 	/* FORMAT.md §4.5: u8 filter type, then the bloom encoding */
 	if (len < 1 || data[0] != SST_FILTER_BLOOM)
 		return FR_CORRUPT(err, r->path, h->off, "unknown filter type");
@@ -198,34 +308,33 @@ static void cache_keep(const struct sst_reader *r, const struct sst_handle *h,
 	b->len = blk_cache_len(e);
 }
 
-/*
- * The checked contents of block h of the given kind: from the cache if it holds them, else
- * from disk, then kept in the cache when `fill` is set. A block that fails a check is never
- * kept, so it fails the same way on every read. h must have passed handle_fits(h,
- * r->footer_off).
- */
-static fr_status fetch_block(const struct sst_reader *r, const struct sst_handle *h,
-			     enum sst_block_kind kind, bool fill, struct sst_blockref *out,
-			     fr_error *err)
+/* Block h from the cache, pinned in *out; false when the cache (if any) does not hold it. */
+static bool cache_get(const struct sst_reader *r, const struct sst_handle *h,
+		      struct sst_blockref *out)
 {
-	fr_status rc;
+	struct blk_cache_entry *e;
 
-	if (r->env.cache) {
-		struct blk_cache_entry *e = blk_cache_lookup(r->env.cache, r->meta.id, h->off);
+	if (!r->env.cache || !(e = blk_cache_lookup(r->env.cache, r->meta.id, h->off)))
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->ent = e;
+	out->cache = r->env.cache;
+	out->data = blk_cache_data(e);
+	out->len = blk_cache_len(e);
+	return true;
+}
 
-		if (e) {
-			memset(out, 0, sizeof(*out));
-			out->ent = e;
-			out->cache = r->env.cache;
-			out->data = blk_cache_data(e);
-			out->len = blk_cache_len(e);
-			return FR_OK;
-		}
-	}
-	rc = read_block(r, h, out, err);
+/* Block h read from disk and checked (w: a partition's bounds), then kept in the cache when
+ * `fill` is set. A block that fails a check is never kept, so it fails the same way on every
+ * read. h must have passed handle_fits(h, r->footer_off). */
+static fr_status read_checked(const struct sst_reader *r, const struct sst_handle *h,
+			      enum sst_block_kind kind, struct iwalk *w, bool fill,
+			      struct sst_blockref *out, fr_error *err)
+{
+	fr_status rc = read_block(r, h, out, err);
 	if (rc)
 		return rc;
-	rc = check_block(r, kind, h, out->data, out->len, err);
+	rc = check_block(r, kind, h, out->data, out->len, w, err);
 	if (rc) {
 		block_release(out);
 		return rc;
@@ -233,6 +342,17 @@ static fr_status fetch_block(const struct sst_reader *r, const struct sst_handle
 	if (fill)
 		cache_keep(r, h, out);
 	return FR_OK;
+}
+
+/* The checked contents of block h of the given kind (not a partition): from the cache if it
+ * holds them, else from disk. */
+static fr_status fetch_block(const struct sst_reader *r, const struct sst_handle *h,
+			     enum sst_block_kind kind, bool fill, struct sst_blockref *out,
+			     fr_error *err)
+{
+	if (cache_get(r, h, out))
+		return FR_OK;
+	return read_checked(r, h, kind, NULL, fill, out, err);
 }
 
 /* Reads data block h (from an index value) and opens it as a block of internal keys. */
@@ -247,12 +367,13 @@ static fr_status load_data_block(const struct sst_reader *r, const struct sst_ha
 	return rc;
 }
 
-/* The index as a block: the reader's copy, or the cache's (pinned in *ref until released). */
+/* The index (of a partitioned one, the top level) as a block: the reader's copy, or the
+ * cache's (pinned in *ref until released). */
 static fr_status load_index(const struct sst_reader *r, bool fill, struct sst_blockref *ref,
 			    struct blk *b, fr_error *err)
 {
 	memset(ref, 0, sizeof(*ref));
-	if (!r->env.cache) {
+	if (!r->env.cache || r->index_parts) {
 		*b = r->index;
 		return FR_OK;
 	}
@@ -262,12 +383,252 @@ static fr_status load_index(const struct sst_reader *r, bool fill, struct sst_bl
 	return rc;
 }
 
-static fr_status index_handle(const struct sst_reader *r, const struct blk_iter *ii,
-			      struct sst_handle *h, fr_error *err)
+/* ---- the index cursor ---- */
+
+/*
+ * A cursor over a table's index entries, one per data block in file order, whether the index
+ * is one block or partitioned (§4.4.1). It pins the index block (ti walks it) and, when
+ * partitioned, the partition it is in (pi walks it). One thread at a time.
+ */
+struct icur {
+	const struct sst_reader *r;
+	bool fill;		  /* put partitions read from disk in the cache */
+	struct sst_blockref tref; /* the single or top-level index */
+	struct blk top;
+	struct blk_iter ti;
+	/* partitioned only */
+	struct sst_blockref pref; /* the partition loaded, with a cache */
+	struct blk part;
+	struct blk_iter pi;
+	bool part_loaded;
+	uint64_t part_off;
+	struct fr_buf above; /* the previous partition's key, to check a partition */
+};
+
+static void ic_init(struct icur *c, const struct sst_reader *r, bool fill)
 {
-	if (!sst_handle_decode(ii->val, ii->val + ii->val_len, h))
-		return FR_CORRUPT(err, r->path, r->index_h.off, "bad block handle in the index");
+	/* field by field: every point read makes one, and most of it is used only when the index
+	 * is partitioned */
+	c->r = r;
+	c->fill = fill;
+	memset(&c->tref, 0, sizeof(c->tref));
+	memset(&c->pref, 0, sizeof(c->pref));
+	blk_iter_init(&c->ti, NULL);
+	blk_iter_init(&c->pi, NULL);
+	c->part_loaded = false;
+	c->part_off = 0;
+	buf_init(&c->above);
+}
+
+static void ic_fini(struct icur *c)
+{
+	blk_iter_fini(&c->pi);
+	blk_iter_fini(&c->ti);
+	block_release(&c->pref);
+	block_release(&c->tref);
+	buf_fini(&c->above);
+}
+
+/* Loads the index (the top level, when partitioned); pinned until ic_fini. */
+static fr_status ic_open(struct icur *c, fr_error *err)
+{
+	fr_status rc = load_index(c->r, c->fill, &c->tref, &c->top, err);
+	if (!rc)
+		blk_iter_set_block(&c->ti, &c->top);
+	return rc;
+}
+
+static bool ic_valid(const struct icur *c)
+{
+	return c->ti.valid && (!c->r->index_parts || c->pi.valid);
+}
+
+/* The current entry: key and handle of a data block. ic_valid(c) must hold. */
+static const struct blk_iter *ic_entry(const struct icur *c)
+{
+	return c->r->index_parts ? &c->pi : &c->ti;
+}
+
+/* A reader's own partition at offset off, or NULL. */
+static const struct rpart *find_part(const struct sst_reader *r, uint64_t off)
+{
+	size_t lo = 0, hi = (size_t)r->index_parts;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->parts[mid].off == off)
+			return &r->parts[mid];
+		if (r->parts[mid].off < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* What the partition under the top-level entry ti is on must pass (§4.4.1): data block handles,
+ * keys above the previous partition's top-level key and ending at its own. The previous key is
+ * one step back on ti (the top level has a restart per entry: a step is one decode). */
+static fr_status part_bounds(struct icur *c, struct iwalk *w, fr_error *err)
+{
+	const struct sst_reader *r = c->r;
+	size_t here = c->ti.cur_off;
+	fr_status rc;
+
+	memset(w, 0, sizeof(*w));
+	w->hi_off = r->meta_off;
+	buf_clear(&c->above);
+	rc = blk_iter_prev(&c->ti, err);
+	if (!rc && c->ti.valid) {
+		rc = buf_append(&c->above, c->ti.key.data, c->ti.key.len);
+		if (rc)
+			return FR_ERR(err, rc, "table %s: index partition", r->path);
+		w->above = c->above.data;
+		w->above_len = c->above.len;
+		rc = blk_iter_next(&c->ti, err);
+	} else if (!rc) {
+		rc = blk_iter_seek_first(&c->ti, err);
+	}
+	if (!rc && (!c->ti.valid || c->ti.cur_off != here))
+		rc = FR_CORRUPT(err, r->path, r->index_h.off,
+				"top-level index entries do not chain");
+	w->last = c->ti.key.data;
+	w->last_len = c->ti.key.len;
+	return rc;
+}
+
+/* Loads the partition the top-level entry ti is on (unless it is loaded); pi unpositioned. */
+static fr_status ic_load_part(struct icur *c, fr_error *err)
+{
+	const struct sst_reader *r = c->r;
+	struct sst_handle h;
+	fr_status rc = index_handle(r, &c->ti, &h, err);
+	if (rc)
+		return rc;
+	if (c->part_loaded && c->part_off == h.off) {
+		blk_iter_set_block(&c->pi, &c->part);
+		return FR_OK;
+	}
+	blk_iter_set_block(&c->pi, NULL);
+	block_release(&c->pref);
+	c->part_loaded = false;
+	if (!handle_fits(&h, r->part_hi) || h.off < r->part_lo)
+		return FR_CORRUPT(err, r->path, r->index_h.off,
+				  "index partition handle out of range");
+	if (!r->env.cache) {
+		const struct rpart *p = find_part(r, h.off);
+		if (!p)
+			return FR_CORRUPT(err, r->path, r->index_h.off,
+					  "top-level index names no partition");
+		c->part = p->b;
+	} else {
+		if (!cache_get(r, &h, &c->pref)) {
+			struct iwalk w;
+			rc = part_bounds(c, &w, err);
+			if (!rc)
+				rc = read_checked(r, &h, SST_BLOCK_INDEX_PART, &w, c->fill,
+						  &c->pref, err);
+			if (rc)
+				return rc;
+		}
+		blk_view(&c->part, r, c->pref.data, c->pref.len, h.off);
+	}
+	c->part_loaded = true;
+	c->part_off = h.off;
+	blk_iter_set_block(&c->pi, &c->part);
 	return FR_OK;
+}
+
+/* From the top-level entry ti is on, onto the first entry of that partition or a later one. */
+static fr_status ic_enter_forward(struct icur *c, fr_error *err)
+{
+	fr_status rc = FR_OK;
+	while (!rc && c->ti.valid) {
+		rc = ic_load_part(c, err);
+		if (!rc)
+			rc = blk_iter_seek_first(&c->pi, err);
+		if (rc || c->pi.valid)
+			break;
+		rc = blk_iter_next(&c->ti, err);
+	}
+	return rc;
+}
+
+/* From the top-level entry ti is on, onto the last entry of that partition or an earlier one. */
+static fr_status ic_enter_backward(struct icur *c, fr_error *err)
+{
+	fr_status rc = FR_OK;
+	while (!rc && c->ti.valid) {
+		rc = ic_load_part(c, err);
+		if (!rc)
+			rc = blk_iter_seek_last(&c->pi, err);
+		if (rc || c->pi.valid)
+			break;
+		rc = blk_iter_prev(&c->ti, err);
+	}
+	return rc;
+}
+
+static fr_status ic_seek_first(struct icur *c, fr_error *err)
+{
+	c->pi.valid = false;
+	fr_status rc = blk_iter_seek_first(&c->ti, err);
+	if (rc || !c->r->index_parts)
+		return rc;
+	return ic_enter_forward(c, err);
+}
+
+static fr_status ic_seek_last(struct icur *c, fr_error *err)
+{
+	c->pi.valid = false;
+	fr_status rc = blk_iter_seek_last(&c->ti, err);
+	if (rc || !c->r->index_parts)
+		return rc;
+	return ic_enter_backward(c, err);
+}
+
+/* The first entry whose key is >= t: the first data block that may hold t. */
+static fr_status ic_seek(struct icur *c, const uint8_t *t, size_t tlen, fr_error *err)
+{
+	c->pi.valid = false;
+	fr_status rc = blk_iter_seek(&c->ti, t, tlen, err);
+	if (rc || !c->r->index_parts || !c->ti.valid)
+		return rc;
+	rc = ic_load_part(c, err);
+	if (!rc)
+		rc = blk_iter_seek(&c->pi, t, tlen, err);
+	if (rc || c->pi.valid)
+		return rc;
+	/* only if a partition ended below its top-level key: the next one's first entry */
+	rc = blk_iter_next(&c->ti, err);
+	return rc ? rc : ic_enter_forward(c, err);
+}
+
+static fr_status ic_next(struct icur *c, fr_error *err)
+{
+	if (!c->r->index_parts)
+		return blk_iter_next(&c->ti, err);
+	fr_status rc = blk_iter_next(&c->pi, err);
+	if (rc || c->pi.valid)
+		return rc;
+	rc = blk_iter_next(&c->ti, err);
+	return rc ? rc : ic_enter_forward(c, err);
+}
+
+static fr_status ic_prev(struct icur *c, fr_error *err)
+{
+	if (!c->r->index_parts)
+		return blk_iter_prev(&c->ti, err);
+	fr_status rc = blk_iter_prev(&c->pi, err);
+	if (rc || c->pi.valid)
+		return rc;
+	rc = blk_iter_prev(&c->ti, err);
+	return rc ? rc : ic_enter_backward(c, err);
+}
+
+static void ic_invalidate(struct icur *c)
+{
+	c->ti.valid = false;
+	c->pi.valid = false;
 }
 
 /* ---- footer and properties (FORMAT.md §4.6, §4.7) ---- */
@@ -281,7 +642,7 @@ fr_status sst_footer_decode(const uint8_t *p, const char *path, uint64_t off, st
 		return FR_CORRUPT(err, path, off + SST_FOOTER_MAGIC_OFF,
 				  "bad magic: not a table file");
 	f->version = dec_u32(p + SST_FOOTER_VERSION_OFF);
-	if (f->version != SST_FORMAT_VERSION)
+	if (f->version < SST_FORMAT_V1 || f->version > SST_FORMAT_VERSION)
 		return fr_err_set(err, FR_CORRUPTION, 0, off + SST_FOOTER_VERSION_OFF, __FILE__,
 				  __LINE__,
 				  "%s at offset %llu: unsupported table format version %u", path,
@@ -312,7 +673,7 @@ fr_status sst_props_decode(const uint8_t *data, size_t len, const char *path, ui
 		if (tag <= last_tag)
 			return FR_CORRUPT(err, path, off, "property tags out of order");
 		last_tag = tag;
-		if (tag > SST_PROP_CREATED)
+		if (tag > SST_PROP_TAG_MAX)
 			continue; /* unknown: a later writer's extra, skipped */
 		seen |= UINT64_C(1) << tag;
 		if (tag == SST_PROP_SMALLEST) {
@@ -359,6 +720,12 @@ fr_status sst_props_decode(const uint8_t *data, size_t len, const char *path, ui
 		case SST_PROP_CREATED:
 			p->created_s = v;
 			break;
+		case SST_PROP_INDEX_PARTS:
+			p->index_parts = v;
+			break;
+		case SST_PROP_DATA_HASH:
+			p->data_hash = v;
+			break;
 		default:
 			p->data_block_cnt = v;
 			break;
@@ -370,7 +737,8 @@ fr_status sst_props_decode(const uint8_t *data, size_t len, const char *path, ui
 	    p->restart_interval < 1 || p->restart_interval > UINT32_MAX || p->block_size < 1 ||
 	    p->block_size > UINT32_MAX || p->bloom_bits > BLOOM_BITS_PER_KEY_MAX ||
 	    (p->entry_cnt == 0) != (p->data_block_cnt == 0) ||
-	    (p->entry_cnt + p->range_del_cnt && p->min_seqno > p->max_seqno))
+	    (p->entry_cnt + p->range_del_cnt && p->min_seqno > p->max_seqno) ||
+	    p->data_hash > 1 || p->index_parts == 1 || p->index_parts > p->data_block_cnt)
 		return FR_CORRUPT(err, path, off, "inconsistent properties");
 	return FR_OK;
 }
@@ -434,59 +802,110 @@ static fr_status open_props(struct sst_reader *r, const struct sst_handle *h, fr
 	r->o.restart_interval = (uint32_t)p.restart_interval;
 	r->o.bloom_bits_per_key = (uint32_t)p.bloom_bits;
 	r->o.compress = p.compression == SST_COMP_LZ4;
+	r->o.hash_index = p.data_hash != 0;
 	r->data_block_cnt = p.data_block_cnt; /* checked against the index in open_index */
+	/* §4.10: what version 2 added cannot be in a version 1 table */
+	if (r->version == SST_FORMAT_V1 && (p.index_parts || p.data_hash)) {
+		rc = FR_CORRUPT(err, r->path, h->off, "version 2 properties in a version 1 table");
+		goto out;
+	}
+	r->index_parts = p.index_parts;
+	r->data_hash = p.data_hash != 0;
 out:
 	block_release(&ref);
 	return rc;
 }
 
-/* Loads the index and walks it: keys strictly ascending, handles in order inside the data
- * area, as many entries as the properties promise. Then keeps it: in the cache if there is one
- * (the first read of the table needs it), else as the reader's own copy. */
-static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr_error *err)
+/* Without a cache: reads every partition of the top-level index `top`, checks it (§4.4.1) and
+ * keeps it; their data block handles must ascend across partitions too, and count as many
+ * blocks as the properties promise. */
+static fr_status open_parts(struct sst_reader *r, const struct blk *top, fr_error *err)
 {
-	struct sst_blockref ref;
-	struct blk b;
-	struct blk_iter ii;
-	struct fr_buf prev;
-	uint64_t cnt = 0, data_end = 0;
-	fr_status rc = read_block(r, h, &ref, err);
-	if (rc)
-		return rc;
-	rc = blk_init(&b, ref.data, ref.len, ikey_cmp_fn, IKEY_TRAILER_LEN, r->path, h->off, err);
-	if (rc) {
-		block_release(&ref);
-		return rc;
-	}
-	buf_init(&prev);
-	blk_iter_init(&ii, &b);
-	for (rc = blk_iter_seek_first(&ii, err); !rc && ii.valid; rc = blk_iter_next(&ii, err)) {
-		struct sst_handle dh = {0};
-		rc = index_handle(r, &ii, &dh, err);
+	struct blk_iter ti;
+	struct fr_buf above;
+	uint64_t data_end = 0, blocks = 0;
+	size_t i = 0;
+	fr_status rc;
+
+	r->parts = fr_calloc((size_t)r->index_parts, sizeof(*r->parts));
+	if (!r->parts)
+		return FR_ERR(err, FR_NOMEM, "table %s: index partitions", r->path);
+	buf_init(&above);
+	blk_iter_init(&ti, top);
+	for (rc = blk_iter_seek_first(&ti, err); !rc && ti.valid; rc = blk_iter_next(&ti, err)) {
+		struct sst_handle h;
+		struct sst_blockref ref;
+		struct iwalk w = {.lo_off = data_end,
+				  .hi_off = r->meta_off,
+				  .above = i ? above.data : NULL,
+				  .above_len = above.len,
+				  .last = ti.key.data,
+				  .last_len = ti.key.len};
+
+		rc = index_handle(r, &ti, &h, err); /* in the partition area: open_index walked */
+		if (!rc)
+			rc = read_block(r, &h, &ref, err);
 		if (rc)
 			break;
-		if (cnt && ikey_cmp(prev.data, prev.len, ii.key.data, ii.key.len) >= 0) {
-			rc = FR_CORRUPT(err, r->path, h->off, "index keys out of order");
+		rc = check_block(r, SST_BLOCK_INDEX_PART, &h, ref.data, ref.len, &w, err);
+		if (rc) {
+			block_release(&ref);
 			break;
 		}
-		if (!handle_fits(&dh, r->meta_off) || dh.off < data_end) {
-			rc = FR_CORRUPT(err, r->path, h->off, "index handle out of range");
-			break;
-		}
-		data_end = dh.off + dh.size + SST_BLOCK_TRAILER_LEN;
-		buf_clear(&prev);
-		rc = buf_append(&prev, ii.key.data, ii.key.len);
+		r->parts[i].off = h.off;
+		r->parts[i].mem = ref.mem;
+		blk_view(&r->parts[i].b, r, ref.data, ref.len, h.off);
+		i++;
+		data_end = w.end_off;
+		blocks += w.cnt;
+		buf_clear(&above);
+		rc = buf_append(&above, ti.key.data, ti.key.len);
 		if (rc) {
 			FR_ERR(err, rc, "table %s: index", r->path);
 			break;
 		}
-		cnt++;
 	}
-	if (!rc && cnt != r->data_block_cnt)
-		rc = FR_CORRUPT(err, r->path, h->off, "index and properties disagree on blocks");
-	blk_iter_fini(&ii);
-	buf_fini(&prev);
-	if (!rc && !r->env.cache) {
+	if (!rc && blocks != r->data_block_cnt)
+		rc = FR_CORRUPT(err, r->path, r->index_h.off,
+				"index partitions and properties disagree on blocks");
+	blk_iter_fini(&ti);
+	buf_fini(&above);
+	return rc;
+}
+
+/* Loads the index and walks it: keys strictly ascending, handles in order inside the data
+ * area, as many entries as the properties promise; of a partitioned index, the top level, with
+ * handles inside the partition area, and the partitions too unless there is a cache. Then
+ * keeps it: a single index in the cache if there is one (the first read of the table needs
+ * it), else as the reader's own copy; a top level always as the reader's own. */
+static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr_error *err)
+{
+	struct sst_blockref ref;
+	struct blk b;
+	struct iwalk w = {0};
+	fr_status rc = read_block(r, h, &ref, err);
+	if (rc)
+		return rc;
+	rc = check_sorted(r, SST_BLOCK_INDEX, h, ref.data, ref.len, &b, err);
+	if (!rc && !r->index_parts) {
+		w.hi_off = r->meta_off;
+		rc = walk_index(r, &b, &w, err);
+		if (!rc && w.cnt != r->data_block_cnt)
+			rc = FR_CORRUPT(err, r->path, h->off,
+					"index and properties disagree on blocks");
+	} else if (!rc) {
+		w.lo_off = r->part_lo;
+		w.hi_off = r->part_hi;
+		rc = walk_index(r, &b, &w, err);
+		if (!rc && w.cnt != r->index_parts)
+			rc = FR_CORRUPT(err, r->path, h->off,
+					"top-level index and properties disagree on partitions");
+		if (!rc && !r->env.cache)
+			rc = open_parts(r, &b, err);
+	}
+	/* a top level is kept like the properties: a few bytes per partition, and every read of
+	 * the table would otherwise pay a cache lookup for it */
+	if (!rc && (!r->env.cache || r->index_parts)) {
 		r->index_mem = ref.mem;
 		r->index = b;
 		return FR_OK;
@@ -502,7 +921,7 @@ static fr_status open_filter(struct sst_reader *r, const struct sst_handle *h, f
 	struct sst_blockref ref;
 	fr_status rc = read_block(r, h, &ref, err);
 	if (!rc)
-		rc = check_block(r, SST_BLOCK_FILTER, h, ref.data, ref.len, err);
+		rc = check_block(r, SST_BLOCK_FILTER, h, ref.data, ref.len, NULL, err);
 	if (!rc && !r->env.cache) {
 		r->filter_mem = ref.mem;
 		r->filter = ref.data + 1;
@@ -558,6 +977,9 @@ static void reader_free(struct sst_reader *r)
 	io_close(r->f);
 	sst_meta_fini(&r->meta);
 	fr_free(r->index_mem);
+	for (size_t i = 0; r->parts && i < r->index_parts; i++)
+		fr_free(r->parts[i].mem);
+	fr_free(r->parts);
 	fr_free(r->filter_mem);
 	fr_free(r->rd_mem);
 	fr_free(r->rds);
@@ -625,6 +1047,11 @@ fr_status sst_reader_open_env(struct fr_io *io, const char *path, uint64_t id,
 	}
 	r->index_h = ft.h[SST_FOOTER_INDEX];
 	r->filter_h = ft.h[SST_FOOTER_FILTER];
+	r->version = ft.version;
+	/* §4.1: partitions lie between the range tombstones and the top-level index */
+	r->part_lo = ft.h[SST_FOOTER_RANGE_DEL].off + ft.h[SST_FOOTER_RANGE_DEL].size +
+		     SST_BLOCK_TRAILER_LEN;
+	r->part_hi = r->index_h.off;
 	rc = open_props(r, &ft.h[SST_FOOTER_PROPS], err);
 	if (!rc)
 		rc = open_index(r, &r->index_h, err);
@@ -674,9 +1101,9 @@ size_t sst_reader_range_dels(const struct sst_reader *r, const struct range_del 
 	return r->rd_cnt;
 }
 
-/* Asks the filter (*may false: ukey is certainly absent); without a filter, *may is true. */
-static fr_status filter_check(const struct sst_reader *r, const void *ukey, size_t ulen,
-			      bool *may, fr_error *err)
+/* Asks the filter whether the user key of this hash (bloom_hash) may be in the table (*may
+ * false: certainly absent); without a filter, *may is true. */
+static fr_status filter_check(const struct sst_reader *r, uint64_t hash, bool *may, fr_error *err)
 {
 	struct sst_blockref ref;
 	fr_status rc;
@@ -685,13 +1112,13 @@ static fr_status filter_check(const struct sst_reader *r, const void *ukey, size
 	if (!r->has_filter)
 		return FR_OK;
 	if (!r->env.cache) {
-		*may = bloom_may_contain(r->filter, r->filter_len, bloom_hash(ukey, ulen));
+		*may = bloom_may_contain(r->filter, r->filter_len, hash);
 		return FR_OK;
 	}
 	rc = fetch_block(r, &r->filter_h, SST_BLOCK_FILTER, true, &ref, err);
 	if (rc)
 		return rc;
-	*may = bloom_may_contain(ref.data + 1, ref.len - 1, bloom_hash(ukey, ulen));
+	*may = bloom_may_contain(ref.data + 1, ref.len - 1, hash);
 	block_release(&ref);
 	return FR_OK;
 }
@@ -700,7 +1127,7 @@ bool sst_reader_may_contain(const struct sst_reader *r, const void *ukey, size_t
 {
 	bool may;
 
-	return filter_check(r, ukey, ulen, &may, NULL) || may;
+	return filter_check(r, bloom_hash(ukey, ulen), &may, NULL) || may;
 }
 
 /* ---- point reads ---- */
@@ -709,14 +1136,19 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 			 uint8_t *type, uint64_t *seqno, void **val, size_t *vlen, fr_error *err)
 {
 	uint8_t small[256], *target = small;
-	struct sst_blockref ref = {0}, iref = {0};
-	struct blk db, ib;
-	struct blk_iter ii, di;
+	struct sst_blockref ref = {0};
+	struct icur ic;
+	struct blk db;
+	struct blk_iter di;
+	uint64_t hash = 0;
 	fr_status rc;
 	bool first = true, may;
 
 	*val = NULL;
-	rc = filter_check(r, ukey, ulen, &may, err);
+	/* the filter and the data blocks' hash indexes (§4.3.1) hash the user key alike */
+	if (r->has_filter || r->data_hash)
+		hash = bloom_hash(ukey, ulen);
+	rc = filter_check(r, hash, &may, err);
 	if (rc)
 		return rc;
 	if (!may)
@@ -731,37 +1163,43 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 	ikey_encode(target, ukey, ulen, snap < SEQNO_MAX ? snap : SEQNO_MAX, VT_SEEK);
 	size_t tlen = ulen + IKEY_TRAILER_LEN;
 
-	rc = load_index(r, true, &iref, &ib, err);
-	if (rc) {
-		if (target != small)
-			fr_free(target);
-		return rc;
-	}
-	blk_iter_init(&ii, &ib);
+	ic_init(&ic, r, true);
 	blk_iter_init(&di, &db);
-	rc = blk_iter_seek(&ii, target, tlen, err);
+	rc = ic_open(&ic, err);
+	if (!rc)
+		rc = ic_seek(&ic, target, tlen, err);
 	/* the first block whose last key is >= target; a block that ends without a match (a
 	 * shortened index key) passes on to the next one */
-	while (!rc && ii.valid) {
+	while (!rc && ic_valid(&ic)) {
+		const struct blk_iter *ie = ic_entry(&ic);
 		struct sst_handle h;
-		rc = index_handle(r, &ii, &h, err);
+		bool absent = false;
+
+		rc = index_handle(r, ie, &h, err);
 		if (!rc)
 			rc = load_data_block(r, &h, true, &ref, &db, err);
 		if (rc)
 			break;
 		blk_iter_set_block(&di, &db);
-		rc = first ? blk_iter_seek(&di, target, tlen, err) : blk_iter_seek_first(&di, err);
+		if (!first)
+			rc = blk_iter_seek_first(&di, err);
+		else if (r->data_hash)
+			rc = blk_iter_seek_hash(&di, target, tlen, hash, &absent, err);
+		else
+			rc = blk_iter_seek(&di, target, tlen, err);
 		first = false;
-		if (rc)
+		if (rc || di.valid)
 			break;
-		if (di.valid)
+		/* The block holds no version of the key. A later block can hold one only if this
+		 * block's index key, which is >= target, is still of the same user key. */
+		if (absent && bytes_cmp(ie->key.data, ikey_user_len(ie->key.len), ukey, ulen) != 0)
 			break;
 		block_release(&ref);
-		rc = blk_iter_next(&ii, err);
+		rc = ic_next(&ic, err);
 	}
 	if (rc)
 		goto out;
-	if (!ii.valid || !di.valid ||
+	if (!ic_valid(&ic) || !di.valid ||
 	    bytes_cmp(di.key.data, ikey_user_len(di.key.len), ukey, ulen) != 0) {
 		rc = FR_NOT_FOUND;
 		goto out;
@@ -779,9 +1217,8 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 	*seqno = ikey_seqno(di.key.data, di.key.len);
 out:
 	blk_iter_fini(&di);
-	blk_iter_fini(&ii);
+	ic_fini(&ic);
 	block_release(&ref);
-	block_release(&iref);
 	if (target != small)
 		fr_free(target);
 	return rc;
@@ -792,11 +1229,8 @@ out:
 struct sst_iter {
 	struct kv_iter base; /* first: the kv_iter handed out is this */
 	struct sst_reader *r;
-	bool fill;          /* put blocks read from disk in the cache */
-	bool index_ready;   /* index (and iref) loaded: from the first positioning call on */
-	struct sst_blockref iref;
-	struct blk index;
-	struct blk_iter ii; /* over index */
+	bool index_ready; /* ic open: from the first positioning call on */
+	struct icur ic;	  /* over the index entries */
 	struct sst_blockref ref;
 	struct blk db;	    /* the loaded data block */
 	struct blk_iter di; /* over db */
@@ -813,7 +1247,7 @@ static struct sst_iter *si_of(struct kv_iter *it)
 static fr_status si_load(struct sst_iter *si)
 {
 	struct sst_handle h;
-	fr_status rc = index_handle(si->r, &si->ii, &h, &si->base.err);
+	fr_status rc = index_handle(si->r, ic_entry(&si->ic), &h, &si->base.err);
 	if (rc)
 		return rc;
 	if (si->loaded && si->loaded_off == h.off) {
@@ -823,7 +1257,7 @@ static fr_status si_load(struct sst_iter *si)
 	blk_iter_set_block(&si->di, NULL);
 	block_release(&si->ref);
 	si->loaded = false;
-	rc = load_data_block(si->r, &h, si->fill, &si->ref, &si->db, &si->base.err);
+	rc = load_data_block(si->r, &h, si->ic.fill, &si->ref, &si->db, &si->base.err);
 	if (rc)
 		return rc;
 	si->loaded = true;
@@ -836,9 +1270,9 @@ static fr_status si_load(struct sst_iter *si)
 static fr_status si_skip_forward(struct sst_iter *si)
 {
 	fr_status rc = FR_OK;
-	while (!rc && !si->di.valid && si->ii.valid) {
-		rc = blk_iter_next(&si->ii, &si->base.err);
-		if (!rc && si->ii.valid) {
+	while (!rc && !si->di.valid && ic_valid(&si->ic)) {
+		rc = ic_next(&si->ic, &si->base.err);
+		if (!rc && ic_valid(&si->ic)) {
 			rc = si_load(si);
 			if (!rc)
 				rc = blk_iter_seek_first(&si->di, &si->base.err);
@@ -851,9 +1285,9 @@ static fr_status si_skip_forward(struct sst_iter *si)
 static fr_status si_skip_backward(struct sst_iter *si)
 {
 	fr_status rc = FR_OK;
-	while (!rc && !si->di.valid && si->ii.valid) {
-		rc = blk_iter_prev(&si->ii, &si->base.err);
-		if (!rc && si->ii.valid) {
+	while (!rc && !si->di.valid && ic_valid(&si->ic)) {
+		rc = ic_prev(&si->ic, &si->base.err);
+		if (!rc && ic_valid(&si->ic)) {
 			rc = si_load(si);
 			if (!rc)
 				rc = blk_iter_seek_last(&si->di, &si->base.err);
@@ -870,9 +1304,9 @@ static void si_settle(struct sst_iter *si, fr_status rc)
 		it->status = rc;
 		it->valid = false;
 		si->di.valid = false;
-		si->ii.valid = false;
+		ic_invalidate(&si->ic);
 	} else {
-		it->valid = si->di.valid && si->ii.valid;
+		it->valid = si->di.valid && ic_valid(&si->ic);
 	}
 	if (it->valid) {
 		it->key = si->di.key.data;
@@ -890,8 +1324,8 @@ static void si_settle(struct sst_iter *si, fr_status rc)
 static fr_status si_seek_first(struct sst_iter *si)
 {
 	si->di.valid = false;
-	fr_status rc = blk_iter_seek_first(&si->ii, &si->base.err);
-	if (!rc && si->ii.valid) {
+	fr_status rc = ic_seek_first(&si->ic, &si->base.err);
+	if (!rc && ic_valid(&si->ic)) {
 		rc = si_load(si);
 		if (!rc)
 			rc = blk_iter_seek_first(&si->di, &si->base.err);
@@ -902,8 +1336,8 @@ static fr_status si_seek_first(struct sst_iter *si)
 static fr_status si_seek_last(struct sst_iter *si)
 {
 	si->di.valid = false;
-	fr_status rc = blk_iter_seek_last(&si->ii, &si->base.err);
-	if (!rc && si->ii.valid) {
+	fr_status rc = ic_seek_last(&si->ic, &si->base.err);
+	if (!rc && ic_valid(&si->ic)) {
 		rc = si_load(si);
 		if (!rc)
 			rc = blk_iter_seek_last(&si->di, &si->base.err);
@@ -914,8 +1348,8 @@ static fr_status si_seek_last(struct sst_iter *si)
 static fr_status si_seek(struct sst_iter *si, const uint8_t *k, size_t n)
 {
 	si->di.valid = false;
-	fr_status rc = blk_iter_seek(&si->ii, k, n, &si->base.err);
-	if (!rc && si->ii.valid) {
+	fr_status rc = ic_seek(&si->ic, k, n, &si->base.err);
+	if (!rc && ic_valid(&si->ic)) {
 		rc = si_load(si);
 		if (!rc)
 			rc = blk_iter_seek(&si->di, k, n, &si->base.err);
@@ -923,16 +1357,15 @@ static fr_status si_seek(struct sst_iter *si, const uint8_t *k, size_t n)
 	return rc ? rc : si_skip_forward(si);
 }
 
-/* Loads the index on the first positioning call (which, unlike the constructor, reports its
- * errors through the iterator); it stays pinned for the iterator's life. */
+/* Opens the index cursor on the first positioning call (which, unlike the constructor,
+ * reports its errors through the iterator); the index stays pinned for the iterator's life. */
 static fr_status si_index(struct sst_iter *si)
 {
 	if (si->index_ready)
 		return FR_OK;
-	fr_status rc = load_index(si->r, si->fill, &si->iref, &si->index, &si->base.err);
+	fr_status rc = ic_open(&si->ic, &si->base.err);
 	if (rc)
 		return rc;
-	blk_iter_set_block(&si->ii, &si->index);
 	si->index_ready = true;
 	return FR_OK;
 }
@@ -1021,9 +1454,8 @@ static void sst_iter_free(struct kv_iter *it)
 {
 	struct sst_iter *si = si_of(it);
 	blk_iter_fini(&si->di);
-	blk_iter_fini(&si->ii);
+	ic_fini(&si->ic);
 	block_release(&si->ref);
-	block_release(&si->iref);
 	sst_reader_unref(si->r);
 	fr_free(si);
 }
@@ -1049,8 +1481,7 @@ fr_status sst_iter_new_flags(struct sst_reader *r, unsigned flags, struct kv_ite
 	si->base.ops = &sst_iter_ops;
 	si->base.status = FR_OK;
 	si->r = r;
-	si->fill = !(flags & SST_ITER_NO_FILL);
-	blk_iter_init(&si->ii, NULL);
+	ic_init(&si->ic, r, !(flags & SST_ITER_NO_FILL));
 	blk_iter_init(&si->di, &si->db);
 	sst_reader_ref(r);
 	*out = &si->base;

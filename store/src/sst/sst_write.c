@@ -6,6 +6,13 @@
  * one xxh3 hash per distinct user key. finish() appends filter, range tombstones, index,
  * properties and footer, in that order, then fdatasyncs.
  *
+ * The index is built in partitions (§4.4.1): once the one being built reaches the partition
+ * size it is closed and kept in memory (the whole index was kept in memory before partitions
+ * existed, so this costs nothing more), and a new one begins. finish() writes a table whose
+ * index fit in one partition exactly as format version 1 did; otherwise it stores every
+ * partition after the range tombstones and then a top-level index of (last key, handle) per
+ * partition, and the footer says version 2, as it does when data blocks carry hash indexes.
+ *
  * Stored blocks gather in an output buffer and reach the file in writes of about 256 KiB.
  * A failure while storing a block poisons the writer: later calls repeat the error.
  */
@@ -29,6 +36,14 @@
 #define SST_WRITE_CHUNK (256 * 1024)
 #define SST_BLOCK_SIZE_MAX (1u << 30)
 
+/* A closed index partition: contents parts[off, off + len), last key part_keys[key_off, ...). */
+struct wpart {
+	size_t off;
+	size_t len;
+	size_t key_off;
+	size_t key_len;
+};
+
 /* A range tombstone owned by the writer: start and end share one allocation. */
 struct wrd {
 	uint8_t *mem; /* start, then end */
@@ -46,7 +61,13 @@ struct sst_writer {
 	uint64_t written;  /* bytes written to the file */
 	struct fr_buf out; /* stored blocks past `written`, not yet written */
 	struct blk_builder data;
-	struct blk_builder index;
+	struct blk_builder index; /* the index partition being built */
+	uint32_t part_size;	  /* close a partition at this size */
+	struct fr_buf parts;	  /* the closed partitions' contents, back to back */
+	struct fr_buf part_keys;  /* their last keys, back to back */
+	struct wpart *pv;	  /* where each closed partition and its key are */
+	size_t part_cnt;
+	size_t part_cap;
 	struct fr_buf last_key; /* the last internal key added */
 	struct fr_buf first_ukey;
 	uint64_t *hashes; /* bloom_hash of each distinct user key */
@@ -69,6 +90,8 @@ void sst_options_default(struct sst_options *o)
 	o->restart_interval = 16;
 	o->bloom_bits_per_key = 10;
 	o->compress = true;
+	o->hash_index = false;
+	o->index_partition_size = 0;
 }
 
 static void writer_free(struct sst_writer *w)
@@ -76,6 +99,9 @@ static void writer_free(struct sst_writer *w)
 	io_close(w->f);
 	blk_builder_fini(&w->data);
 	blk_builder_fini(&w->index);
+	buf_fini(&w->parts);
+	buf_fini(&w->part_keys);
+	fr_free(w->pv);
 	buf_fini(&w->out);
 	buf_fini(&w->last_key);
 	buf_fini(&w->first_ukey);
@@ -118,7 +144,12 @@ fr_status sst_writer_open(struct fr_io *io, const char *path, uint64_t id,
 	buf_init(&w->last_key);
 	buf_init(&w->first_ukey);
 	blk_builder_init(&w->data, w->o.restart_interval);
+	blk_builder_set_hash(&w->data, w->o.hash_index);
 	blk_builder_init(&w->index, 1); /* FORMAT.md §4.4: every index key is a restart */
+	buf_init(&w->parts);
+	buf_init(&w->part_keys);
+	w->part_size = w->o.index_partition_size ? w->o.index_partition_size
+						 : SST_INDEX_PARTITION_SIZE;
 	w->min_seqno = UINT64_MAX;
 	rc = io_open(io, path, IO_RDWR | IO_CREATE | IO_EXCL, &w->f, err);
 	if (rc)
@@ -159,6 +190,43 @@ static fr_status put_block(struct sst_writer *w, const uint8_t *raw, size_t len,
 	return FR_OK;
 }
 
+/* Closes the index partition being built (§4.4.1) and keeps it for finish(). */
+static fr_status cut_partition(struct sst_writer *w, fr_error *err)
+{
+	const uint8_t *raw;
+	size_t len;
+	fr_status rc;
+
+	if (w->part_cnt == w->part_cap) {
+		size_t cap = w->part_cap ? 2 * w->part_cap : 16;
+		struct wpart *p =
+			cap > SIZE_MAX / sizeof(*p) ? NULL : fr_realloc(w->pv, cap * sizeof(*p));
+		if (!p)
+			return FR_ERR(err, FR_NOMEM, "table %s: index partitions", w->path);
+		w->pv = p;
+		w->part_cap = cap;
+	}
+	rc = blk_builder_finish(&w->index, &raw, &len);
+	if (rc)
+		return FR_ERR(err, rc, "table %s: index partition", w->path);
+	struct wpart *p = &w->pv[w->part_cnt];
+	p->off = w->parts.len;
+	p->len = len;
+	p->key_off = w->part_keys.len;
+	p->key_len = w->index.last_key.len;
+	rc = buf_append(&w->parts, raw, len);
+	if (!rc)
+		rc = buf_append(&w->part_keys, w->index.last_key.data, w->index.last_key.len);
+	if (rc) {
+		w->parts.len = p->off;
+		w->part_keys.len = p->key_off;
+		return FR_ERR(err, rc, "table %s: index partition", w->path);
+	}
+	w->part_cnt++;
+	blk_builder_reset(&w->index);
+	return FR_OK;
+}
+
 /* Stores the pending data block and indexes it under its last key (§4.4). */
 static fr_status flush_data(struct sst_writer *w, fr_error *err)
 {
@@ -180,6 +248,8 @@ static fr_status flush_data(struct sst_writer *w, fr_error *err)
 		return FR_ERR(err, rc, "table %s: index entry", w->path);
 	blk_builder_reset(&w->data);
 	w->data_block_cnt++;
+	if (blk_builder_size(&w->index) >= w->part_size)
+		return cut_partition(w, err);
 	return FR_OK;
 }
 
@@ -362,12 +432,63 @@ static fr_status fill_meta(struct sst_writer *w, struct sst_meta *m)
 	return FR_OK;
 }
 
+/* Stores the index (§4.4): one block when it fits one partition, else the partitions and their
+ * top-level index (§4.4.1); *h is what the footer points at, *parts the partition count (0: one
+ * block). */
+static fr_status write_index(struct sst_writer *w, struct sst_handle *h, uint64_t *parts,
+			     fr_error *err)
+{
+	struct blk_builder top;
+	const uint8_t *raw;
+	size_t len;
+	fr_status rc;
+
+	*parts = 0;
+	if (w->part_cnt + !blk_builder_is_empty(&w->index) <= 1) {
+		if (w->part_cnt) { /* closed exactly at the last entry: the whole index */
+			raw = w->parts.data;
+			len = w->pv[0].len;
+		} else if ((rc = blk_builder_finish(&w->index, &raw, &len))) {
+			return FR_ERR(err, rc, "table %s: index block", w->path);
+		}
+		return put_block(w, raw, len, h, err);
+	}
+	if (!blk_builder_is_empty(&w->index) && (rc = cut_partition(w, err)))
+		return rc;
+	blk_builder_init(&top, 1);
+	for (size_t i = 0; i < w->part_cnt; i++) {
+		const struct wpart *p = &w->pv[i];
+		struct sst_handle ph;
+		uint8_t hv[2 * VARINT_MAX];
+
+		rc = put_block(w, w->parts.data + p->off, p->len, &ph, err);
+		if (rc)
+			goto out;
+		size_t n = sst_handle_encode(hv, &ph);
+		rc = blk_builder_add(&top, w->part_keys.data + p->key_off, p->key_len, hv, n);
+		if (rc) {
+			FR_ERR(err, rc, "table %s: top-level index", w->path);
+			goto out;
+		}
+	}
+	rc = blk_builder_finish(&top, &raw, &len);
+	if (rc) {
+		FR_ERR(err, rc, "table %s: top-level index", w->path);
+		goto out;
+	}
+	rc = put_block(w, raw, len, h, err);
+	if (!rc)
+		*parts = w->part_cnt;
+out:
+	blk_builder_fini(&top);
+	return rc;
+}
+
 static fr_status write_meta_blocks(struct sst_writer *w, const struct sst_meta *m, fr_error *err)
 {
 	struct sst_footer ft;
 	struct fr_buf b;
-	const uint8_t *raw;
-	size_t len;
+	uint64_t parts;
 	fr_status rc;
 
 	memset(&ft, 0, sizeof(ft));
@@ -397,14 +518,11 @@ static fr_status write_meta_blocks(struct sst_writer *w, const struct sst_meta *
 	if (rc)
 		goto out;
 
-	rc = blk_builder_finish(&w->index, &raw, &len);
-	if (rc) {
-		FR_ERR(err, rc, "table %s: index block", w->path);
-		goto out;
-	}
-	rc = put_block(w, raw, len, &ft.h[SST_FOOTER_INDEX], err);
+	rc = write_index(w, &ft.h[SST_FOOTER_INDEX], &parts, err);
 	if (rc)
 		goto out;
+	/* §4.10: version 1 unless a version 2 structure is in the file */
+	ft.version = parts || w->o.hash_index ? SST_FORMAT_V2 : SST_FORMAT_V1;
 
 	struct sst_props p = {
 		.entry_cnt = m->entry_cnt,
@@ -422,6 +540,8 @@ static fr_status write_meta_blocks(struct sst_writer *w, const struct sst_meta *
 		.compression = w->o.compress ? SST_COMP_LZ4 : SST_COMP_NONE,
 		.data_block_cnt = w->data_block_cnt,
 		.created_s = m->created_s,
+		.index_parts = parts,
+		.data_hash = w->o.hash_index,
 	};
 	buf_clear(&b);
 	rc = sst_props_encode(&p, &b);
@@ -506,7 +626,7 @@ void sst_footer_encode(const struct sst_footer *f, uint8_t *out)
 		enc_u64(out + 16 * i, f->h[i].off);
 		enc_u64(out + 16 * i + 8, f->h[i].size);
 	}
-	enc_u32(out + SST_FOOTER_VERSION_OFF, SST_FORMAT_VERSION);
+	enc_u32(out + SST_FOOTER_VERSION_OFF, f->version);
 	enc_u64(out + SST_FOOTER_MAGIC_OFF, SST_MAGIC);
 	/* FORMAT.md §4.6: the checksum covers the 76 footer bytes before it */
 	enc_u64(out + SST_FOOTER_CHECKSUM_OFF, fr_xxh3(out, SST_FOOTER_CHECKSUM_OFF));
@@ -557,5 +677,10 @@ fr_status sst_props_encode(const struct sst_props *p, struct fr_buf *out)
 		rc = put_prop_u64(out, SST_PROP_DATA_BLOCK_CNT, p->data_block_cnt);
 	if (!rc && p->created_s)
 		rc = put_prop_u64(out, SST_PROP_CREATED, p->created_s);
+	/* only in version 2 tables, so that version 1 tables stay as they were */
+	if (!rc && (p->index_parts || p->data_hash))
+		rc = put_prop_u64(out, SST_PROP_INDEX_PARTS, p->index_parts);
+	if (!rc && (p->index_parts || p->data_hash))
+		rc = put_prop_u64(out, SST_PROP_DATA_HASH, p->data_hash);
 	return rc;
 }
