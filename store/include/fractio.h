@@ -178,6 +178,7 @@ typedef struct fr_level_options {
 	uint32_t restart_interval;  /* 0: inherit */
 	int32_t bloom_bits_per_key; /* -1: inherit; 0: no filter (e.g. on the last level) */
 	int8_t compress;            /* -1: inherit; 0: off; 1: LZ4 */
+	int8_t hash_index;          /* -1: inherit; 0: off; 1: on */
 } fr_level_options;
 
 typedef struct fr_keyspace_options {
@@ -188,6 +189,8 @@ typedef struct fr_keyspace_options {
 	uint32_t restart_interval;   /* keys between restart points (default 16) */
 	uint32_t bloom_bits_per_key; /* 0 disables the filter (default 10) */
 	bool compress;               /* LZ4 per block when it saves >= 12.5% (default true) */
+	bool hash_index;             /* data blocks carry a hash index that lets point reads skip
+				      * the binary search (default false; about 2 bytes a key) */
 	fr_level_options level[FR_LEVEL_CNT]; /* per-level overrides (default: inherit all) */
 	fr_compaction compaction;    /* default FR_COMPACTION_LEVELED */
 	uint32_t l0_trigger;         /* leveled, tiered: compact L0 at this many tables (4) */

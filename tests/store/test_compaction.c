@@ -106,6 +106,11 @@ static void test_leveled_spreads(void **state)
 	put_n(ks, "k", 0, n, 40); /* and every key at least once */
 	OK(fr_db_flush(db, NULL));
 	OK(fr_db_wait_idle(db, NULL));
+	/* everything is in tables: the journal is down to one fresh segment */
+	fr_db_stats dst;
+	OK(fr_db_stats_get(db, &dst, NULL));
+	assert_int_equal(dst.journal_segment_cnt, 1);
+	assert_true(dst.journal_bytes < 4096);
 	fr_keyspace_stats st;
 	OK(fr_keyspace_stats_get(ks, &st, NULL));
 	assert_true(st.level_table_cnt[0] < 4);
@@ -152,6 +157,8 @@ static void test_options_persist(void **state)
 	ko.level[2].compress = 0;
 	ko.level[3].block_size = 16384;
 	ko.level[4].restart_interval = 4;
+	ko.hash_index = true;
+	ko.level[5].hash_index = 0;
 	fr_keyspace *ks;
 	OK(fr_keyspace_open(db, "fifo", &ko, &ks, NULL));
 	fr_keyspace_close(ks);
@@ -162,6 +169,9 @@ static void test_options_persist(void **state)
 	assert_int_equal(fr_keyspace_open(db, "bad", &bad, &ks, NULL), FR_INVALID);
 	fr_keyspace_options_init(&bad);
 	bad.level_ratio = 1;
+	assert_int_equal(fr_keyspace_open(db, "bad", &bad, &ks, NULL), FR_INVALID);
+	fr_keyspace_options_init(&bad);
+	bad.level[1].hash_index = 2;
 	assert_int_equal(fr_keyspace_open(db, "bad", &bad, &ks, NULL), FR_INVALID);
 	fr_keyspace_options_init(&bad);
 	bad.level[1].compress = 5;
@@ -189,6 +199,9 @@ static void test_options_persist(void **state)
 		assert_int_equal(t->level[3].block_size, 16384);
 		assert_int_equal(t->level[4].restart_interval, 4);
 		assert_int_equal(t->level[5].restart_interval, 16);
+		assert_true(t->level[0].hash_index);
+		assert_true(t->level[4].hash_index);
+		assert_false(t->level[5].hash_index);
 		fr_keyspace_close(ks);
 		OK(fr_db_close(db, NULL));
 	}

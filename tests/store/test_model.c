@@ -11,7 +11,8 @@
  * Every ~20k operations: a flush, a major compaction or a close and reopen (which may switch
  * background work on or off). Memtables are 64 KiB so there are many tables and compactions.
  * Compaction strategies: own0 and the shared tree are leveled (small tables and a small level
- * ratio, so data spreads over several levels and moves down often), own1 is tiered.
+ * ratio, so data spreads over several levels and moves down often), own1 is tiered; own0 and
+ * the shared tree have hash indexes in their data blocks.
  *
  * On a mismatch the test prints the seed, the operation number, the key, what it expected and
  * what it got, the history of operations on that key and the versions the engine holds.
@@ -1021,6 +1022,7 @@ static void ks_open_all(struct ctx *c)
 		o.table_target_size = 32u << 10;
 		o.level_ratio = 3;
 		o.l0_trigger = 2 + (uint32_t)i % 3;
+		o.hash_index = i == 0 || i == 2; /* point reads through block hash indexes */
 		if (i == 1) {
 			o.compress = false;
 			o.block_size = 512;

@@ -121,7 +121,9 @@ static fr_status seal_all_fn(fr_db *db, void *ctx, fr_error *err)
 		if (t && tree_seal(db, t))
 			return FR_ERR(err, FR_NOMEM, "sealing a memtable");
 	}
-	return FR_OK;
+	/* nothing unflushed is left in the current segment's records once the flushes end:
+	 * without a rotation it would stay on disk until it filled up */
+	return db_rotate_journal(db, true, err);
 }
 
 fr_status fr_db_flush(fr_db *db, fr_error *err)
@@ -165,7 +167,8 @@ void fr_keyspace_options_init(fr_keyspace_options *o)
 	o->bloom_bits_per_key = 10;
 	o->compress = true;
 	for (int l = 0; l < FR_LEVEL_CNT; l++)
-		o->level[l] = (fr_level_options){.bloom_bits_per_key = -1, .compress = -1};
+		o->level[l] = (fr_level_options){
+			.bloom_bits_per_key = -1, .compress = -1, .hash_index = -1};
 	o->compaction = FR_COMPACTION_LEVELED;
 	o->l0_trigger = 4;
 	o->level_ratio = 10;

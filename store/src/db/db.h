@@ -219,6 +219,9 @@ fr_status db_commit(fr_db *db, fr_batch *b, fr_persist mode, uint64_t *seqno, fr
 /* Runs fn as the only writer (no commit runs meanwhile). */
 fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error *err), void *ctx,
 		       fr_error *err);
+/* Starts a new journal segment when the current one is full, or (force) holds anything: after
+ * every memtable was sealed, so the old segments go once the flushes are done. Commit leader. */
+fr_status db_rotate_journal(fr_db *db, bool force, fr_error *err);
 /* Appends a live journal segment. Requires: db->mu held. */
 fr_status db_seg_push(fr_db *db, uint64_t id, uint64_t max_seqno);
 /* Replays one journal record into the memtables (recovery). */

@@ -73,7 +73,7 @@ static void sst_opts_encode(uint8_t *out, const struct sst_options *o)
 	enc_u32(out, o->block_size);
 	enc_u32(out + 4, o->restart_interval);
 	enc_u32(out + 8, o->bloom_bits_per_key);
-	out[12] = o->compress ? 1 : 0;
+	out[12] = (o->compress ? 1 : 0) | (o->hash_index ? 2 : 0);
 }
 
 static bool sst_opts_decode(const uint8_t *p, struct sst_options *o)
@@ -81,9 +81,10 @@ static bool sst_opts_decode(const uint8_t *p, struct sst_options *o)
 	o->block_size = dec_u32(p);
 	o->restart_interval = dec_u32(p + 4);
 	o->bloom_bits_per_key = dec_u32(p + 8);
-	o->compress = p[12] != 0;
+	o->compress = (p[12] & 1) != 0;
+	o->hash_index = (p[12] & 2) != 0;
 	return o->block_size >= 64 && o->restart_interval >= 1 && o->bloom_bits_per_key <= 100 &&
-	       p[12] <= 1;
+	       p[12] <= 3;
 }
 
 static size_t opts_encode(uint8_t *out, const struct tree_opts *o)
@@ -154,6 +155,7 @@ static void tree_opts_from(struct tree_opts *t, const fr_keyspace_options *o)
 		base.restart_interval = o->restart_interval;
 	base.bloom_bits_per_key = o->bloom_bits_per_key;
 	base.compress = o->compress;
+	base.hash_index = o->hash_index;
 	for (int l = 0; l < LEVEL_CNT; l++) {
 		const fr_level_options *lo = &o->level[l];
 		struct sst_options *s = &t->level[l];
@@ -166,6 +168,8 @@ static void tree_opts_from(struct tree_opts *t, const fr_keyspace_options *o)
 			s->bloom_bits_per_key = (uint32_t)lo->bloom_bits_per_key;
 		if (lo->compress >= 0)
 			s->compress = lo->compress != 0;
+		if (lo->hash_index >= 0)
+			s->hash_index = lo->hash_index != 0;
 	}
 	struct compact_policy *p = &t->policy;
 	p->strategy = (enum compact_strategy)o->compaction;
@@ -192,7 +196,8 @@ fr_status ks_options_check(const fr_keyspace_options *o, fr_error *err)
 		const struct sst_options *s = &t.level[l];
 		if (s->block_size < 64 || s->block_size > (64u << 20) || s->restart_interval < 1 ||
 		    s->bloom_bits_per_key > 100 || o->level[l].compress > 1 ||
-		    o->level[l].compress < -1 || o->level[l].bloom_bits_per_key < -1)
+		    o->level[l].compress < -1 || o->level[l].bloom_bits_per_key < -1 ||
+		    o->level[l].hash_index < -1 || o->level[l].hash_index > 1)
 			return FR_ERR(err, FR_INVALID, "keyspace options: bad table options of L%d",
 				      l);
 	}

@@ -449,9 +449,9 @@ static fr_status leader_stall(fr_db *db, const struct leader_ops *lo, fr_error *
 	return rc;
 }
 
-static fr_status leader_rotate(fr_db *db, fr_error *err)
+fr_status db_rotate_journal(fr_db *db, bool force, fr_error *err)
 {
-	if (!jnl_should_rotate(db->jnl))
+	if (force ? jnl_segment_empty(db->jnl) : !jnl_should_rotate(db->jnl))
 		return FR_OK;
 	fr_status rc = jnl_rotate(db->jnl, err);
 	if (rc)
@@ -522,7 +522,7 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < los[i].dropped_cnt; j++)
 			ks_after_drop(db, los[i].dropped[j]);
-	rc = leader_rotate(db, err);
+	rc = db_rotate_journal(db, false, err);
 	if (!rc)
 		rc = leader_seal(db, los, n, err);
 	if (rc)

@@ -174,6 +174,11 @@ bool jnl_should_rotate(const struct jnl *j)
 	return rec_writer_size(j->w) >= j->segment_max;
 }
 
+bool jnl_segment_empty(const struct jnl *j)
+{
+	return rec_writer_size(j->w) <= REC_FILE_HEADER_LEN;
+}
+
 /*
  * The finished segment is synced before the next is created; the next is complete (durable
  * header and name) before the finished one is closed, so on failure the writer stays on the

@@ -49,6 +49,8 @@ fr_status jnl_add(struct jnl *j, const void *rec, size_t len, fr_error *err);
 fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err);
 /* True when the current segment has reached segment_max. */
 bool jnl_should_rotate(const struct jnl *j);
+/* True while the current segment holds no record. */
+bool jnl_segment_empty(const struct jnl *j);
 /* Syncs and closes the current segment, starts segment id+1. */
 fr_status jnl_rotate(struct jnl *j, fr_error *err);
 uint64_t jnl_segment_id(const struct jnl *j);
