@@ -121,9 +121,7 @@ static fr_status seal_all_fn(fr_db *db, void *ctx, fr_error *err)
 		if (t && tree_seal(db, t))
 			return FR_ERR(err, FR_NOMEM, "sealing a memtable");
 	}
-	/* nothing unflushed is left in the current segment's records once the flushes end:
-	 * without a rotation it would stay on disk until it filled up */
-	return db_rotate_journal(db, true, err);
+	return FR_OK;
 }
 
 fr_status fr_db_flush(fr_db *db, fr_error *err)

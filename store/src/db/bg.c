@@ -88,6 +88,9 @@ static uint64_t tree_min_unflushed(struct tree *t)
 
 void db_release_segments(fr_db *db)
 {
+	/* one release at a time: between listing the segments and dropping them it writes to
+	 * the manifest without db->mu */
+	fr_mutex_lock(&db->seg_mu);
 	fr_mutex_lock(&db->mu);
 	uint64_t min = UINT64_MAX;
 	for (size_t i = 0; i < db->tree_cap; i++) {
@@ -104,15 +107,35 @@ void db_release_segments(fr_db *db)
 	uint64_t *ids = drop ? fr_calloc(drop, sizeof(*ids)) : NULL;
 	if (!ids) {
 		fr_mutex_unlock(&db->mu);
+		fr_mutex_unlock(&db->seg_mu);
 		return;
 	}
 	for (size_t i = 0; i < drop; i++)
 		ids[i] = db->segs[i].id;
+	fr_mutex_unlock(&db->mu);
+	/* The edit that flushed this data may be the manifest's last record, and a damaged last
+	 * record reads as a torn tail (a crash during its append), which recovery drops, going
+	 * back to the journal for the data. Once the journal is gone that would lose the data
+	 * silently: an empty edit after it makes damage there corruption that open reports. */
+	struct vedit seal;
+	vedit_init(&seal);
+	fr_error e;
+	fr_status rc = vset_apply(db->vs, &seal, &e);
+	vedit_fini(&seal);
+	if (rc) {
+		FR_LOG(FR_LOG_WARN, "keeping journal segments: %s", e.msg);
+		fr_mutex_unlock(&db->seg_mu);
+		fr_free(ids);
+		return;
+	}
+	fr_mutex_lock(&db->mu);
+	/* only this function removes segments (under seg_mu): the first `drop` are still the
+	 * ones listed */
 	memmove(db->segs, db->segs + drop, (db->seg_cnt - drop) * sizeof(*db->segs));
 	db->seg_cnt -= drop;
 	fr_mutex_unlock(&db->mu);
+	fr_mutex_unlock(&db->seg_mu);
 	for (size_t i = 0; i < drop; i++) {
-		fr_error e;
 		if (jnl_segment_delete(db->io, db->jnl_dir, ids[i], &e) &&
 		    e.code != FR_NOT_FOUND)
 			FR_LOG(FR_LOG_WARN, "deleting journal segment: %s", e.msg);

@@ -127,10 +127,21 @@ static fr_status db_recover(fr_db *db, fr_error *err)
 	if (rc)
 		return FR_ERR(err, rc, "catalog");
 	uint64_t max_seg = 0;
-	rc = jnl_replay(db->io, db->jnl_dir, replay_fn, db, &max_seg, err);
+	uint64_t first_start = 0, mf_last = vset_last_seqno(db->vs);
+	rc = jnl_replay_from(db->io, db->jnl_dir, replay_fn, db, &max_seg, &first_start, err);
 	if (rc && rc != FR_NOT_FOUND)
 		return rc;
 	rc = FR_OK;
+	/* Journal segments go only after the manifest records their data as flushed, so the
+	 * manifest reaches at least to where the oldest segment left starts. If it does not, its
+	 * last edits were lost (a damaged tail reads as a torn one): that is corruption, not a
+	 * state to open. */
+	if (first_start > 1 && mf_last + 1 < first_start)
+		return fr_err_set(err, FR_CORRUPTION, 0, 0, __FILE__, __LINE__,
+				  "%s: the manifest ends at seqno %llu but the journal starts at "
+				  "%llu: manifest edits are missing",
+				  db->path, (unsigned long long)mf_last,
+				  (unsigned long long)first_start);
 	atomic_store_rel_u64(&db->visible_seqno, db->seqno);
 	rc = ks_load_tree_options(db, err);
 	if (rc)
@@ -139,6 +150,8 @@ static fr_status db_recover(fr_db *db, fr_error *err)
 		return FR_OK;
 	rc = jnl_open(db->io, db->jnl_dir, max_seg + 1, db->opts.journal_segment_max, &db->jnl,
 		      err);
+	if (!rc)
+		rc = jnl_mark_start(db->jnl, db->seqno + 1, err);
 	if (rc)
 		return rc;
 	fr_mutex_lock(&db->mu);
@@ -171,6 +184,7 @@ static void db_free(fr_db *db)
 	fr_mutex_fini(&db->write_mu);
 	fr_mutex_fini(&db->cat_mu);
 	fr_mutex_fini(&db->mu);
+	fr_mutex_fini(&db->seg_mu);
 	fr_cond_fini(&db->bg_cv);
 	fr_cond_fini(&db->done_cv);
 	fr_free(db);
@@ -184,6 +198,7 @@ fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_erro
 	fr_mutex_init(&db->write_mu);
 	fr_mutex_init(&db->cat_mu);
 	fr_mutex_init(&db->mu);
+	fr_mutex_init(&db->seg_mu);
 	fr_cond_init(&db->bg_cv);
 	fr_cond_init(&db->done_cv);
 	db->snaps.next = db->snaps.prev = &db->snaps;

@@ -3,6 +3,7 @@
  * db.h - the database's internal structures, shared by the files of db/.
  *
  * Lock order (take in this order, never the reverse):
+ *   db->seg_mu    (releasing journal segments: db_release_segments only)
  *   db->write_mu  (commit queue; held by the commit leader only while queueing, not during I/O)
  *   db->cat_mu    (keyspace handle table)
  *   db->mu        (trees table, snapshots, background state, segments)
@@ -135,6 +136,7 @@ struct fr_db {
 	uint32_t next_ks_id;          /* under write_mu (allocated by the commit leader) */
 	uint32_t next_tree_id;        /* under write_mu */
 
+	struct fr_mutex seg_mu;
 	struct fr_mutex mu;
 	struct fr_cond bg_cv;         /* background thread wakes */
 	struct fr_cond done_cv;       /* flush/compaction finished; writers and waiters wake */
@@ -219,9 +221,6 @@ fr_status db_commit(fr_db *db, fr_batch *b, fr_persist mode, uint64_t *seqno, fr
 /* Runs fn as the only writer (no commit runs meanwhile). */
 fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error *err), void *ctx,
 		       fr_error *err);
-/* Starts a new journal segment when the current one is full, or (force) holds anything: after
- * every memtable was sealed, so the old segments go once the flushes are done. Commit leader. */
-fr_status db_rotate_journal(fr_db *db, bool force, fr_error *err);
 /* Appends a live journal segment. Requires: db->mu held. */
 fr_status db_seg_push(fr_db *db, uint64_t id, uint64_t max_seqno);
 /* Replays one journal record into the memtables (recovery). */

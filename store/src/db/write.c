@@ -449,11 +449,14 @@ static fr_status leader_stall(fr_db *db, const struct leader_ops *lo, fr_error *
 	return rc;
 }
 
-fr_status db_rotate_journal(fr_db *db, bool force, fr_error *err)
+/* Starts a new journal segment once the current one is full. */
+static fr_status leader_rotate(fr_db *db, fr_error *err)
 {
-	if (force ? jnl_segment_empty(db->jnl) : !jnl_should_rotate(db->jnl))
+	if (!jnl_should_rotate(db->jnl))
 		return FR_OK;
 	fr_status rc = jnl_rotate(db->jnl, err);
+	if (!rc)
+		rc = jnl_mark_start(db->jnl, db->seqno + 1, err);
 	if (rc)
 		return rc;
 	fr_mutex_lock(&db->mu);
@@ -522,7 +525,7 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < los[i].dropped_cnt; j++)
 			ks_after_drop(db, los[i].dropped[j]);
-	rc = db_rotate_journal(db, false, err);
+	rc = leader_rotate(db, err);
 	if (!rc)
 		rc = leader_seal(db, los, n, err);
 	if (rc)

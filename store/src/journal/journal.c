@@ -174,9 +174,15 @@ bool jnl_should_rotate(const struct jnl *j)
 	return rec_writer_size(j->w) >= j->segment_max;
 }
 
-bool jnl_segment_empty(const struct jnl *j)
+fr_status jnl_mark_start(struct jnl *j, uint64_t next_seqno, fr_error *err)
 {
-	return rec_writer_size(j->w) <= REC_FILE_HEADER_LEN;
+	uint8_t rec[1 + VARINT_MAX];
+	rec[0] = JNL_CODEC_START;
+	size_t n = 1 + enc_varint(rec + 1, next_seqno);
+	fr_status rc = rec_writer_add(j->w, rec, n, err);
+	if (!rc)
+		rc = jnl_commit(j, FR_PERSIST_SYNC_DATA, err);
+	return rc;
 }
 
 /*

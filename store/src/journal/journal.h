@@ -26,7 +26,8 @@ struct jnl;
 #define JNL_MAGIC 0x4c4e4a46u  /* "FJNL" little-endian: bare batches */
 #define JNL_MAGIC2 0x324e4a46u /* "FJN2": framed batches (FORMAT.md §3.3) */
 #define JNL_COMPRESS_MIN 64    /* batches shorter than this are never compressed */
-enum { JNL_CODEC_NONE = 0, JNL_CODEC_LZ4 = 1 };
+/* JNL_CODEC_START frames no batch: it opens a segment and says which seqno comes next. */
+enum { JNL_CODEC_NONE = 0, JNL_CODEC_LZ4 = 1, JNL_CODEC_START = 2 };
 
 /* Called for each record of each segment, oldest first. */
 typedef fr_status (*jnl_replay_fn)(void *ctx, uint64_t seg_id, const uint8_t *rec, size_t len,
@@ -38,6 +39,9 @@ fr_status jnl_list_segments(struct fr_io *io, const char *dir, uint64_t **ids, s
 /* Replays every segment in `dir` in id order. A torn tail in the newest segment is truncated
  * away (logged at WARN with the file and offset); a bad record anywhere else is FR_CORRUPTION.
  * *max_seg is the newest segment id seen, 0 if none. */
+/* As jnl_replay, and *first_start is the start record of the oldest segment (0: it has none). */
+fr_status jnl_replay_from(struct fr_io *io, const char *dir, jnl_replay_fn fn, void *ctx,
+			  uint64_t *max_seg, uint64_t *first_start, fr_error *err);
 fr_status jnl_replay(struct fr_io *io, const char *dir, jnl_replay_fn fn, void *ctx,
 		     uint64_t *max_seg, fr_error *err);
 /* Starts a new segment `seg_id` in `dir` (created if missing). */
@@ -49,8 +53,9 @@ fr_status jnl_add(struct jnl *j, const void *rec, size_t len, fr_error *err);
 fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err);
 /* True when the current segment has reached segment_max. */
 bool jnl_should_rotate(const struct jnl *j);
-/* True while the current segment holds no record. */
-bool jnl_segment_empty(const struct jnl *j);
+/* Writes and syncs the start record of the current segment: the seqno of the next batch.
+ * Call after jnl_open and every jnl_rotate. */
+fr_status jnl_mark_start(struct jnl *j, uint64_t next_seqno, fr_error *err);
 /* Syncs and closes the current segment, starts segment id+1. */
 fr_status jnl_rotate(struct jnl *j, fr_error *err);
 uint64_t jnl_segment_id(const struct jnl *j);

@@ -119,6 +119,7 @@ struct replay_ctx {
 	const char *path;
 	bool framed;         /* a JNL_MAGIC2 segment */
 	struct fr_buf raw;   /* a decompressed batch */
+	uint64_t start;      /* the segment's start record, 0 before it */
 };
 
 static fr_status replay_one(void *c, const uint8_t *rec, size_t len, uint64_t off, fr_error *err)
@@ -128,9 +129,17 @@ static fr_status replay_one(void *c, const uint8_t *rec, size_t len, uint64_t of
 		return r->fn(r->ctx, r->seg_id, rec, len, err);
 	/* the record's checksum held: a bad frame is corruption the writer made, or a bug */
 	const uint8_t *p = rec, *end = rec + len;
-	if (len < 1 || rec[0] > JNL_CODEC_LZ4)
+	if (len < 1 || rec[0] > JNL_CODEC_START)
 		return FR_CORRUPT(err, r->path, off, "journal record: unknown codec");
 	p++;
+	if (rec[0] == JNL_CODEC_START) {
+		uint64_t s;
+		if (!dec_varint(&p, end, &s) || p != end || s == 0)
+			return FR_CORRUPT(err, r->path, off, "journal record: bad start record");
+		if (!r->start)
+			r->start = s;
+		return FR_OK;
+	}
 	if (rec[0] == JNL_CODEC_NONE)
 		return r->fn(r->ctx, r->seg_id, p, (size_t)(end - p), err);
 	uint64_t raw_len;
@@ -202,6 +211,14 @@ static fr_status jnl_settle_newest(struct fr_io *io, const char *dir, const char
 fr_status jnl_replay(struct fr_io *io, const char *dir, jnl_replay_fn fn, void *ctx,
 		     uint64_t *max_seg, fr_error *err)
 {
+	return jnl_replay_from(io, dir, fn, ctx, max_seg, NULL, err);
+}
+
+fr_status jnl_replay_from(struct fr_io *io, const char *dir, jnl_replay_fn fn, void *ctx,
+			  uint64_t *max_seg, uint64_t *first_start, fr_error *err)
+{
+	if (first_start)
+		*first_start = 0;
 	uint64_t *ids;
 	size_t cnt;
 	char path[PATH_MAX];
@@ -228,6 +245,8 @@ fr_status jnl_replay(struct fr_io *io, const char *dir, jnl_replay_fn fn, void *
 		buf_fini(&r.raw);
 		if (rc)
 			goto out_free;
+		if (i == 0 && first_start)
+			*first_start = r.start;
 		if (res.file_len >= REC_FILE_HEADER_LEN && res.file_id != ids[i]) {
 			rc = FR_CORRUPT(err, path, 8, "segment id in the header is not the name's");
 			goto out_free;

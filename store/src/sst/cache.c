@@ -44,6 +44,9 @@ struct blk_shard {
 	size_t usage;                     /* under mu: charges of the entries in the table */
 	size_t capacity;                  /* immutable */
 	struct blk_cache_entry lru;       /* under mu: sentinel; lru.next is the most recent */
+	/* under mu: per shard, so concurrent readers do not all write one cache line */
+	uint64_t hits;
+	uint64_t misses;
 };
 
 struct blk_cache {
@@ -51,8 +54,7 @@ struct blk_cache {
 	unsigned shard_bits;
 	size_t capacity;
 	/* atomic: statistics only, nothing is decided on them */
-	uint64_t hits;
-	uint64_t misses;
+	uint64_t misses;              /* lookups while the capacity is 0 */
 	uint64_t usage;
 	uint64_t entry_cnt;
 };
@@ -247,9 +249,14 @@ struct blk_cache_entry *blk_cache_lookup(struct blk_cache *c, uint64_t file_id, 
 		e = *table_slot(s, h, file_id, off);
 		if (e && e->refs++ == 0)
 			lru_unlink(e); /* pinned: off the eviction list until released */
+		if (e)
+			s->hits++;
+		else
+			s->misses++;
 		fr_mutex_unlock(&s->mu);
+	} else {
+		atomic_add_u64(&c->misses, 1);
 	}
-	atomic_add_u64(e ? &c->hits : &c->misses, 1);
 	return e;
 }
 
@@ -336,8 +343,15 @@ size_t blk_cache_len(const struct blk_cache_entry *e)
 
 void blk_cache_stats(const struct blk_cache *c, struct blk_cache_stats *out)
 {
-	out->hits = atomic_load_rlx_u64(&c->hits);
+	out->hits = 0;
 	out->misses = atomic_load_rlx_u64(&c->misses);
+	for (size_t i = 0; c->capacity && i < (size_t)1 << c->shard_bits; i++) {
+		struct blk_shard *s = &c->shards[i];
+		fr_mutex_lock(&s->mu);
+		out->hits += s->hits;
+		out->misses += s->misses;
+		fr_mutex_unlock(&s->mu);
+	}
 	out->usage = atomic_load_rlx_u64(&c->usage);
 	out->entry_cnt = atomic_load_rlx_u64(&c->entry_cnt);
 	out->capacity = c->capacity;

@@ -60,6 +60,16 @@ struct rpart {
 	struct blk b;
 };
 
+/* A block's contents and what holds them: a pinned cache entry, memory of our own, or (mem and
+ * ent both NULL) the reader's own copy. */
+struct sst_blockref {
+	struct blk_cache_entry *ent;
+	struct blk_cache *cache; /* ent's cache */
+	uint8_t *mem;
+	const uint8_t *data;
+	size_t len;
+};
+
 struct sst_reader {
 	uint32_t refs; /* atomic: acq_rel add/sub, the unref that reaches 0 frees */
 	struct fr_io *io;
@@ -79,27 +89,21 @@ struct sst_reader {
 	struct sst_handle index_h; /* the single or top-level index */
 	struct sst_handle filter_h;
 	bool has_filter;
-	/* The reader's own copies of index (and of every partition, by offset) and filter: only
-	 * without a cache. */
+	/* The index (the top level of a partitioned one) and the filter, for the reader's life:
+	 * its own copies without a cache; with one, entries of the cache pinned (charged to the
+	 * cache, never evicted while the table is open). Every point read uses both, and a
+	 * lookup per read would make their shards the hottest locks of the cache. Partitions
+	 * are the reader's own (by offset) only without a cache. */
 	uint8_t *index_mem;
 	struct blk index;
 	struct rpart *parts;
 	uint8_t *filter_mem;
-	const uint8_t *filter; /* the bloom encoding; NULL: no copy */
+	const uint8_t *filter; /* the bloom encoding */
 	size_t filter_len;
+	struct sst_blockref index_pin, filter_pin; /* the pinned entries, ent NULL when none */
 	uint8_t *rd_mem;
 	struct range_del *rds;
 	size_t rd_cnt;
-};
-
-/* A block's contents and what holds them: a pinned cache entry, memory of our own, or (mem and
- * ent both NULL) the reader's own copy. */
-struct sst_blockref {
-	struct blk_cache_entry *ent;
-	struct blk_cache *cache; /* ent's cache */
-	uint8_t *mem;
-	const uint8_t *data;
-	size_t len;
 };
 
 static void block_release(struct sst_blockref *b)
@@ -372,15 +376,11 @@ static fr_status load_data_block(const struct sst_reader *r, const struct sst_ha
 static fr_status load_index(const struct sst_reader *r, bool fill, struct sst_blockref *ref,
 			    struct blk *b, fr_error *err)
 {
+	(void)fill;
+	(void)err;
 	memset(ref, 0, sizeof(*ref));
-	if (!r->env.cache || r->index_parts) {
-		*b = r->index;
-		return FR_OK;
-	}
-	fr_status rc = fetch_block(r, &r->index_h, SST_BLOCK_INDEX, fill, ref, err);
-	if (!rc)
-		blk_view(b, r, ref->data, ref->len, r->index_h.off);
-	return rc;
+	*b = r->index;
+	return FR_OK;
 }
 
 /* ---- the index cursor ---- */
@@ -903,17 +903,22 @@ static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr
 		if (!rc && !r->env.cache)
 			rc = open_parts(r, &b, err);
 	}
-	/* a top level is kept like the properties: a few bytes per partition, and every read of
-	 * the table would otherwise pay a cache lookup for it */
-	if (!rc && (!r->env.cache || r->index_parts)) {
-		r->index_mem = ref.mem;
-		r->index = b;
-		return FR_OK;
+	if (rc) {
+		block_release(&ref);
+		return rc;
 	}
-	if (!rc)
+	/* a top level is kept like the properties: a few bytes per partition */
+	if (r->env.cache && !r->index_parts) {
 		cache_keep(r, h, &ref);
-	block_release(&ref);
-	return rc;
+		if (ref.ent) {
+			r->index_pin = ref;
+			blk_view(&r->index, r, ref.data, ref.len, h->off);
+			return FR_OK;
+		}
+	}
+	r->index_mem = ref.mem;
+	r->index = b;
+	return FR_OK;
 }
 
 static fr_status open_filter(struct sst_reader *r, const struct sst_handle *h, fr_error *err)
@@ -922,16 +927,18 @@ static fr_status open_filter(struct sst_reader *r, const struct sst_handle *h, f
 	fr_status rc = read_block(r, h, &ref, err);
 	if (!rc)
 		rc = check_block(r, SST_BLOCK_FILTER, h, ref.data, ref.len, NULL, err);
-	if (!rc && !r->env.cache) {
-		r->filter_mem = ref.mem;
-		r->filter = ref.data + 1;
-		r->filter_len = ref.len - 1;
-		return FR_OK;
+	if (rc) {
+		block_release(&ref);
+		return rc;
 	}
-	if (!rc)
-		cache_keep(r, h, &ref);
-	block_release(&ref);
-	return rc;
+	cache_keep(r, h, &ref);
+	if (ref.ent)
+		r->filter_pin = ref;
+	else
+		r->filter_mem = ref.mem;
+	r->filter = ref.data + 1;
+	r->filter_len = ref.len - 1;
+	return FR_OK;
 }
 
 static fr_status open_range_dels(struct sst_reader *r, const struct sst_handle *h, fr_error *err)
@@ -981,6 +988,8 @@ static void reader_free(struct sst_reader *r)
 		fr_free(r->parts[i].mem);
 	fr_free(r->parts);
 	fr_free(r->filter_mem);
+	block_release(&r->index_pin);
+	block_release(&r->filter_pin);
 	fr_free(r->rd_mem);
 	fr_free(r->rds);
 	fr_free(r->path);
@@ -1105,21 +1114,8 @@ size_t sst_reader_range_dels(const struct sst_reader *r, const struct range_del 
  * false: certainly absent); without a filter, *may is true. */
 static fr_status filter_check(const struct sst_reader *r, uint64_t hash, bool *may, fr_error *err)
 {
-	struct sst_blockref ref;
-	fr_status rc;
-
-	*may = true;
-	if (!r->has_filter)
-		return FR_OK;
-	if (!r->env.cache) {
-		*may = bloom_may_contain(r->filter, r->filter_len, hash);
-		return FR_OK;
-	}
-	rc = fetch_block(r, &r->filter_h, SST_BLOCK_FILTER, true, &ref, err);
-	if (rc)
-		return rc;
-	*may = bloom_may_contain(ref.data + 1, ref.len - 1, hash);
-	block_release(&ref);
+	(void)err;
+	*may = !r->has_filter || bloom_may_contain(r->filter, r->filter_len, hash);
 	return FR_OK;
 }
 
