@@ -94,7 +94,7 @@ FR_API void fr_log_set(fr_log_fn fn, void *ctx, fr_log_level level);
 
 /* ---- database ---- */
 typedef struct fr_db_options {
-	size_t journal_segment_max;  /* rotate journal segments at this size (default 64 MiB) */
+	size_t journal_segment_max;  /* rotate journal segments at this size (default 16 MiB) */
 	size_t memtable_max;         /* seal a tree's memtable at this size (default 16 MiB) */
 	size_t write_buffer_max;     /* all memtables together; past it the largest tree is
 				      * flushed first (default 64 MiB) */

@@ -30,7 +30,7 @@
 void fr_db_options_init(fr_db_options *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->journal_segment_max = 64u << 20;
+	o->journal_segment_max = 16u << 20;
 	o->memtable_max = 16u << 20;
 	o->write_buffer_max = 64u << 20;
 	o->journal_max = 512u << 20;
