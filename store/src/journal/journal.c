@@ -25,6 +25,7 @@
 #include "base/coding.h"
 #include "base/error.h"
 #include "io/io.h"
+#include "io/compress.h"
 #include "io/record.h"
 
 #define JNL_SEG_ID_MAX 9999999999ull /* ten decimal digits */
@@ -144,8 +145,7 @@ fr_status jnl_add(struct jnl *j, const void *rec, size_t len, fr_error *err)
 			return FR_ERR(err, FR_NOMEM, "journal record");
 		f->data[0] = JNL_CODEC_LZ4;
 		size_t h = 1 + enc_varint(f->data + 1, len);
-		int n = LZ4_compress_default(rec, (char *)f->data + h, (int)len,
-					     (int)(bound - h));
+		int n = fr_lz4_compress(rec, (int)len, f->data + h, (int)(bound - h));
 		if (n > 0 && h + (size_t)n <= len - len / 8) {
 			f->len = h + (size_t)n;
 			return rec_writer_add(j->w, f->data, f->len, err);

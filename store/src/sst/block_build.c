@@ -19,6 +19,7 @@
 #include "base/checksum.h"
 #include "base/coding.h"
 #include "base/ikey.h"
+#include "io/compress.h"
 #include "sst/format.h"
 
 /* One record of b->ukeys: u64 hash, u32 restart run. */
@@ -219,8 +220,7 @@ fr_status blk_stored_encode(const uint8_t *raw, size_t len, bool compress, struc
 			return rc;
 		uint8_t *p = out->data + start;
 		size_t hdr = enc_varint(p, len);
-		int clen =
-			LZ4_compress_default((const char *)raw, (char *)p + hdr, (int)len, bound);
+		int clen = fr_lz4_compress(raw, (int)len, p + hdr, bound);
 		uint64_t stored = hdr + (uint64_t)(clen > 0 ? clen : 0);
 		/* keep LZ4 only when it saves at least 12.5% of the raw size */
 		if (clen > 0 && stored < len && 8 * ((uint64_t)len - stored) >= len) {
