@@ -323,6 +323,25 @@ fr_status blk_iter_prev(struct blk_iter *it, fr_error *err)
 	return rc;
 }
 
+/* The key of restart entry i, in place (a restart entry shares nothing with the previous
+ * one, so its key is whole in the block): the binary search compares without copying. The
+ * checks are decode_at's; a bad entry is left for decode_at to report. */
+static bool restart_key(const struct blk *b, uint32_t i, const uint8_t **k, size_t *klen)
+{
+	size_t off = blk_restart(b, i);
+	if (off >= b->restarts_off)
+		return false;
+	const uint8_t *p = b->data + off, *end = b->data + b->restarts_off;
+	uint64_t shared, unshared, vlen;
+	if (!dec_varint(&p, end, &shared) || !dec_varint(&p, end, &unshared) ||
+	    !dec_varint(&p, end, &vlen) || shared || unshared > (uint64_t)(end - p) ||
+	    vlen > (uint64_t)(end - p) - unshared || unshared < b->min_key_len)
+		return false;
+	*k = p;
+	*klen = (size_t)unshared;
+	return true;
+}
+
 fr_status blk_iter_seek(struct blk_iter *it, const uint8_t *target, size_t tlen, fr_error *err)
 {
 	const struct blk *b = it->b;
@@ -336,10 +355,14 @@ fr_status blk_iter_seek(struct blk_iter *it, const uint8_t *target, size_t tlen,
 	uint32_t left = 0, right = b->restart_cnt - 1;
 	while (left < right) {
 		uint32_t mid = left + (right - left + 1) / 2;
-		rc = seek_restart(it, mid, err);
-		if (rc)
-			return rc;
-		if (b->cmp(it->key.data, it->key.len, target, tlen) < 0)
+		const uint8_t *k;
+		size_t klen;
+		if (!restart_key(b, mid, &k, &klen)) {
+			rc = seek_restart(it, mid, err); /* reports what is wrong with it */
+			return rc ? rc : iter_fail(it, blk_corrupt(b, blk_restart(b, mid),
+								  "bad restart entry", err));
+		}
+		if (b->cmp(k, klen, target, tlen) < 0)
 			left = mid;
 		else
 			right = mid - 1;
