@@ -762,6 +762,34 @@ static void test_journal_compresses(void **state)
 	assert_int_equal(o.seen, 40);
 }
 
+/* Incompressible records make the writer stop trying for a while (it is not worth the CPU);
+ * compressible ones after them are compressed again soon. */
+static void test_journal_compress_backoff(void **state)
+{
+	struct fixture *fx = *state;
+	fr_error err = {0};
+	struct jnl *j;
+	uint8_t rec[1000];
+	assert_int_equal(jnl_open(io_posix(), fx->dir, 1, 64u << 20, &j, &err), FR_OK);
+	for (size_t k = 0; k < 200; k++) {
+		fill_payload(rec, sizeof(rec), 2 * k); /* even: random */
+		assert_int_equal(jnl_add(j, rec, sizeof(rec), &err), FR_OK);
+	}
+	assert_int_equal(jnl_commit(j, FR_PERSIST_BUFFER, &err), FR_OK);
+	/* tries at 1, 3, 6, 11, ... then one in 65: far fewer than the records */
+	assert_true(jnl_compress_tries(j) >= 5);
+	assert_true(jnl_compress_tries(j) <= 12);
+	uint64_t before = jnl_bytes_written(j);
+	for (size_t k = 0; k < 200; k++) {
+		fill_payload(rec, sizeof(rec), 2 * k + 1); /* odd: compressible */
+		assert_int_equal(jnl_add(j, rec, sizeof(rec), &err), FR_OK);
+	}
+	assert_int_equal(jnl_commit(j, FR_PERSIST_BUFFER, &err), FR_OK);
+	/* at most one backoff's worth (64) of them went uncompressed */
+	assert_true(jnl_bytes_written(j) - before < 64 * 1020 + 136 * 600);
+	assert_int_equal(jnl_close(j, &err), FR_OK);
+}
+
 /* A segment of the first version (magic JNL_MAGIC, bare batches) still replays. */
 static void test_journal_v1_segment(void **state)
 {
@@ -837,6 +865,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal_write_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_rotate_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_compresses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_compress_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_v1_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_bad_frame, setup, teardown),
 	};

@@ -39,7 +39,16 @@ struct jnl {
 	uint64_t closed_bytes;  /* bytes written to segments this writer finished */
 	uint64_t cur_written;   /* bytes of the current segment handed to the OS */
 	struct fr_buf frame;    /* the framed record being added */
+	/* Compression backs off on data that does not compress: after a failed try the next
+	 * `skip` records of the same size class (below 4 KiB, or not) are stored as they are,
+	 * `skip` doubling up to JNL_BACKOFF_MAX with each failure and resetting on a success. */
+	uint32_t skip[2];
+	uint32_t backoff[2];
+	uint64_t tries; /* compressions attempted */
 };
+
+#define JNL_BACKOFF_MAX 64
+#define JNL_LARGE 4096
 
 static fr_status jnl_seg_path(char *path, size_t n, const char *dir, uint64_t seg_id,
 			      fr_error *err)
@@ -139,7 +148,12 @@ fr_status jnl_add(struct jnl *j, const void *rec, size_t len, fr_error *err)
 {
 	struct fr_buf *f = &j->frame;
 	buf_clear(f);
-	if (len >= JNL_COMPRESS_MIN && len <= (size_t)LZ4_MAX_INPUT_SIZE) {
+	int cls = len >= JNL_LARGE;
+	bool try = len >= JNL_COMPRESS_MIN && len <= (size_t)LZ4_MAX_INPUT_SIZE && !j->skip[cls];
+	if (j->skip[cls])
+		j->skip[cls]--;
+	if (try) {
+		j->tries++;
 		size_t bound = 1 + VARINT_MAX + (size_t)LZ4_compressBound((int)len);
 		if (buf_reserve(f, bound))
 			return FR_ERR(err, FR_NOMEM, "journal record");
@@ -147,9 +161,13 @@ fr_status jnl_add(struct jnl *j, const void *rec, size_t len, fr_error *err)
 		size_t h = 1 + enc_varint(f->data + 1, len);
 		int n = fr_lz4_compress(rec, (int)len, f->data + h, (int)(bound - h));
 		if (n > 0 && h + (size_t)n <= len - len / 8) {
+			j->backoff[cls] = 0;
 			f->len = h + (size_t)n;
 			return rec_writer_add(j->w, f->data, f->len, err);
 		}
+		uint32_t b = j->backoff[cls];
+		j->backoff[cls] = b ? (b * 2 > JNL_BACKOFF_MAX ? JNL_BACKOFF_MAX : b * 2) : 1;
+		j->skip[cls] = j->backoff[cls];
 	}
 	if (buf_reserve(f, 1 + len))
 		return FR_ERR(err, FR_NOMEM, "journal record");
@@ -167,6 +185,11 @@ fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err)
 		return rc;
 	j->cur_written = rec_writer_size(j->w);
 	return rec_writer_sync(j->w, mode, err);
+}
+
+uint64_t jnl_compress_tries(const struct jnl *j)
+{
+	return j->tries;
 }
 
 bool jnl_should_rotate(const struct jnl *j)

@@ -53,6 +53,8 @@ fr_status jnl_add(struct jnl *j, const void *rec, size_t len, fr_error *err);
 fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err);
 /* True when the current segment has reached segment_max. */
 bool jnl_should_rotate(const struct jnl *j);
+/* Records the writer tried to compress (the backoff on incompressible data, for tests). */
+uint64_t jnl_compress_tries(const struct jnl *j);
 /* Writes and syncs the start record of the current segment: the seqno of the next batch.
  * Call after jnl_open and every jnl_rotate. */
 fr_status jnl_mark_start(struct jnl *j, uint64_t next_seqno, fr_error *err);
