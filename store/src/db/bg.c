@@ -317,7 +317,9 @@ static void cjob_fini(struct cjob *cj)
 	memset(cj, 0, sizeof(*cj));
 }
 
-/* The merged input of a PICK_MERGE: one iterator per L0 table, one per deeper level. */
+/* The merged input of a PICK_MERGE: one iterator per L0 table, one per deeper level (its inputs
+ * are adjacent tables of one sorted run), and every input's range tombstones in rv. The
+ * inputs' readers (kept for the tombstones' memory) go to *readers. */
 static fr_status merge_input(struct cjob *cj, struct rd_vec *rv, struct sst_reader ***readers,
 			     size_t *rcnt, struct kv_iter **out, fr_error *err)
 {
@@ -332,40 +334,26 @@ static fr_status merge_input(struct cjob *cj, struct rd_vec *rv, struct sst_read
 		rc = FR_ERR(err, FR_NOMEM, "compaction");
 		goto out;
 	}
-	for (size_t i = 0; i < pk->in_cnt && !rc; i++) {
-		const struct pick_input *in = &pk->in[i];
-		struct sst_reader *r;
-		rc = table_reader(in->t, &r, err);
+	for (; n < pk->in_cnt && !rc; n++) {
+		rc = table_reader(pk->in[n].t, &rs[n], err);
 		if (rc)
 			break;
-		rs[n++] = r;
 		const struct range_del *rds;
-		size_t k = sst_reader_range_dels(r, &rds);
+		size_t k = sst_reader_range_dels(rs[n], &rds);
 		for (size_t x = 0; x < k; x++)
 			rd_push(rv, &rds[x]);
-		if (in->level == 0) {
-			/* compaction reads every block once: it would only push hot ones out */
-			rc = sst_iter_new_flags(r, SST_ITER_NO_FILL, &kids[cnt++], err);
+	}
+	/* compaction reads every block once: it would only push hot ones out of the cache */
+	for (size_t i = 0; i < pk->in_cnt && !rc;) {
+		uint32_t level = pk->in[i].level;
+		if (level == 0) {
+			rc = sst_iter_new_flags(rs[i++], SST_ITER_NO_FILL, &kids[cnt++], err);
 			continue;
 		}
-		/* a level's inputs are adjacent tables of one sorted run: one level iterator */
 		size_t m = 0;
-		while (i + m < pk->in_cnt && pk->in[i + m].level == in->level) {
-			run[m] = pk->in[i + m].t;
-			m++;
-		}
+		while (i < pk->in_cnt && pk->in[i].level == level)
+			run[m++] = pk->in[i++].t;
 		rc = level_iter_new_flags(run, m, SST_ITER_NO_FILL, &kids[cnt++], err);
-		/* the rest of this level's tables: their readers for the range tombstones */
-		for (size_t x = 1; x < m && !rc; x++) {
-			rc = table_reader(pk->in[i + x].t, &r, err);
-			if (rc)
-				break;
-			rs[n++] = r;
-			k = sst_reader_range_dels(r, &rds);
-			for (size_t y = 0; y < k; y++)
-				rd_push(rv, &rds[y]);
-		}
-		i += m - 1;
 	}
 	if (!rc) {
 		*out = merge_iter_new(kids, cnt);
@@ -379,7 +367,7 @@ out:
 	fr_free(kids);
 	fr_free(run);
 	*readers = rs;
-	*rcnt = n;
+	*rcnt = rs ? n : 0;
 	return rc;
 }
 

@@ -46,21 +46,21 @@ static fr_status check_format(fr_db *db, bool *fresh, fr_error *err)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s", db->path, FORMAT_FILE);
+	/* CURRENT appears (by an atomic rename) before the journal exists, so before anything
+	 * can be committed: FORMAT without CURRENT is a creation cut short, done again */
+	bool cur;
+	char cpath[PATH_MAX];
+	snprintf(cpath, sizeof(cpath), "%s/CURRENT", db->path);
+	fr_status rc = io_exists(db->io, cpath, &cur, err);
+	if (rc)
+		return rc;
 	void *data;
 	size_t len;
-	fr_status rc = io_read_file(db->io, path, &data, &len, err);
+	rc = io_read_file(db->io, path, &data, &len, err);
 	if (rc == FR_NOT_FOUND) {
-		bool cur;
-		char cpath[PATH_MAX];
-		snprintf(cpath, sizeof(cpath), "%s/CURRENT", db->path);
-		rc = io_exists(db->io, cpath, &cur, err);
-		if (rc)
-			return rc;
 		if (cur)
 			return FR_CORRUPT(err, path, 0, "missing format file");
-		if (!db->opts.create_if_missing)
-			return FR_ERR(err, FR_NOT_FOUND, "no database at %s", db->path);
-		if (db->opts.read_only)
+		if (!db->opts.create_if_missing || db->opts.read_only)
 			return FR_ERR(err, FR_NOT_FOUND, "no database at %s", db->path);
 		*fresh = true;
 		return io_write_file_atomic(db->io, db->path, FORMAT_FILE, FORMAT_TEXT,
@@ -75,14 +75,6 @@ static fr_status check_format(fr_db *db, bool *fresh, fr_error *err)
 		return FR_ERR(err, ours ? FR_INVALID : FR_CORRUPTION,
 			      "%s: unsupported database format version (this build reads %.*s)",
 			      path, (int)strlen(FORMAT_TEXT) - 1, FORMAT_TEXT);
-	/* CURRENT appears (by an atomic rename) before the journal exists, so before anything
-	 * can be committed: FORMAT without CURRENT is a creation cut short, done again here */
-	bool cur;
-	char cpath[PATH_MAX];
-	snprintf(cpath, sizeof(cpath), "%s/CURRENT", db->path);
-	rc = io_exists(db->io, cpath, &cur, err);
-	if (rc)
-		return rc;
 	*fresh = !cur && db->opts.create_if_missing && !db->opts.read_only;
 	return FR_OK;
 }

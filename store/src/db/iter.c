@@ -273,6 +273,17 @@ static long resolve(const struct titer *it, const uint8_t *k, size_t klen,
 	return -1;
 }
 
+/* Makes version w of the collected group the iterator's current value. */
+static fr_status take_version(struct titer *it, long w, fr_error *err)
+{
+	const struct version_ent *e = &it->group[w];
+	buf_clear(&it->val);
+	if (buf_append(&it->val, it->group_vals.data + e->val_off, e->val_len))
+		return FR_ERR(err, FR_NOMEM, "iterator");
+	it->valid = true;
+	return FR_OK;
+}
+
 static fr_status group_push(struct titer *it, const struct kv_iter *m)
 {
 	if (it->group_cnt == it->group_cap) {
@@ -321,14 +332,8 @@ static fr_status fwd_find(struct titer *it, fr_error *err)
 		if (m->status)
 			return fail(it, err);
 		long w = resolve(it, it->key.data, it->key.len, it->group, it->group_cnt, true);
-		if (w >= 0) {
-			const struct version_ent *e = &it->group[w];
-			buf_clear(&it->val);
-			if (buf_append(&it->val, it->group_vals.data + e->val_off, e->val_len))
-				return FR_ERR(err, FR_NOMEM, "iterator");
-			it->valid = true;
-			return FR_OK;
-		}
+		if (w >= 0)
+			return take_version(it, w, err);
 	}
 	return m->status ? fail(it, err) : FR_OK;
 }
@@ -361,14 +366,8 @@ static fr_status rev_find(struct titer *it, fr_error *err)
 			continue;
 		/* group is oldest first */
 		long w = resolve(it, it->key.data, it->key.len, it->group, it->group_cnt, false);
-		if (w >= 0) {
-			const struct version_ent *e = &it->group[w];
-			buf_clear(&it->val);
-			if (buf_append(&it->val, it->group_vals.data + e->val_off, e->val_len))
-				return FR_ERR(err, FR_NOMEM, "iterator");
-			it->valid = true;
-			return FR_OK;
-		}
+		if (w >= 0)
+			return take_version(it, w, err);
 	}
 	return m->status ? fail(it, err) : FR_OK;
 }

@@ -53,6 +53,25 @@ static fr_status cat_get(fr_db *db, char tag, const void *p, size_t n, uint64_t 
 	return tree_get_value(db, db->catalog, key, klen, snap, val, vlen, err);
 }
 
+/* The 'k' record of keyspace `name` at snap: its id and its tree's. */
+static fr_status cat_get_ks(fr_db *db, const char *name, uint64_t snap, uint32_t *ks_id,
+			    uint32_t *tree_id, fr_error *err)
+{
+	void *v;
+	size_t n;
+	fr_status rc = cat_get(db, 'k', name, strlen(name), snap, &v, &n, err);
+	if (rc)
+		return rc;
+	if (n < 8) {
+		fr_free(v);
+		return FR_CORRUPT(err, "catalog", 0, "bad keyspace record");
+	}
+	*ks_id = dec_u32(v);
+	*tree_id = dec_u32((uint8_t *)v + 4);
+	fr_free(v);
+	return FR_OK;
+}
+
 /* ---- tree options: the tail of a 'T' record (FORMAT.md §6) ---- */
 
 #define SST_OPTS_LEN 13
@@ -361,17 +380,10 @@ static fr_status name_check(const char *name, fr_error *err)
 /* Builds a handle from the catalog record of name; FR_NOT_FOUND when absent. */
 static fr_status ks_load(fr_db *db, const char *name, fr_keyspace **out, fr_error *err)
 {
-	void *v;
-	size_t n;
-	fr_status rc = cat_get(db, 'k', name, strlen(name), db_visible(db), &v, &n, err);
+	uint32_t ks_id, tree_id;
+	fr_status rc = cat_get_ks(db, name, db_visible(db), &ks_id, &tree_id, err);
 	if (rc)
 		return rc;
-	if (n < 8) {
-		fr_free(v);
-		return FR_CORRUPT(err, "catalog", 0, "bad keyspace record");
-	}
-	uint32_t ks_id = dec_u32(v), tree_id = dec_u32((uint8_t *)v + 4);
-	fr_free(v);
 	bool fresh = false;
 	struct tree *t;
 	fr_mutex_lock(&db->mu);
@@ -574,19 +586,12 @@ fr_status ks_resolve_create(fr_db *db, const char *name, const fr_keyspace_optio
 
 fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo, fr_error *err)
 {
-	void *v;
-	size_t n;
-	fr_status rc = cat_get(db, 'k', name, strlen(name), db->seqno, &v, &n, err);
+	uint32_t ks_id, tree_id;
+	fr_status rc = cat_get_ks(db, name, db->seqno, &ks_id, &tree_id, err);
 	if (rc == FR_NOT_FOUND)
 		return FR_OK;
 	if (rc)
 		return rc;
-	if (n < 8) {
-		fr_free(v);
-		return FR_CORRUPT(err, "catalog", 0, "bad keyspace record");
-	}
-	uint32_t ks_id = dec_u32(v), tree_id = dec_u32((uint8_t *)v + 4);
-	fr_free(v);
 	uint8_t key[KS_PREFIX_LEN + 1 + FR_KEYSPACE_NAME_MAX];
 	size_t klen = cat_key(key, 'k', name, strlen(name));
 	uint8_t lo_k[KS_PREFIX_LEN], hi_k[KS_PREFIX_LEN];

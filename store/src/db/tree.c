@@ -144,8 +144,7 @@ static void cover_fn(void *ctx, const struct range_del *rd)
 
 static fr_status table_cover(struct table *tb, struct cover_ctx *c, fr_error *err)
 {
-	if (!tb->meta.range_del_cnt || tb->meta.max_seqno <= c->max ||
-	    !table_may_hold(tb, c->k, c->klen))
+	if (!tb->meta.range_del_cnt || tb->meta.max_seqno <= c->max)
 		return FR_OK;
 	struct sst_reader *r;
 	fr_status rc = table_reader(tb, &r, err);
@@ -177,9 +176,44 @@ static size_t level_find(const struct tree_version *ver, int l, const uint8_t *k
 	return lo;
 }
 
+/* The tables of a version whose key span holds k, newest first: every L0 table spanning k,
+ * then in each deeper level the one or few (range tombstone clipping can make neighbours
+ * share a boundary key) found by binary search. */
+struct span_walk {
+	const struct tree_version *ver;
+	const uint8_t *k;
+	size_t klen;
+	int level;
+	size_t i;
+};
+
+static void span_start(struct span_walk *w, const struct tree_version *ver, const uint8_t *k,
+		       size_t klen)
+{
+	*w = (struct span_walk){.ver = ver, .k = k, .klen = klen};
+}
+
+static struct table *span_next(struct span_walk *w)
+{
+	const struct tree_version *ver = w->ver;
+	while (w->level < LEVEL_CNT) {
+		if (w->i < ver->level_cnt[w->level]) {
+			struct table *tb = ver->levels[w->level][w->i++];
+			if (table_may_hold(tb, w->k, w->klen))
+				return tb;
+			if (w->level == 0)
+				continue;
+		}
+		/* the level is done: a deeper one is sorted, so past k nothing spans it */
+		if (++w->level < LEVEL_CNT)
+			w->i = level_find(ver, w->level, w->k, w->klen);
+	}
+	return NULL;
+}
+
 /* Whether a range tombstone with seqno in (seqno, snap] covers k in the view. Sources whose
- * newest entry is not newer than the found version cannot hold one, and in levels >= 1 only
- * the tables spanning k can. */
+ * newest entry is not newer than the found version cannot hold one, and only the tables
+ * spanning k can. */
 static fr_status view_covered(struct read_view *v, const uint8_t *k, size_t klen, uint64_t snap,
 			      uint64_t seqno, bool *out, fr_error *err)
 {
@@ -187,21 +221,12 @@ static fr_status view_covered(struct read_view *v, const uint8_t *k, size_t klen
 	for (size_t i = 0; i < v->mem_cnt; i++)
 		if (mem_range_del_cnt(v->mems[i]) && mem_max_seqno(v->mems[i]) > seqno)
 			mem_range_dels_each(v->mems[i], cover_fn, &c);
-	const struct tree_version *ver = v->ver;
-	for (size_t i = 0; i < ver->level_cnt[0]; i++) {
-		fr_status rc = table_cover(ver->levels[0][i], &c, err);
+	struct span_walk w;
+	span_start(&w, v->ver, k, klen);
+	for (struct table *tb; (tb = span_next(&w));) {
+		fr_status rc = table_cover(tb, &c, err);
 		if (rc)
 			return rc;
-	}
-	for (int l = 1; l < LEVEL_CNT; l++) {
-		for (size_t i = level_find(ver, l, k, klen); i < ver->level_cnt[l]; i++) {
-			struct table *tb = ver->levels[l][i];
-			if (!table_may_hold(tb, k, klen))
-				break;
-			fr_status rc = table_cover(tb, &c, err);
-			if (rc)
-				return rc;
-		}
 	}
 	*out = c.max > seqno;
 	return FR_OK;
@@ -238,25 +263,14 @@ static fr_status view_lookup(struct read_view *v, const uint8_t *k, size_t klen,
 		    FR_OK)
 			return FR_OK;
 	}
-	const struct tree_version *ver = v->ver;
-	for (size_t i = 0; i < ver->level_cnt[0]; i++) {
-		struct table *tb = ver->levels[0][i];
-		if (!table_may_hold(tb, k, klen) || tb->meta.min_seqno > snap)
-			continue;
+	struct span_walk w;
+	span_start(&w, v->ver, k, klen);
+	for (struct table *tb; (tb = span_next(&w));) {
+		if (tb->meta.min_seqno > snap)
+			continue; /* written after the snapshot */
 		fr_status rc = table_lookup(tb, k, klen, snap, f, err);
 		if (rc != FR_NOT_FOUND)
 			return rc;
-	}
-	for (int l = 1; l < LEVEL_CNT; l++) {
-		/* range tombstone clipping can make neighbours share a boundary key */
-		for (size_t i = level_find(ver, l, k, klen); i < ver->level_cnt[l]; i++) {
-			struct table *tb = ver->levels[l][i];
-			if (!table_may_hold(tb, k, klen))
-				break;
-			fr_status rc = table_lookup(tb, k, klen, snap, f, err);
-			if (rc != FR_NOT_FOUND)
-				return rc;
-		}
 	}
 	return FR_NOT_FOUND;
 }
