@@ -39,6 +39,8 @@ typedef struct fr_keyspace fr_keyspace;
 typedef struct fr_batch fr_batch;
 typedef struct fr_snapshot fr_snapshot;
 typedef struct fr_iter fr_iter;
+typedef struct fr_tx fr_tx;
+typedef struct fr_ingest fr_ingest;
 /* The file-system interface the engine does all its I/O through. NULL means the real one;
  * tests pass a fault-injecting or in-memory one (internal). */
 typedef struct fr_io fr_io;
@@ -157,6 +159,9 @@ typedef struct fr_db_stats {
 	uint64_t open_files;        /* table files open now */
 	uint64_t write_stall_us;    /* writers delayed or halted by stalls, in total */
 	uint64_t write_stalls;      /* commits that were delayed or halted */
+	uint64_t blob_file_cnt;     /* blob files of every tree */
+	uint64_t blob_bytes;        /* their size on disk */
+	uint64_t blob_stale_bytes;  /* of which no table refers to any more */
 	bool poisoned;
 } fr_db_stats;
 FR_API fr_status fr_db_stats_get(fr_db *db, fr_db_stats *out, fr_error *err);
@@ -199,6 +204,15 @@ typedef struct fr_keyspace_options {
 	uint64_t table_target_size;  /* cut compaction output tables near this (64 MiB) */
 	uint64_t fifo_limit_bytes;   /* FIFO: drop the oldest tables past this (1 GiB) */
 	uint64_t fifo_ttl_seconds;   /* FIFO: drop tables older than this (0: never) */
+	/* KV separation: values of at least blob_threshold bytes are written to blob files at
+	 * flush; tables keep a small handle. 0 (the default) keeps every value in the tables. */
+	uint32_t blob_threshold;
+	uint64_t blob_file_target;   /* cut blob files near this size (default 64 MiB) */
+	bool blob_compress;          /* LZ4 per value when it saves >= 12.5% (default true) */
+	/* Blob GC: a blob file whose stale (unreferenced) bytes pass this percentage of its size
+	 * has its live values rewritten by the next compaction that reaches it, and is then
+	 * deleted (default 50; 0: never rewrite, a file goes only when wholly stale). */
+	uint32_t blob_gc_stale_pct;
 } fr_keyspace_options;
 
 FR_API void fr_keyspace_options_init(fr_keyspace_options *o);
@@ -257,12 +271,19 @@ typedef struct fr_keyspace_stats {
 	uint64_t compaction_read_bytes;
 	uint64_t compaction_write_bytes;
 	uint64_t flush_write_bytes;
+	uint64_t blob_file_cnt;       /* blob files of the tree */
+	uint64_t blob_bytes;          /* their size on disk */
+	uint64_t blob_stale_bytes;    /* bytes of values no table refers to any more */
+	uint64_t blob_gc_done;        /* blob files rewritten or dropped by GC, since open */
 	bool compacting;              /* a compaction of this tree runs now */
 } fr_keyspace_stats;
 /* Statistics of the keyspace's tree (shared by every keyspace in a shared tree). */
 FR_API fr_status fr_keyspace_stats_get(fr_keyspace *ks, fr_keyspace_stats *out, fr_error *err);
 /* Merges every table of the keyspace's tree into the last level and waits for it. */
 FR_API fr_status fr_major_compact(fr_keyspace *ks, fr_error *err);
+/* Runs blob GC on the keyspace's tree now and waits for it: every blob file past the stale
+ * threshold has its live values rewritten, and wholly stale files are deleted. */
+FR_API fr_status fr_blob_gc(fr_keyspace *ks, fr_error *err);
 
 /* ---- batches: atomic across keyspaces, one sequence number ---- */
 /* A batch is used by one thread at a time. Operations on the same key: the last one wins. */
@@ -319,6 +340,89 @@ FR_API fr_status fr_iter_seek(fr_iter *it, const void *key, size_t key_len, fr_e
 /* Views valid until the next call on the iterator. */
 FR_API const void *fr_iter_key(const fr_iter *it, size_t *len);
 FR_API const void *fr_iter_value(const fr_iter *it, size_t *len);
+
+/* ---- transactions ---- */
+typedef enum fr_tx_kind {
+	/* One write transaction at a time: fr_tx_begin waits while another is open. Its reads
+	 * see the snapshot taken at begin plus its own writes; it never conflicts. */
+	FR_TX_SINGLE_WRITER = 0,
+	/* Any number at once. Point reads and iterated ranges are recorded; the commit fails
+	 * with FR_CONFLICT, changing nothing, when a key read or written by the transaction was
+	 * written by any commit made after the transaction began (transactions and plain writes
+	 * alike). */
+	FR_TX_OPTIMISTIC = 1,
+} fr_tx_kind;
+
+/* Begins a transaction reading at a snapshot of now. A transaction is used by one thread at a
+ * time and must end with fr_tx_commit or fr_tx_rollback, which free it. */
+FR_API fr_status fr_tx_begin(fr_db *db, fr_tx_kind kind, fr_tx **out, fr_error *err);
+/* Reads see the transaction's own writes (read-your-own-writes), in every keyspace. */
+FR_API fr_status fr_tx_get(fr_tx *tx, fr_keyspace *ks, const void *key, size_t key_len,
+			   void **val, size_t *val_len, fr_error *err);
+FR_API fr_status fr_tx_contains(fr_tx *tx, fr_keyspace *ks, const void *key, size_t key_len,
+				bool *out, fr_error *err);
+FR_API fr_status fr_tx_put(fr_tx *tx, fr_keyspace *ks, const void *key, size_t key_len,
+			   const void *val, size_t val_len, fr_error *err);
+FR_API fr_status fr_tx_remove(fr_tx *tx, fr_keyspace *ks, const void *key, size_t key_len,
+			      fr_error *err);
+FR_API fr_status fr_tx_remove_weak(fr_tx *tx, fr_keyspace *ks, const void *key,
+				   size_t key_len, fr_error *err);
+/* Removes the key and returns the value it had (FR_NOT_FOUND, nothing written, if none). */
+FR_API fr_status fr_tx_take(fr_tx *tx, fr_keyspace *ks, const void *key, size_t key_len,
+			    void **val, size_t *val_len, fr_error *err);
+/* Computes a key's new value from its current one (old NULL and found false when absent).
+ * Set *new_val and *new_len to the new value (borrowed until the call returns; it is copied) or
+ * *remove to true to remove the key. A status other than FR_OK aborts the update, nothing is
+ * written, and the status is returned to the caller. */
+typedef fr_status (*fr_tx_update_fn)(void *ctx, const void *old, size_t old_len, bool found,
+				     const void **new_val, size_t *new_len, bool *remove);
+/* Updates a key through fn and returns the value before the update (*found false when there
+ * was none; *val NULL). val, val_len and found may be NULL. */
+FR_API fr_status fr_tx_fetch_update(fr_tx *tx, fr_keyspace *ks, const void *key,
+				    size_t key_len, fr_tx_update_fn fn, void *ctx, void **val,
+				    size_t *val_len, bool *found, fr_error *err);
+/* The same, returning the value after the update (*found false when fn removed it). */
+FR_API fr_status fr_tx_update_fetch(fr_tx *tx, fr_keyspace *ks, const void *key,
+				    size_t key_len, fr_tx_update_fn fn, void *ctx, void **val,
+				    size_t *val_len, bool *found, fr_error *err);
+/* An iterator over the keyspace as the transaction sees it (its snapshot plus its own writes
+ * made before the iterator was opened). o->snapshot must be NULL. An optimistic transaction
+ * records the iterator's whole bounded range as read. Close it before the transaction ends. */
+FR_API fr_status fr_tx_iter_open(fr_tx *tx, fr_keyspace *ks, const fr_iter_options *o,
+				 fr_iter **out, fr_error *err);
+/* The sequence number the transaction reads at. */
+FR_API fr_seqno fr_tx_seqno(const fr_tx *tx);
+/* Commits every write as one atomic batch persisted to `mode`, and frees the transaction, on
+ * success and on failure alike. FR_CONFLICT: an optimistic transaction lost; nothing was
+ * written. *seqno (may be NULL) is the commit's sequence number. */
+FR_API fr_status fr_tx_commit(fr_tx *tx, fr_persist mode, fr_seqno *seqno, fr_error *err);
+/* Discards every write and frees the transaction. Accepts NULL. */
+FR_API void fr_tx_rollback(fr_tx *tx);
+
+/* ---- bulk ingestion: sorted keys straight into tables (no journal, no memtable) ---- */
+/* Starts an ingestion into ks. Keys must then be given in strictly ascending order. Nothing is
+ * visible until fr_ingest_finish publishes every entry at once, at one new sequence number,
+ * newer than every commit before it. */
+FR_API fr_status fr_ingest_start(fr_keyspace *ks, fr_ingest **out, fr_error *err);
+/* FR_INVALID when the key is not greater than the previous one: the ingestion is then
+ * broken, and fr_ingest_finish publishes nothing. */
+FR_API fr_status fr_ingest_put(fr_ingest *in, const void *key, size_t key_len,
+			       const void *val, size_t val_len, fr_error *err);
+/* Ingests a tombstone: the key reads as absent after finish. */
+FR_API fr_status fr_ingest_remove(fr_ingest *in, const void *key, size_t key_len,
+				  fr_error *err);
+/* Publishes everything atomically and frees the ingestion, on success and failure alike.
+ * *seqno (may be NULL) is the sequence number of the ingested entries. */
+FR_API fr_status fr_ingest_finish(fr_ingest *in, fr_seqno *seqno, fr_error *err);
+/* Discards an unfinished ingestion (its files are deleted). Accepts NULL. */
+FR_API void fr_ingest_abort(fr_ingest *in);
+
+/* ---- checkpoints ---- */
+/* Writes to `dir` (created; must not exist, or be empty) a consistent, complete copy of the
+ * database as of one commit, openable on its own (read-only or read-write): memtables are
+ * flushed, table and blob files are hard-linked (copied when dir is on another file system)
+ * and a manifest describing exactly them is written. */
+FR_API fr_status fr_db_checkpoint(fr_db *db, const char *dir, fr_error *err);
 
 #ifdef __cplusplus
 }
