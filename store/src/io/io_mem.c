@@ -22,8 +22,8 @@
  *  - Locks are flock-like: per inode, exclusive, FR_BUSY when held through another handle,
  *    released by io_close of the locking handle or by a power cut.
  *  - Errors use the statuses and messages of io_posix.c for the same errno: ENOENT is
- *    FR_NOT_FOUND for open, unlink, rmdir and list, and FR_IO elsewhere (rename, link, mkdir, sync_dir),
- *    as in io_posix; EEXIST on open with IO_EXCL is FR_INVALID. Unlike io_posix, mkdir over an
+ *    FR_NOT_FOUND for open, unlink, rmdir and list, and FR_IO elsewhere (rename, link, mkdir,
+ *    sync_dir), as in io_posix; EEXIST on open with IO_EXCL is FR_INVALID. Unlike io_posix, mkdir over an
  *    existing regular file fails (FR_IO, EEXIST) and opening a directory fails (EISDIR).
  *  - The io must outlive its handles: close every file before io_destroy.
  *
