@@ -28,6 +28,7 @@
 #include "fractio.h"
 #include "io/io.h"
 #include "io/io_fault.h"
+#include "io/io_mem.h"
 #include "testutil.h"
 
 static fr_error E;
@@ -787,6 +788,62 @@ static void test_checkpoint_fault_rename(void **state)
 	fault_loop(*state, IO_FAULT_RENAME, false, true);
 }
 
+/* Power lost during a checkpoint (in memory: from the nth sync on nothing more becomes
+ * durable, then the cut): what is left either opens as the whole copy or not at all. */
+static void test_checkpoint_power_cut(void **state)
+{
+	(void)state;
+	char *want = NULL;
+	uint64_t n;
+	for (n = 1; n < 200; n++) {
+		struct fr_io *mem = io_mem_new();
+		struct fr_io *fio = io_fault_new(mem);
+		assert_non_null(fio);
+		fr_db_options o;
+		fr_db_options_init(&o);
+		o.io = fio;
+		o.background = false;
+		fr_db *db;
+		OK(fr_db_open("/src", &o, &db, &E));
+		fill(db);
+		if (n % 2)
+			OK(fr_db_flush(db, &E)); /* odd n: nothing left for the cut to flush */
+		free(want);
+		want = dump(db);
+		io_fault_arm(fio, IO_FAULT_SYNC, (n + 1) / 2, EIO, true);
+		fr_status rc = fr_db_checkpoint(db, "/ck", NULL);
+		uint64_t hit = io_fault_injected(fio);
+		fr_db_close(db, NULL);
+		io_fault_clear(fio);
+		io_mem_power_cut(mem);
+
+		fr_db_options_init(&o);
+		o.io = mem;
+		o.read_only = true;
+		o.create_if_missing = false;
+		fr_db *c = NULL;
+		fr_status orc = fr_db_open("/ck", &o, &c, &E);
+		if (orc == FR_OK) {
+			char *got = dump(c);
+			assert_string_equal(got, want);
+			free(got);
+			OK(fr_db_close(c, &E));
+		} else {
+			assert_int_equal(orc, FR_NOT_FOUND);
+			assert_int_not_equal(rc, FR_OK); /* a reported success is durable */
+		}
+		io_destroy(fio);
+		io_destroy(mem);
+		if (!hit && n % 2 == 0) {
+			assert_int_equal(rc, FR_OK);
+			assert_int_equal(orc, FR_OK);
+			break;
+		}
+	}
+	assert_true(n < 200);
+	free(want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -814,6 +871,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_fault_link, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_fault_rename, setup, teardown),
+		cmocka_unit_test(test_checkpoint_power_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
