@@ -459,8 +459,8 @@ static void test_checkpoint_read_while_source_compacts(void **state)
 	while (__atomic_load_n(&ch.rounds, __ATOMIC_ACQUIRE) < 20)
 		sched_yield();
 	OK(fr_db_checkpoint(f->db, ck, &E));
-	fr_db_stats s0;
-	OK(fr_db_stats_get(f->db, &s0, &E));
+	fr_keyspace_stats s0;
+	OK(fr_keyspace_stats_get(ch.ks, &s0, &E));
 
 	/* read the copy fully, again and again, while the source rewrites its tables */
 	fr_db *c = open_ro(ck);
@@ -480,8 +480,8 @@ static void test_checkpoint_read_while_source_compacts(void **state)
 	/* every table the copy was made from is rewritten in the source */
 	OK(fr_major_compact(ch.ks, &E));
 	OK(fr_db_wait_idle(f->db, &E));
-	fr_db_stats s1;
-	OK(fr_db_stats_get(f->db, &s1, &E));
+	fr_keyspace_stats s1;
+	OK(fr_keyspace_stats_get(ch.ks, &s1, &E));
 	assert_true(s1.compactions_done > s0.compactions_done);
 	char *again = dump(c);
 	assert_string_equal(again, first);
