@@ -281,7 +281,24 @@ static void check_names(struct fr_io *io, const char *base)
 	assert_int_equal(err.sys_errno, ENOENT);
 	assert_int_equal(io_sync_dir(io, base, NULL), FR_OK);
 	assert_int_not_equal(io_sync_dir(io, missing, NULL), FR_OK);
+	/* rmdir: only of an empty directory */
+	write_file(io, in_sub, "X", false);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(io_rmdir(io, sub, &err), FR_IO);
+	assert_int_equal(err.sys_errno, ENOTEMPTY);
+	assert_true(exists(io, in_sub));
 	assert_int_equal(io_unlink(io, in_sub, NULL), FR_OK);
+	list_sorted(io, sub, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(io_rmdir(io, sub, NULL), FR_OK);
+	assert_false(exists(io, sub));
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(io_rmdir(io, sub, &err), FR_NOT_FOUND);
+	assert_int_equal(err.sys_errno, ENOENT);
+	assert_int_equal(io_rmdir(io, a, &err), FR_IO);
+	assert_int_equal(err.sys_errno, ENOTDIR);
+	assert_true(exists(io, a));
+	assert_int_equal(io_mkdir(io, sub, NULL), FR_OK); /* made again, it is empty */
 	list_sorted(io, sub, got, sizeof(got));
 	assert_string_equal(got, "");
 }

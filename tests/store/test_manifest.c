@@ -1004,6 +1004,91 @@ static void test_manifest_concurrent_readers(void **state)
 	vset_close(r.vs);
 }
 
+/* ---- a state written elsewhere (checkpoints) ---- */
+
+struct files_seen {
+	char rel[16][64];
+	uint64_t size[16];
+	size_t cnt;
+};
+
+static fr_status see_file(void *ctx, const char *path, const char *rel, uint64_t size,
+			  fr_error *err)
+{
+	struct files_seen *f = ctx;
+
+	(void)err;
+	assert_true(f->cnt < 16);
+	assert_non_null(strstr(path, rel)); /* the relative path names the same file */
+	snprintf(f->rel[f->cnt], sizeof(f->rel[0]), "%s", rel);
+	f->size[f->cnt++] = size;
+	return f->cnt == 3 ? FR_NO_SPACE : FR_OK; /* a callback's failure ends the walk */
+}
+
+/* vset_write_state writes exactly the versions it is given, while the vset moves on; the
+ * directory opens to the same tables, flushed seqnos and counters; tv_files_each lists them. */
+static void test_manifest_write_state(void **state)
+{
+	char *dir = dir_of(state);
+	char src[PATH_MAX], dst[PATH_MAX];
+	struct tree_version *vers[2];
+	struct vset *vs, *cp;
+	struct vedit e;
+	fr_error err;
+
+	snprintf(src, sizeof(src), "%s/src", dir);
+	snprintf(dst, sizeof(dst), "%s/dst", dir);
+	assert_int_equal(vset_open(io_posix(), src, true, false, &vs, &err), FR_OK);
+	for (uint64_t id = 1; id <= 4; id++)
+		assert_int_equal(add1(vs, id <= 2 ? 0 : 7, id == 4 ? 1 : 0, id, id * 10, &err),
+				 FR_OK);
+	vedit_init(&e);
+	assert_int_equal(vedit_set_flushed(&e, 7, 35), FR_OK);
+	assert_int_equal(vset_apply(vs, &e, &err), FR_OK);
+	vedit_fini(&e);
+	vers[0] = vset_current(vs, 0);
+	vers[1] = vset_current(vs, 7);
+	uint64_t next_id = vset_new_file_id(vs) + 1;
+
+	/* the vset moves on after the cut */
+	assert_int_equal(add1(vs, 7, 0, 9, 90, &err), FR_OK);
+	assert_int_equal(del1(vs, 0, 0, 1, &err), FR_OK);
+
+	struct files_seen fs = {.cnt = 0};
+	assert_int_equal(tv_files_each(vers[1], see_file, &fs, &err), FR_OK);
+	assert_int_equal(fs.cnt, 2);
+	assert_string_equal(fs.rel[0], "tables/3.sst");
+	assert_string_equal(fs.rel[1], "tables/4.sst");
+	assert_int_equal(fs.size[1], 4096 + 4);
+	assert_int_equal(tv_files_each(vers[0], see_file, &fs, &err), FR_NO_SPACE);
+	assert_int_equal(fs.cnt, 3);
+
+	assert_int_equal(mkdir(dst, 0755), 0);
+	assert_int_equal(vset_write_state(vs, dst, vers, 2, 77, &err), FR_OK);
+	tv_unref(vers[0]);
+	tv_unref(vers[1]);
+	vset_close(vs);
+	assert_true(file_exists(dst, "CURRENT"));
+	assert_true(file_exists(dst, "MANIFEST-1"));
+
+	assert_int_equal(vset_open(io_posix(), dst, false, true, &cp, &err), FR_OK);
+	assert_int_equal(vset_last_seqno(cp), 77);
+	assert_true(vset_new_file_id(cp) >= next_id);
+	struct tree_version *v = vset_current(cp, 0);
+	assert_int_equal(tv_table_cnt(v), 2); /* table 1 still there: deleted after the cut */
+	assert_int_equal(v->levels[0][0]->meta.id + v->levels[0][1]->meta.id, 3);
+	tv_unref(v);
+	v = vset_current(cp, 7);
+	assert_int_equal(v->flushed_seqno, 35);
+	assert_int_equal(v->level_cnt[0], 1); /* table 9 came after the cut */
+	assert_int_equal(v->levels[0][0]->meta.id, 3);
+	assert_int_equal(v->level_cnt[1], 1);
+	assert_int_equal(v->levels[1][0]->meta.id, 4);
+	assert_int_equal(v->levels[1][0]->meta.entry_cnt, 12);
+	tv_unref(v);
+	vset_close(cp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1021,6 +1106,7 @@ int main(void)
 		T(test_manifest_rollover_failure),
 		T(test_manifest_nomem),
 		T(test_manifest_concurrent_readers),
+		T(test_manifest_write_state),
 #undef T
 	};
 

@@ -148,6 +148,15 @@ fr_seqno fr_db_seqno(fr_db *db)
 	return db ? visible(db) : 0;
 }
 
+fr_status fr_db_checkpoint(fr_db *db, const char *dir, fr_error *err)
+{
+	struct cpt_stats st;
+
+	if (!db || !dir || !*dir)
+		return FR_ERR(err, FR_INVALID, "fr_db_checkpoint needs a database and a directory");
+	return db_checkpoint(db, dir, &st, err);
+}
+
 fr_status fr_db_stats_get(fr_db *db, fr_db_stats *out, fr_error *err)
 {
 	if (!db || !out)

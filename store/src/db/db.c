@@ -42,6 +42,11 @@ void fr_db_options_init(fr_db_options *o)
 	o->background = true;
 }
 
+fr_status db_write_format(struct fr_io *io, const char *dir, fr_error *err)
+{
+	return io_write_file_atomic(io, dir, FORMAT_FILE, FORMAT_TEXT, strlen(FORMAT_TEXT), err);
+}
+
 static fr_status check_format(fr_db *db, bool *fresh, fr_error *err)
 {
 	char path[PATH_MAX];
@@ -63,8 +68,7 @@ static fr_status check_format(fr_db *db, bool *fresh, fr_error *err)
 		if (!db->opts.create_if_missing || db->opts.read_only)
 			return FR_ERR(err, FR_NOT_FOUND, "no database at %s", db->path);
 		*fresh = true;
-		return io_write_file_atomic(db->io, db->path, FORMAT_FILE, FORMAT_TEXT,
-					    strlen(FORMAT_TEXT), err);
+		return db_write_format(db->io, db->path, err);
 	}
 	if (rc)
 		return rc;
@@ -212,13 +216,13 @@ fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_erro
 	db->next_mem_id = 1;
 	size_t plen = strlen(path);
 	db->path = fr_strdup(path);
-	db->jnl_dir = fr_malloc(plen + sizeof("/journal"));
+	db->jnl_dir = fr_malloc(plen + sizeof("/" JOURNAL_SUBDIR));
 	fr_status rc;
 	if (!db->path || !db->jnl_dir) {
 		rc = FR_ERR(err, FR_NOMEM, "database");
 		goto out_free;
 	}
-	snprintf(db->jnl_dir, plen + sizeof("/journal"), "%s/journal", path);
+	snprintf(db->jnl_dir, plen + sizeof("/" JOURNAL_SUBDIR), "%s/" JOURNAL_SUBDIR, path);
 	if (db->opts.create_if_missing && !db->opts.read_only) {
 		rc = io_mkdir(db->io, path, err);
 		if (rc)

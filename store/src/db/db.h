@@ -45,6 +45,7 @@ struct writer;
 #define L0_SLOWDOWN 20       /* writes to a tree with this many L0 tables are throttled */
 #define L0_STOP 30           /* and halt from here on */
 #define WORKERS_MAX 64
+#define JOURNAL_SUBDIR "journal" /* <db>/journal/<id>.jnl */
 
 _Static_assert(FR_LEVEL_CNT == LEVEL_CNT, "the public and internal level counts agree");
 
@@ -270,5 +271,19 @@ fr_status db_close(fr_db *db, fr_error *err);
 fr_status snap_open(fr_db *db, fr_snapshot **out);
 void snap_close(fr_snapshot *s);
 fr_status db_stats(fr_db *db, fr_db_stats *out);
+/* Writes <dir>/FORMAT (atomically, directory synced). */
+fr_status db_write_format(struct fr_io *io, const char *dir, fr_error *err);
+
+/* ---- checkpoint.c ---- */
+struct cpt_stats {
+	uint64_t seqno;        /* the copy holds every commit up to this one and none after */
+	uint64_t files;        /* table (and other data) files placed */
+	uint64_t linked_files; /* of which hard links */
+	uint64_t linked_bytes;
+	uint64_t copied_files; /* of which copies (linking was impossible) */
+	uint64_t copied_bytes;
+};
+/* fr_db_checkpoint; *st is filled on success. */
+fr_status db_checkpoint(fr_db *db, const char *dir, struct cpt_stats *st, fr_error *err);
 
 #endif

@@ -108,6 +108,14 @@ fr_status io_space(struct fr_io *io, const char *path, uint64_t *total, uint64_t
 	return io->ops->space(io, path, total, avail, err);
 }
 
+fr_status io_rmdir(struct fr_io *io, const char *path, fr_error *err)
+{
+	/* a test io written before rmdir existed: report it like a file system refusing */
+	if (!io->ops->rmdir)
+		return FR_ERR_SYS(err, ENOSYS, "rmdir %s", path);
+	return io->ops->rmdir(io, path, err);
+}
+
 fr_status io_link(struct fr_io *io, const char *from, const char *to, fr_error *err)
 {
 	return io->ops->link(io, from, to, err);

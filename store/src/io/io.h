@@ -55,6 +55,8 @@ struct io_ops {
 	fr_status (*unlink)(struct fr_io *io, const char *path, fr_error *err);
 	/* creates one directory; an existing directory is OK */
 	fr_status (*mkdir)(struct fr_io *io, const char *path, fr_error *err);
+	/* removes an empty directory (FR_NOT_FOUND when missing, FR_IO/ENOTEMPTY when not empty) */
+	fr_status (*rmdir)(struct fr_io *io, const char *path, fr_error *err);
 	/* makes creations, renames and unlinks inside directory `path` durable */
 	fr_status (*sync_dir)(struct fr_io *io, const char *path, fr_error *err);
 	fr_status (*list)(struct fr_io *io, const char *dir, io_list_fn fn, void *ctx,
@@ -97,6 +99,7 @@ void io_close(struct io_file *f);
 fr_status io_rename(struct fr_io *io, const char *from, const char *to, fr_error *err);
 fr_status io_unlink(struct fr_io *io, const char *path, fr_error *err);
 fr_status io_mkdir(struct fr_io *io, const char *path, fr_error *err);
+fr_status io_rmdir(struct fr_io *io, const char *path, fr_error *err);
 fr_status io_sync_dir(struct fr_io *io, const char *path, fr_error *err);
 fr_status io_list(struct fr_io *io, const char *dir, io_list_fn fn, void *ctx, fr_error *err);
 fr_status io_exists(struct fr_io *io, const char *path, bool *out, fr_error *err);

@@ -5,8 +5,8 @@
  * io_file.
  *
  * Counted kinds: OPEN (open), READ (pread), WRITE (pwrite, append), SYNC (sync with a SYNC_*
- * mode, sync_dir), RENAME, UNLINK. Every call of a kind is counted, armed or not, including the
- * call that fails. size, truncate, close, mkdir, list, exists, link and lock are forwarded
+ * mode, sync_dir), RENAME, UNLINK, LINK. Every call of a kind is counted, armed or not, including
+ * the call that fails. size, truncate, close, mkdir, rmdir, list, exists and lock are forwarded
  * without counting and never fail by injection. A sync with FR_PERSIST_BUFFER never reaches the
  * io (io_sync returns at once), so it is not counted either.
  *
@@ -260,7 +260,16 @@ static fr_status fault_space(struct fr_io *io, const char *path, uint64_t *total
 
 static fr_status fault_link(struct fr_io *io, const char *from, const char *to, fr_error *err)
 {
-	return io_link(fault_of(io)->inner, from, to, err);
+	struct fault_io *fi = fault_of(io);
+	int e = fault_hit(fi, IO_FAULT_LINK);
+	if (e)
+		return FR_ERR_SYS(err, e, "link %s to %s (injected)", from, to);
+	return io_link(fi->inner, from, to, err);
+}
+
+static fr_status fault_rmdir(struct fr_io *io, const char *path, fr_error *err)
+{
+	return io_rmdir(fault_of(io)->inner, path, err);
 }
 
 static fr_status fault_lock(struct fr_io *io, const char *path, struct io_file **out,
@@ -298,6 +307,7 @@ static const struct io_ops fault_ops = {
 	.rename = fault_rename,
 	.unlink = fault_unlink,
 	.mkdir = fault_mkdir,
+	.rmdir = fault_rmdir,
 	.sync_dir = fault_sync_dir,
 	.list = fault_list,
 	.exists = fault_exists,

@@ -23,7 +23,8 @@ enum io_fault_kind {
 	IO_FAULT_SYNC = 3,   /* sync and sync_dir */
 	IO_FAULT_RENAME = 4,
 	IO_FAULT_UNLINK = 5,
-	IO_FAULT_KIND_CNT = 6,
+	IO_FAULT_LINK = 6,   /* link; EXDEV makes a link look like one across file systems */
+	IO_FAULT_KIND_CNT = 7,
 };
 
 /* Wraps `inner` (not owned). Destroy with io_destroy. */

@@ -22,8 +22,8 @@
  *  - Locks are flock-like: per inode, exclusive, FR_BUSY when held through another handle,
  *    released by io_close of the locking handle or by a power cut.
  *  - Errors use the statuses and messages of io_posix.c for the same errno: ENOENT is
- *    FR_NOT_FOUND for open, unlink and list, and FR_IO elsewhere (rename, link, mkdir, sync_dir),
- *    as in io_posix; EEXIST on open with IO_EXCL is FR_INVALID. Unlike io_posix, mkdir over an
+ *    FR_NOT_FOUND for open, unlink, rmdir and list, and FR_IO elsewhere (rename, link, mkdir,
+ *    sync_dir), as in io_posix; EEXIST on open with IO_EXCL is FR_INVALID. Unlike io_posix, mkdir over an
  *    existing regular file fails (FR_IO, EEXIST) and opening a directory fails (EISDIR).
  *  - The io must outlive its handles: close every file before io_destroy.
  *
@@ -786,6 +786,47 @@ out_unlock:
 	return FR_OK;
 }
 
+/* A directory is durable at once in this model (mem_mkdir), so its removal is too; names left
+ * only in the durable namespace below it (unlinked, not yet synced) go with it. */
+static fr_status mem_rmdir(struct fr_io *io, const char *path, fr_error *err)
+{
+	struct mem_io *m = mem_of(io);
+	char np[PATH_MAX];
+	int e = norm_path(path, np);
+	if (e)
+		goto out_err;
+	fr_mutex_lock(&m->mu);
+	struct mem_dentry *d = is_root(np) ? NULL : dent_find(m, np, NULL);
+	if (is_root(np)) {
+		e = EBUSY;
+	} else if (!d || !d->is_dir) {
+		e = d && d->cur ? ENOTDIR : ENOENT;
+	} else {
+		size_t len = strlen(np);
+		for (size_t i = 0; i < m->ent_cnt && !e; i++) {
+			struct mem_dentry *c = m->ents[i];
+			if (c != d && is_under(c->path, np, len) && (c->is_dir || c->cur))
+				e = ENOTEMPTY;
+		}
+		if (!e) {
+			for (size_t i = 0; i < m->ent_cnt; i++) {
+				struct mem_dentry *c = m->ents[i];
+				if (c != d && is_under(c->path, np, len))
+					dent_set_dur(m, c, NULL);
+			}
+			d->is_dir = false;
+			dent_prune(m);
+		}
+	}
+	fr_mutex_unlock(&m->mu);
+	if (!e)
+		return FR_OK;
+out_err:
+	if (e == ENOENT)
+		return fr_err_set(err, FR_NOT_FOUND, e, 0, __FILE__, __LINE__, "rmdir %s", path);
+	return FR_ERR_SYS(err, e, "rmdir %s", path);
+}
+
 static fr_status mem_sync_dir(struct fr_io *io, const char *path, fr_error *err)
 {
 	struct mem_io *m = mem_of(io);
@@ -971,6 +1012,7 @@ static const struct io_ops mem_ops = {
 	.rename = mem_rename,
 	.unlink = mem_unlink,
 	.mkdir = mem_mkdir,
+	.rmdir = mem_rmdir,
 	.sync_dir = mem_sync_dir,
 	.list = mem_list,
 	.exists = mem_exists,

@@ -174,6 +174,18 @@ static fr_status px_mkdir(struct fr_io *io, const char *path, fr_error *err)
 	return FR_OK;
 }
 
+static fr_status px_rmdir(struct fr_io *io, const char *path, fr_error *err)
+{
+	(void)io;
+	if (rmdir(path) < 0) {
+		if (errno == ENOENT)
+			return fr_err_set(err, FR_NOT_FOUND, errno, 0, __FILE__, __LINE__,
+					  "rmdir %s", path);
+		return FR_ERR_SYS(err, errno, "rmdir %s", path);
+	}
+	return FR_OK;
+}
+
 static fr_status px_sync_dir(struct fr_io *io, const char *path, fr_error *err)
 {
 	(void)io;
@@ -279,6 +291,7 @@ static const struct io_ops posix_ops = {
 	.rename = px_rename,
 	.unlink = px_unlink,
 	.mkdir = px_mkdir,
+	.rmdir = px_rmdir,
 	.sync_dir = px_sync_dir,
 	.list = px_list,
 	.exists = px_exists,

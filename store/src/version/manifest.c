@@ -557,24 +557,25 @@ static void note_counters(struct vset *vs, const struct vedit *e, const struct v
 
 /* ---- writing manifests ---- */
 
-/* The whole state as one edit. The metas are shallow copies borrowed from the tables, so the
- * edit is released with full_edit_fini, not vedit_fini. Requires: vs->apply_mu held. */
-static fr_status full_edit(struct vset *vs, struct vedit *e)
+/* The state of the versions trees[0..cnt) as one edit. The metas are shallow copies borrowed
+ * from the tables, so the edit is released with full_edit_fini, not vedit_fini. */
+static fr_status state_edit(struct tree_version *const *trees, size_t cnt, uint64_t next_file_id,
+			    uint64_t last_seqno, struct vedit *e)
 {
 	size_t n = 0, k = 0;
 
 	vedit_init(e);
-	for (size_t i = 0; i < vs->tree_cnt; i++)
-		n += tv_table_cnt(vs->trees[i]);
+	for (size_t i = 0; i < cnt; i++)
+		n += tv_table_cnt(trees[i]);
 	e->adds = fr_calloc(n ? n : 1, sizeof(*e->adds));
-	e->flushed = fr_calloc(vs->tree_cnt ? vs->tree_cnt : 1, sizeof(*e->flushed));
+	e->flushed = fr_calloc(cnt ? cnt : 1, sizeof(*e->flushed));
 	if (!e->adds || !e->flushed) {
 		fr_free(e->adds);
 		fr_free(e->flushed);
 		return FR_NOMEM;
 	}
-	for (size_t i = 0; i < vs->tree_cnt; i++) {
-		const struct tree_version *v = vs->trees[i];
+	for (size_t i = 0; i < cnt; i++) {
+		const struct tree_version *v = trees[i];
 
 		e->flushed[i] = (struct vedit_flushed){ v->tree_id, v->flushed_seqno };
 		for (uint32_t l = 0; l < LEVEL_CNT; l++)
@@ -583,12 +584,19 @@ static fr_status full_edit(struct vset *vs, struct vedit *e)
 								   v->levels[l][j]->meta };
 	}
 	e->add_cnt = n;
-	e->flushed_cnt = vs->tree_cnt;
+	e->flushed_cnt = cnt;
 	e->has_next_file_id = true;
-	e->next_file_id = atomic_load_acq_u64(&vs->next_file_id);
+	e->next_file_id = next_file_id;
 	e->has_last_seqno = true;
-	e->last_seqno = atomic_load_acq_u64(&vs->last_seqno);
+	e->last_seqno = last_seqno;
 	return FR_OK;
+}
+
+/* The whole state as one edit (see state_edit). Requires: vs->apply_mu held. */
+static fr_status full_edit(struct vset *vs, struct vedit *e)
+{
+	return state_edit(vs->trees, vs->tree_cnt, atomic_load_acq_u64(&vs->next_file_id),
+			  atomic_load_acq_u64(&vs->last_seqno), e);
 }
 
 static void full_edit_fini(struct vedit *e)
@@ -598,33 +606,25 @@ static void full_edit_fini(struct vedit *e)
 	vedit_init(e);
 }
 
-/* Writes MANIFEST-<n> holding the whole state, syncs it, points CURRENT at it and makes it the
- * live manifest. On failure the previous manifest stays live (if CURRENT could not be written
- * for certain, the new file is kept: CURRENT may name it). Requires: vs->apply_mu held. */
-static fr_status manifest_roll(struct vset *vs, uint64_t n, fr_error *err)
+/* Creates manifest `path` (MANIFEST-<n>, which must not be live) holding e as its one record,
+ * synced; *out is its writer, left open for more edits. On failure the file is removed. */
+static fr_status mfst_create(struct fr_io *io, const char *path, uint64_t n, const struct vedit *e,
+			     struct rec_writer **out, size_t *state_len, fr_error *err)
 {
-	char path[PATH_MAX], cur[64];
 	struct rec_writer *w = NULL;
 	struct fr_buf b;
-	struct vedit e;
-	int cur_len;
 	fr_status rc;
 
+	*out = NULL;
 	buf_init(&b);
-	rc = mfst_path(vs, n, path, sizeof(path), err);
-	if (rc)
-		return rc;
-	if (full_edit(vs, &e))
-		return FR_ERR(err, FR_NOMEM, "writing %s", path);
-	rc = vedit_encode(&e, &b);
-	full_edit_fini(&e);
+	rc = vedit_encode(e, &b);
 	if (rc) {
 		rc = FR_ERR(err, rc, "encoding the state for %s", path);
 		goto out;
 	}
 	/* a leftover of an earlier attempt that never became CURRENT */
-	io_unlink(vs->io, path, NULL);
-	rc = rec_writer_open(vs->io, path, MFST_MAGIC, n, &w, err);
+	io_unlink(io, path, NULL);
+	rc = rec_writer_open(io, path, MFST_MAGIC, n, &w, err);
 	if (rc)
 		goto out;
 	rc = rec_writer_add(w, b.data, b.len, err);
@@ -632,22 +632,79 @@ static fr_status manifest_roll(struct vset *vs, uint64_t n, fr_error *err)
 		rc = rec_writer_sync(w, FR_PERSIST_SYNC_ALL, err);
 	if (rc) {
 		rec_writer_close(w, NULL);
-		io_unlink(vs->io, path, NULL);
+		io_unlink(io, path, NULL);
 		goto out;
 	}
-	cur_len = snprintf(cur, sizeof(cur), MFST_PREFIX "%" PRIu64 "\n", n);
-	rc = io_write_file_atomic(vs->io, vs->dir, CURRENT_NAME, cur, (size_t)cur_len, err);
+	*out = w;
+	*state_len = b.len;
+out:
+	buf_fini(&b);
+	return rc;
+}
+
+/* Points <dir>/CURRENT at MANIFEST-<n> (atomically, directory synced). */
+static fr_status current_write(struct fr_io *io, const char *dir, uint64_t n, fr_error *err)
+{
+	char cur[64];
+	int cur_len = snprintf(cur, sizeof(cur), MFST_PREFIX "%" PRIu64 "\n", n);
+
+	return io_write_file_atomic(io, dir, CURRENT_NAME, cur, (size_t)cur_len, err);
+}
+
+/* Writes MANIFEST-<n> holding the whole state, syncs it, points CURRENT at it and makes it the
+ * live manifest. On failure the previous manifest stays live (if CURRENT could not be written
+ * for certain, the new file is kept: CURRENT may name it). Requires: vs->apply_mu held. */
+static fr_status manifest_roll(struct vset *vs, uint64_t n, fr_error *err)
+{
+	char path[PATH_MAX];
+	struct rec_writer *w;
+	struct vedit e;
+	size_t state_len = 0;
+	fr_status rc;
+
+	rc = mfst_path(vs, n, path, sizeof(path), err);
+	if (rc)
+		return rc;
+	if (full_edit(vs, &e))
+		return FR_ERR(err, FR_NOMEM, "writing %s", path);
+	rc = mfst_create(vs->io, path, n, &e, &w, &state_len, err);
+	full_edit_fini(&e);
+	if (rc)
+		return rc;
+	rc = current_write(vs->io, vs->dir, n, err);
 	if (rc) {
 		rec_writer_close(w, NULL);
-		goto out;
+		return rc;
 	}
 	rec_writer_close(vs->mfst, NULL);
 	vs->mfst = w;
 	vs->mfst_num = n;
 	atomic_store_rel_u64(&vs->mfst_bytes, rec_writer_size(w));
-	FR_LOG(FR_LOG_INFO, "manifest %s: %zu bytes of state", path, b.len);
-out:
-	buf_fini(&b);
+	FR_LOG(FR_LOG_INFO, "manifest %s: %zu bytes of state", path, state_len);
+	return FR_OK;
+}
+
+fr_status vset_write_state(struct vset *vs, const char *dir, struct tree_version *const *vers,
+			   size_t cnt, uint64_t last_seqno, fr_error *err)
+{
+	char path[PATH_MAX];
+	struct rec_writer *w;
+	struct vedit e;
+	size_t state_len = 0;
+	fr_status rc;
+
+	if (snprintf(path, sizeof(path), "%s/" MFST_PREFIX "1", dir) >= (int)sizeof(path))
+		return FR_ERR(err, FR_INVALID, "path too long: %s", dir);
+	/* every id the versions hold came from this counter, so it is past all of them */
+	if (state_edit(vers, cnt, atomic_load_acq_u64(&vs->next_file_id), last_seqno, &e))
+		return FR_ERR(err, FR_NOMEM, "writing %s", path);
+	rc = mfst_create(vs->io, path, 1, &e, &w, &state_len, err);
+	full_edit_fini(&e);
+	if (rc)
+		return rc;
+	rc = rec_writer_close(w, err);
+	if (!rc)
+		rc = current_write(vs->io, dir, 1, err);
 	return rc;
 }
 
@@ -832,13 +889,13 @@ fr_status vset_open(struct fr_io *io, const char *dir, bool create, bool read_on
 	vs->next_file_id = 1;
 	vs->mfst_roll_bytes = MFST_ROLL_BYTES;
 	vs->dir = fr_strdup(dir);
-	vs->tables_dir = fr_malloc(dlen + sizeof("/tables"));
+	vs->tables_dir = fr_malloc(dlen + sizeof("/" TABLES_SUBDIR));
 	if (!vs->dir || !vs->tables_dir) {
 		rc = FR_ERR(err, FR_NOMEM, "opening the version set of %s", dir);
 		goto fail;
 	}
 	memcpy(vs->tables_dir, dir, dlen);
-	memcpy(vs->tables_dir + dlen, "/tables", sizeof("/tables"));
+	memcpy(vs->tables_dir + dlen, "/" TABLES_SUBDIR, sizeof("/" TABLES_SUBDIR));
 
 	rc = read_current(vs, &n, err);
 	if (rc)

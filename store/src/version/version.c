@@ -15,10 +15,12 @@
  */
 #include "version/version.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -224,6 +226,24 @@ size_t tv_table_cnt(const struct tree_version *v)
 	for (size_t l = 0; l < LEVEL_CNT; l++)
 		n += v->level_cnt[l];
 	return n;
+}
+
+fr_status tv_files_each(const struct tree_version *v, tv_file_fn fn, void *ctx, fr_error *err)
+{
+	char rel[64];
+
+	for (size_t l = 0; l < LEVEL_CNT; l++) {
+		for (size_t i = 0; i < v->level_cnt[l]; i++) {
+			const struct table *t = v->levels[l][i];
+			fr_status rc;
+
+			snprintf(rel, sizeof(rel), TABLES_SUBDIR "/%" PRIu64 ".sst", t->meta.id);
+			rc = fn(ctx, t->path, rel, t->meta.file_size, err);
+			if (rc)
+				return rc;
+		}
+	}
+	return FR_OK;
 }
 
 /* ---- level iterator ---- */

@@ -26,6 +26,7 @@ struct fr_buf;
 
 #define LEVEL_CNT 7
 #define MFST_MAGIC 0x54534d46u /* "FMST" little-endian */
+#define TABLES_SUBDIR "tables"   /* <dir>/tables/<id>.sst */
 
 /* A table file of a tree. Immutable but for its lazily opened reader. */
 struct table {
@@ -60,6 +61,14 @@ void tv_ref(struct tree_version *v);
 void tv_unref(struct tree_version *v);
 uint64_t tv_table_bytes(const struct tree_version *v);
 size_t tv_table_cnt(const struct tree_version *v);
+
+/* The one list of the files a version needs (today its tables; the place to add any other
+ * file kind a version comes to reference), for copying a database: fn gets each file's path
+ * (as the version opens it), its path relative to the database directory, and its size. A
+ * non-zero return from fn stops the walk and is returned. The caller holds a reference on v. */
+typedef fr_status (*tv_file_fn)(void *ctx, const char *path, const char *rel_path,
+				uint64_t size, fr_error *err);
+fr_status tv_files_each(const struct tree_version *v, tv_file_fn fn, void *ctx, fr_error *err);
 
 /* One atomic change, possibly to several trees. */
 struct vedit_add {
@@ -132,6 +141,14 @@ void vset_table_path(const struct vset *vs, uint64_t id, char *buf, size_t len);
  * before anything writes new tables. */
 fr_status vset_delete_orphans(struct vset *vs, fr_error *err);
 uint64_t vset_manifest_bytes(struct vset *vs);
+/* Writes into directory `dir` (existing; through the vset's io) a database state holding
+ * exactly the versions vers[0..cnt) (one per tree, referenced by the caller) and last_seqno:
+ * MANIFEST-1 with that state as its one edit (and the vset's next file id), synced, then CURRENT
+ * naming it, written atomically with the directory synced. CURRENT comes last, so a failure
+ * leaves no directory that opens as a database; the caller removes what is left. The files
+ * the versions name must already be in place (tv_files_each). */
+fr_status vset_write_state(struct vset *vs, const char *dir, struct tree_version *const *vers,
+			   size_t cnt, uint64_t last_seqno, fr_error *err);
 
 /* A lazy iterator over the tables of one level >= 1 (sorted, disjoint): opens one table at a
  * time. Holds references on the tables until kv_free. */
