@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -736,6 +737,10 @@ static void crash_child(const char *dir, int n, bool finish, int fd)
 	}
 	if (finish && fr_ingest_finish(in, &s, NULL))
 		_exit(3);
+	/* a commit after the ingestion, journaled only */
+	key_of(k, 999998);
+	if (finish && fr_put(ks, k, strlen(k), "after", 5, NULL))
+		_exit(3);
 	if (write(fd, &s, sizeof(s)) != (ssize_t)sizeof(s))
 		_exit(3);
 	for (;;)
@@ -775,11 +780,12 @@ static void crash(struct fx *f, bool finish)
 	expect(ks, 999999, "keep");
 	for (int i = 0; i < 3000; i += 17)
 		expect(ks, i, finish ? "some value bytes" : NULL);
+	expect(ks, 999998, finish ? "after" : NULL);
 	if (finish) {
-		assert_true(fr_db_seqno(f->db) >= s);
+		assert_true(fr_db_seqno(f->db) > s);
 		uint64_t n;
 		OK(fr_len(ks, &n, &E));
-		assert_int_equal(n, 3001);
+		assert_int_equal(n, 3002);
 	}
 	/* orphans are gone: every file on disk is a table of the version */
 	assert_int_equal(sst_files(f->dir), table_cnt(f->db));
@@ -794,6 +800,176 @@ static void test_ingest_crash_before_finish(void **state)
 static void test_ingest_crash_after_finish(void **state)
 {
 	crash(*state, true);
+}
+
+/* ---- concurrency ---- */
+
+#define CONC_KEYS 1000
+#define CONC_ROUNDS 25
+
+struct conc {
+	fr_db *db;
+	fr_keyspace *ks;
+	volatile int done; /* set by the ingester when it has finished (read by the others) */
+	pthread_mutex_t mu;
+	int failures;
+	char why[256];
+};
+
+static void conc_fail(struct conc *c, const char *fmt, int a, int b)
+{
+	pthread_mutex_lock(&c->mu);
+	if (!c->failures++)
+		snprintf(c->why, sizeof(c->why), fmt, a, b);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static bool conc_done(struct conc *c)
+{
+	return __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
+}
+
+/* The generation of a value "gen-NNNNNN" (not NUL-terminated), -1 for anything else. */
+static int gen_of(const void *v, size_t n)
+{
+	const char *p = v;
+	int g = 0;
+	if (!p || n != 10 || memcmp(p, "gen-", 4))
+		return -1;
+	for (size_t i = 4; i < n; i++)
+		g = g * 10 + (p[i] - '0');
+	return g;
+}
+
+static void conc_ingest(struct conc *c, int gen)
+{
+	fr_ingest *in;
+	char k[32], v[32];
+	fr_error e;
+	if (fr_ingest_start(c->ks, &in, &e)) {
+		conc_fail(c, "ingest start %d %d", gen, 0);
+		return;
+	}
+	snprintf(v, sizeof(v), "gen-%06d", gen);
+	for (int i = 0; i < CONC_KEYS; i++) {
+		key_of(k, i);
+		if (fr_ingest_put(in, k, strlen(k), v, strlen(v), &e)) {
+			fr_ingest_abort(in);
+			conc_fail(c, "ingest put %d %d", gen, i);
+			return;
+		}
+	}
+	if (fr_ingest_finish(in, NULL, &e))
+		conc_fail(c, "ingest finish %d %d", gen, 0);
+}
+
+static void *conc_ingester(void *arg)
+{
+	struct conc *c = arg;
+	for (int g = 2; g <= CONC_ROUNDS; g++)
+		conc_ingest(c, g);
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *conc_writer(void *arg)
+{
+	struct conc *c = arg;
+	char k[32], v[64];
+	memset(v, 'w', sizeof(v));
+	for (int i = 0; !conc_done(c); i++) {
+		key_of(k, CONC_KEYS + i % 5000);
+		if (fr_put(c->ks, k, strlen(k), v, sizeof(v), NULL))
+			conc_fail(c, "put %d %d", i, 0);
+	}
+	return NULL;
+}
+
+/* Every snapshot sees one ingestion whole: all keys at the same generation, never older than
+ * one seen before. */
+static void *conc_reader(void *arg)
+{
+	struct conc *c = arg;
+	int last = 0;
+	char hi[32];
+	key_of(hi, CONC_KEYS);
+	while (!conc_done(c)) {
+		fr_snapshot *s;
+		fr_iter *it;
+		fr_iter_options o;
+		if (fr_snapshot_open(c->db, &s, NULL)) {
+			conc_fail(c, "snapshot %d %d", last, 0);
+			break;
+		}
+		memset(&o, 0, sizeof(o));
+		o.upper = hi;
+		o.upper_len = strlen(hi);
+		o.snapshot = s;
+		if (fr_iter_open(c->ks, &o, &it, NULL)) {
+			conc_fail(c, "iter %d %d", last, 0);
+			fr_snapshot_close(s);
+			break;
+		}
+		int n = 0, gen = -1;
+		for (; fr_iter_valid(it); n++) {
+			size_t vl;
+			const char *vp = fr_iter_value(it, &vl);
+			int g = gen_of(vp, vl);
+			if (gen == -1)
+				gen = g;
+			if (g != gen || g < last)
+				conc_fail(c, "a snapshot saw generation %d beside %d", g, gen);
+			if (fr_iter_next(it, NULL))
+				break;
+		}
+		fr_iter_close(it);
+		if (n != CONC_KEYS)
+			conc_fail(c, "a snapshot saw %d keys of %d", n, CONC_KEYS);
+		/* a point read at the snapshot agrees */
+		char k[32];
+		void *v = NULL;
+		size_t vl = 0;
+		key_of(k, (int)(gen > 0 ? gen * 37 % CONC_KEYS : 0));
+		if (fr_snapshot_get(s, c->ks, k, strlen(k), &v, &vl, NULL) || gen_of(v, vl) != gen)
+			conc_fail(c, "a snapshot read of generation %d saw %d", gen, gen_of(v, vl));
+		fr_free(v);
+		fr_snapshot_close(s);
+		if (gen > last)
+			last = gen;
+	}
+	return NULL;
+}
+
+static void test_ingest_concurrent(void **state)
+{
+	struct fx *f = *state;
+	f->o.memtable_max = 65536;
+	db_open(f);
+	struct conc c = {.db = f->db};
+	pthread_mutex_init(&c.mu, NULL);
+	c.ks = ks_open(f, "c", 4096, NULL);
+	conc_ingest(&c, 1);
+	pthread_t t[3];
+	assert_int_equal(pthread_create(&t[0], NULL, conc_ingester, &c), 0);
+	assert_int_equal(pthread_create(&t[1], NULL, conc_writer, &c), 0);
+	assert_int_equal(pthread_create(&t[2], NULL, conc_reader, &c), 0);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	if (c.failures)
+		fail_msg("%d failures, the first: %s", c.failures, c.why);
+	/* the ingestions met flushes and compactions */
+	fr_db_stats st;
+	OK(fr_db_wait_idle(f->db, &E));
+	OK(fr_db_stats_get(f->db, &st, &E));
+	assert_true(st.flushes_done > 0);
+	assert_true(st.compactions_done > 0);
+	char v[32];
+	snprintf(v, sizeof(v), "gen-%06d", CONC_ROUNDS);
+	OK(fr_major_compact(c.ks, &E));
+	for (int i = 0; i < CONC_KEYS; i += 7)
+		expect(c.ks, i, v);
+	fr_keyspace_close(c.ks);
+	pthread_mutex_destroy(&c.mu);
 }
 
 /* ---- the model check ---- */
@@ -931,6 +1107,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ingest_levels, setup_inline, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_crash_before_finish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_crash_after_finish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ingest_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_model, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_model_inline, setup_inline, teardown),
 	};
