@@ -599,11 +599,30 @@ static void test_ingest_refused(void **state)
 	assert_int_equal(fr_ingest_start(ks, NULL, &E), FR_INVALID);
 	assert_int_equal(fr_ingest_put(NULL, "a", 1, "b", 1, &E), FR_INVALID);
 	assert_int_equal(fr_ingest_finish(NULL, NULL, &E), FR_INVALID);
+	/* a keyspace deleted before finish: nothing published, the files go */
+	fr_keyspace *gone = ks_open(f, "gone", 4096, NULL);
+	OK(fr_ingest_start(gone, &in, &E));
+	for (int i = 0; i < 1000; i++) {
+		key_of(k, i);
+		OK(fr_ingest_put(in, k, strlen(k), "0123456789abcdef", 16, &E));
+	}
+	OK(fr_keyspace_delete(f->db, "gone", &E));
+	assert_int_equal(fr_ingest_finish(in, NULL, &E), FR_NOT_FOUND);
+	assert_int_equal(sst_files(f->dir), files);
+	fr_keyspace_close(gone);
 	fr_keyspace_close(ks);
 	/* nothing left behind across a reopen either */
 	db_close(f);
 	db_open(f);
 	assert_int_equal(sst_files(f->dir), table_cnt(f->db));
+	/* a read-only database refuses an ingestion */
+	db_close(f);
+	f->o.read_only = true;
+	db_open(f);
+	ks = ks_open(f, "a", 0, NULL);
+	assert_int_equal(fr_ingest_start(ks, &in, &E), FR_INVALID);
+	assert_null(in);
+	fr_keyspace_close(ks);
 }
 
 static void test_ingest_shared_tree(void **state)

@@ -3,9 +3,10 @@
  * api_ingest.c - the public bulk ingestion functions of fractio.h (fr_ingest_*): argument
  * checks, then ingest.c.
  */
+#include "db/db.h"
+
 #include "base/error.h"
 #include "base/ikey.h"
-#include "db/db.h"
 
 #define KEY_MAX (1u << 20) /* as api.c */
 #define VAL_MAX (1u << 30)

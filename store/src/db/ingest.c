@@ -26,6 +26,8 @@
  *
  * An ingestion is used by one thread at a time.
  */
+#include "db/db.h"
+
 #include <limits.h>
 #include <string.h>
 
@@ -33,7 +35,6 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/ikey.h"
-#include "db/db.h"
 #include "io/io.h"
 #include "journal/journal.h"
 #include "memtable/memtable.h"
