@@ -25,8 +25,10 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/sync.h"
 #include "base/ikey.h"
 #include "base/kv_iter.h"
+#include "db/db.h"
 #include "fractio.h"
 #include "io/io.h"
 #include "sst/sst.h"
@@ -85,18 +87,18 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void db_open(struct fx *f)
+static void fx_open(struct fx *f)
 {
 	OK(fr_db_open(f->dir, &f->o, &f->db, &E));
 }
 
-static void db_close(struct fx *f)
+static void fx_close(struct fx *f)
 {
 	OK(fr_db_close(f->db, &E));
 	f->db = NULL;
 }
 
-static fr_keyspace *ks_open(struct fx *f, const char *name, uint64_t target, const char *tree)
+static fr_keyspace *fx_ks(struct fx *f, const char *name, uint64_t target, const char *tree)
 {
 	fr_keyspace_options o;
 	fr_keyspace *ks;
@@ -390,8 +392,8 @@ static int evens[500];
 static void test_ingest_visible(void **state)
 {
 	struct fx *f = *state;
-	db_open(f);
-	fr_keyspace *ks = ks_open(f, "a", 0, NULL);
+	fx_open(f);
+	fr_keyspace *ks = fx_ks(f, "a", 0, NULL);
 	put(ks, 3, "old-3"); /* odd keys are not ingested */
 	fr_snapshot *before, *during, *after;
 	OK(fr_snapshot_open(f->db, &before, &E));
@@ -443,9 +445,9 @@ static void test_ingest_visible(void **state)
 	fr_keyspace_close(ks);
 
 	/* reopened: the same, and the next commit comes after the ingestion */
-	db_close(f);
-	db_open(f);
-	ks = ks_open(f, "a", 0, NULL);
+	fx_close(f);
+	fx_open(f);
+	ks = fx_ks(f, "a", 0, NULL);
 	assert_true(fr_db_seqno(f->db) >= s);
 	OK(fr_snapshot_open(f->db, &after, &E));
 	for (int i = 0; i < 1000; i++) {
@@ -497,8 +499,8 @@ static void check_shadowing(fr_keyspace *ks)
 
 static void shadowing(struct fx *f)
 {
-	db_open(f);
-	fr_keyspace *ks = ks_open(f, "a", 0, NULL);
+	fx_open(f);
+	fr_keyspace *ks = fx_ks(f, "a", 0, NULL);
 	char v[64];
 	for (int i = 0; i < 200; i++) {
 		snprintf(v, sizeof(v), "%s-%d", i < 100 ? "tab" : "mem", i);
@@ -518,9 +520,9 @@ static void shadowing(struct fx *f)
 	OK(fr_keyspace_stats_get(ks, &st, &E));
 	assert_int_equal(st.level_table_cnt[6], st.table_cnt); /* all in the last level */
 	fr_keyspace_close(ks);
-	db_close(f);
-	db_open(f);
-	ks = ks_open(f, "a", 0, NULL);
+	fx_close(f);
+	fx_open(f);
+	ks = fx_ks(f, "a", 0, NULL);
 	check_shadowing(ks);
 	OK(fr_major_compact(ks, &E));
 	check_shadowing(ks);
@@ -540,8 +542,8 @@ static void test_ingest_shadowing_inline(void **state)
 static void test_ingest_refused(void **state)
 {
 	struct fx *f = *state;
-	db_open(f);
-	fr_keyspace *ks = ks_open(f, "a", 4096, NULL);
+	fx_open(f);
+	fr_keyspace *ks = fx_ks(f, "a", 4096, NULL);
 	put(ks, 5, "five");
 	OK(fr_db_flush(f->db, &E));
 	size_t files = sst_files(f->dir);
@@ -600,7 +602,7 @@ static void test_ingest_refused(void **state)
 	assert_int_equal(fr_ingest_put(NULL, "a", 1, "b", 1, &E), FR_INVALID);
 	assert_int_equal(fr_ingest_finish(NULL, NULL, &E), FR_INVALID);
 	/* a keyspace deleted before finish: nothing published, the files go */
-	fr_keyspace *gone = ks_open(f, "gone", 4096, NULL);
+	fr_keyspace *gone = fx_ks(f, "gone", 4096, NULL);
 	OK(fr_ingest_start(gone, &in, &E));
 	for (int i = 0; i < 1000; i++) {
 		key_of(k, i);
@@ -612,14 +614,14 @@ static void test_ingest_refused(void **state)
 	fr_keyspace_close(gone);
 	fr_keyspace_close(ks);
 	/* nothing left behind across a reopen either */
-	db_close(f);
-	db_open(f);
+	fx_close(f);
+	fx_open(f);
 	assert_int_equal(sst_files(f->dir), table_cnt(f->db));
 	/* a read-only database refuses an ingestion */
-	db_close(f);
+	fx_close(f);
 	f->o.read_only = true;
-	db_open(f);
-	ks = ks_open(f, "a", 0, NULL);
+	fx_open(f);
+	ks = fx_ks(f, "a", 0, NULL);
 	assert_int_equal(fr_ingest_start(ks, &in, &E), FR_INVALID);
 	assert_null(in);
 	fr_keyspace_close(ks);
@@ -628,10 +630,10 @@ static void test_ingest_refused(void **state)
 static void test_ingest_shared_tree(void **state)
 {
 	struct fx *f = *state;
-	db_open(f);
-	fr_keyspace *a = ks_open(f, "a", 0, "shared");
-	fr_keyspace *b = ks_open(f, "b", 0, "shared");
-	fr_keyspace *c = ks_open(f, "c", 0, "shared");
+	fx_open(f);
+	fr_keyspace *a = fx_ks(f, "a", 0, "shared");
+	fr_keyspace *b = fx_ks(f, "b", 0, "shared");
+	fr_keyspace *c = fx_ks(f, "c", 0, "shared");
 	char v[64];
 	for (int i = 0; i < 100; i++) {
 		snprintf(v, sizeof(v), "a-%d", i);
@@ -677,8 +679,8 @@ static void level_counts(fr_keyspace *ks, uint64_t *cnt)
 static void test_ingest_levels(void **state)
 {
 	struct fx *f = *state;
-	db_open(f);
-	fr_keyspace *ks = ks_open(f, "a", 4096, NULL);
+	fx_open(f);
+	fr_keyspace *ks = fx_ks(f, "a", 4096, NULL);
 	uint64_t c[FR_LEVEL_CNT];
 	/* a fresh tree: every table in the last level, disjoint */
 	ingest_range(ks, 0, 2000, 1, "one", NULL);
@@ -769,12 +771,12 @@ static void crash_child(const char *dir, int n, bool finish, int fd)
 static void crash(struct fx *f, bool finish)
 {
 	/* the keyspace exists before, with a key of its own */
-	db_open(f);
-	fr_keyspace *ks = ks_open(f, "a", 4096, NULL);
+	fx_open(f);
+	fr_keyspace *ks = fx_ks(f, "a", 4096, NULL);
 	put(ks, 999999, "keep");
 	OK(fr_db_persist(f->db, FR_PERSIST_SYNC_DATA, &E));
 	fr_keyspace_close(ks);
-	db_close(f);
+	fx_close(f);
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	fflush(stderr);
@@ -794,8 +796,8 @@ static void crash(struct fx *f, bool finish)
 	assert_true(WIFSIGNALED(ws));
 	if (!finish)
 		assert_true(sst_files(f->dir) > 2); /* the child had written tables */
-	db_open(f);
-	ks = ks_open(f, "a", 0, NULL);
+	fx_open(f);
+	ks = fx_ks(f, "a", 0, NULL);
 	expect(ks, 999999, "keep");
 	for (int i = 0; i < 3000; i += 17)
 		expect(ks, i, finish ? "some value bytes" : NULL);
@@ -963,10 +965,10 @@ static void test_ingest_concurrent(void **state)
 {
 	struct fx *f = *state;
 	f->o.memtable_max = 65536;
-	db_open(f);
+	fx_open(f);
 	struct conc c = {.db = f->db};
 	pthread_mutex_init(&c.mu, NULL);
-	c.ks = ks_open(f, "c", 4096, NULL);
+	c.ks = fx_ks(f, "c", 4096, NULL);
 	conc_ingest(&c, 1);
 	pthread_t t[3];
 	assert_int_equal(pthread_create(&t[0], NULL, conc_ingester, &c), 0);
@@ -989,6 +991,84 @@ static void test_ingest_concurrent(void **state)
 		expect(c.ks, i, v);
 	fr_keyspace_close(c.ks);
 	pthread_mutex_destroy(&c.mu);
+}
+
+/* A compaction running while an ingestion is published: its inputs (L0 tables on both sides
+ * of the ingested range, none overlapping it) merge into an output spanning the range at the
+ * level the ingestion would pick from the version alone. The ingestion must wait for it and
+ * go above the output. */
+static void test_ingest_during_compaction(void **state)
+{
+	struct fx *f = *state;
+	f->o.memtable_max = 64u << 20;
+	f->o.write_buffer_max = 256u << 20;
+	f->o.worker_threads = 1;
+	fx_open(f);
+	fr_keyspace *ks = fx_ks(f, "h", 0, NULL);
+	fr_db *db = f->db;
+	char v[128];
+	memset(v, 'x', sizeof(v));
+	atomic_store_rel_bool(&db->test_hold_compactions, true);
+	for (int t = 0; t < 4; t++) {
+		int base = t < 2 ? 0 : 900000;
+		for (int i = 0; i < 30000; i++) {
+			char k[32];
+			key_of(k, base + i);
+			OK(fr_put(ks, k, strlen(k), v, sizeof(v), &E));
+		}
+		OK(fr_db_flush(db, &E));
+	}
+	uint64_t c[FR_LEVEL_CNT];
+	level_counts(ks, c);
+	assert_int_equal(c[0], 4);
+	fr_ingest *in;
+	OK(fr_ingest_start(ks, &in, &E));
+	for (int i = 400000; i < 401000; i++) {
+		char k[32], iv[32];
+		key_of(k, i);
+		snprintf(iv, sizeof(iv), "ing-%d", i);
+		OK(fr_ingest_put(in, k, strlen(k), iv, strlen(iv), &E));
+	}
+	/* let the merge of the four L0 tables start, then publish */
+	atomic_store_rel_bool(&db->test_hold_compactions, false);
+	bool running = false;
+	for (int i = 0; i < 20000 && !running; i++) {
+		fr_mutex_lock(&db->mu);
+		ks->tree->cpt_dirty = true;
+		bg_kick(db);
+		running = ks->tree->compacting;
+		fr_mutex_unlock(&db->mu);
+		if (!running)
+			usleep(100);
+		level_counts(ks, c);
+		if (c[0] < 4)
+			break; /* it ran and finished already: still a valid, if weaker, run */
+	}
+	fr_seqno s;
+	OK(fr_ingest_finish(in, &s, &E));
+	OK(fr_db_wait_idle(db, &E));
+	fr_db_stats st;
+	OK(fr_db_stats_get(db, &st, &E));
+	assert_false(st.poisoned);
+	for (int i = 0; i < 30000; i += 101) {
+		char k[32];
+		void *gv = NULL;
+		size_t n;
+		key_of(k, 900000 + i);
+		OK(fr_get(ks, k, strlen(k), &gv, &n, &E));
+		assert_int_equal(n, sizeof(v));
+		fr_free(gv);
+	}
+	for (int i = 400000; i < 401000; i += 7) {
+		snprintf(v, sizeof(v), "ing-%d", i);
+		expect(ks, i, v);
+	}
+	fr_keyspace_close(ks);
+	fx_close(f);
+	fx_open(f); /* the manifest replays: no two tables of a level overlap */
+	ks = fx_ks(f, "h", 0, NULL);
+	expect(ks, 400000, "ing-400000");
+	fr_keyspace_close(ks);
 }
 
 /* ---- the model check ---- */
@@ -1040,9 +1120,9 @@ static void model(struct fx *f)
 	uint64_t rs = tu_seed();
 	struct mval m[MODEL_KEYS];
 	memset(m, 0, sizeof(m));
-	db_open(f);
-	fr_keyspace *ks = ks_open(f, "m", 4096, NULL);
-	fr_keyspace *other = ks_open(f, "other", 0, NULL);
+	fx_open(f);
+	fr_keyspace *ks = fx_ks(f, "m", 4096, NULL);
+	fr_keyspace *other = fx_ks(f, "other", 0, NULL);
 	char k[32];
 	for (int step = 0; step < 400; step++) {
 		uint64_t op = tu_rand_below(&rs, 100);
@@ -1087,10 +1167,10 @@ static void model(struct fx *f)
 		} else {
 			fr_keyspace_close(ks);
 			fr_keyspace_close(other);
-			db_close(f);
-			db_open(f);
-			ks = ks_open(f, "m", 0, NULL);
-			other = ks_open(f, "other", 0, NULL);
+			fx_close(f);
+			fx_open(f);
+			ks = fx_ks(f, "m", 0, NULL);
+			other = fx_ks(f, "other", 0, NULL);
 		}
 		if (step % 10 == 0)
 			model_check(ks, m, "during", step);
@@ -1127,6 +1207,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ingest_crash_before_finish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_crash_after_finish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ingest_during_compaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_model, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_model_inline, setup_inline, teardown),
 	};
