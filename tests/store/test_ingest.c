@@ -376,6 +376,26 @@ static void test_ingest_vedit_global_seqno(void **state)
 	assert_int_equal(d.adds[1].meta.global_seqno, 0);
 	assert_int_equal(d.adds[1].meta.max_seqno, 5);
 	vedit_fini(&d);
+	/* the bytes on disk (FORMAT.md §5.2): tag 11, tree 3, level 6, id 12, size 4096, 3
+	 * entries, 0 tombstones, 0 range tombstones, seqnos 77..77, "a".."z", created 0, global
+	 * seqno 77; today's encoder writes exactly these */
+	static const uint8_t golden[] = {0x0b, 0x03, 0x06, 0x0c, 0x80, 0x20, 0x03, 0x00, 0x00,
+					 0x4d, 0x4d, 0x01, 0x61, 0x01, 0x7a, 0x00, 0x4d};
+	OK(vedit_decode(golden, sizeof(golden), &d, "golden", 0, &E));
+	assert_int_equal(d.add_cnt, 1);
+	assert_int_equal(d.adds[0].tree_id, 3);
+	assert_int_equal(d.adds[0].meta.id, 12);
+	assert_int_equal(d.adds[0].meta.file_size, 4096);
+	assert_int_equal(d.adds[0].meta.global_seqno, 77);
+	assert_memory_equal(d.adds[0].meta.largest, "z", 1);
+	buf_clear(&b);
+	OK(vedit_encode(&d, &b));
+	assert_int_equal(b.len, sizeof(golden));
+	assert_memory_equal(b.data, golden, sizeof(golden));
+	vedit_fini(&d);
+	/* truncated before the global seqno */
+	assert_int_equal(vedit_decode(golden, sizeof(golden) - 1, &d, "golden", 0, &E),
+			 FR_CORRUPTION);
 	/* a global seqno that disagrees with the table's seqno range is corruption */
 	e.adds[0].meta.max_seqno = 78;
 	buf_clear(&b);
