@@ -4,12 +4,12 @@
  * libfractio through fractio.h, or against RocksDB or LevelDB when the build found them, so the
  * engines can be compared on one machine with the same keys, values and settings.
  *
- * The benchmarks named by --benchmarks run in order on one database, as in db_bench: fillseq
- * and fillrandom start from an empty database, the others use what the earlier ones left. Key
- * i (0 <= i < --num) is its big-endian 8-byte index padded with '0' to --key_size bytes; a
- * missing key is a present key's bytes followed by '.', so it sorts between real keys. Values
- * are cut from a pool in which every 100-byte piece repeats its first half (printable random
- * text), so they compress to about half, like db_bench's generator.
+ * The benchmarks named by --benchmarks run in order on one database, as in db_bench: fillseq,
+ * ingest and fillrandom start from an empty database, the others use what the earlier ones
+ * left. Key i (0 <= i < --num) is its big-endian 8-byte index padded with '0' to --key_size
+ * bytes; a missing key is a present key's bytes followed by '.', so it sorts between real keys.
+ * Values are cut from a pool in which every 100-byte piece repeats its first half (printable
+ * random text), so they compress to about half, like db_bench's generator.
  *
  * The benchmark keeps a bitmap of the keys that must be present, so every read is checked: a
  * get, a seek or a scan that misses a present key or finds an absent one counts as a
@@ -93,6 +93,7 @@ enum workload {
 	W_DELETERANDOM,
 	W_READWHILEWRITING,
 	W_COMPACT,
+	W_INGEST,
 };
 
 static const char *const workload_names[] = {
@@ -106,13 +107,14 @@ static const char *const workload_names[] = {
 	[W_DELETERANDOM] = "deleterandom",
 	[W_READWHILEWRITING] = "readwhilewriting",
 	[W_COMPACT] = "compact",
+	[W_INGEST] = "ingest",
 };
 #define WORKLOAD_CNT (sizeof(workload_names) / sizeof(workload_names[0]))
 
 static bool workload_writes(enum workload w)
 {
 	return w == W_FILLSEQ || w == W_FILLRANDOM || w == W_OVERWRITE || w == W_DELETERANDOM ||
-	       w == W_READWHILEWRITING;
+	       w == W_READWHILEWRITING || w == W_INGEST;
 }
 
 static bool workload_reads(enum workload w)
@@ -1034,6 +1036,40 @@ static void run_reads(struct bench *b, struct result *res)
 	free(rd);
 }
 
+/* fillseq's keys and values, through the engine's bulk ingestion: one operation is one entry
+ * handed over; the time includes the publication at the end. */
+static void run_ingest(struct bench *b, struct result *res)
+{
+	const struct bench_engine *eng = b->engine;
+	struct bench_err e = { { 0 } };
+	struct bench_ingest *in;
+	struct valgen vals;
+	unsigned char key[KEY_SIZE_MAX];
+	uint64_t i, t0;
+
+	valgen_init(&vals, b, 0);
+	res->threads = 1;
+	res->elapsed_ns = now_ns();
+	if (eng->ingest_start(b->db, &in, &e) != BENCH_OK)
+		die("ingest", &e);
+	for (i = 0; i < b->num; i++) {
+		const unsigned char *v = valgen_next(&vals);
+
+		key_make(b, i, key);
+		t0 = now_ns();
+		if (eng->ingest_put(in, key, b->key_size, v, b->value_size, &e) != BENCH_OK)
+			die("ingest", &e);
+		hist_add(&res->hist, now_ns() - t0);
+		bit_set(b->present, i);
+	}
+	if (eng->ingest_finish(in, &e) != BENCH_OK)
+		die("ingest", &e);
+	res->elapsed_ns = now_ns() - res->elapsed_ns;
+	res->ops = b->num;
+	res->user_bytes = b->num * (b->key_size + b->value_size);
+	res->bytes = res->user_bytes;
+}
+
 static void run_compact(struct bench *b, struct result *res)
 {
 	struct bench_err e = { { 0 } };
@@ -1121,7 +1157,7 @@ static void run_one(struct bench *b, enum workload w)
 	if (res == NULL)
 		err(1, "calloc");
 	res->w = w;
-	if (w == W_FILLSEQ || w == W_FILLRANDOM) {
+	if (w == W_FILLSEQ || w == W_FILLRANDOM || w == W_INGEST) {
 		if (b->use_existing) {
 			fprintf(stderr, "%s: %s: skipped with --use_existing_db\n", PROG,
 				workload_names[w]);
@@ -1140,6 +1176,9 @@ static void run_one(struct bench *b, enum workload w)
 		break;
 	case W_COMPACT:
 		run_compact(b, res);
+		break;
+	case W_INGEST:
+		run_ingest(b, res);
 		break;
 	default:
 		run_reads(b, res);
@@ -1185,6 +1224,8 @@ static void usage(FILE *f, int status)
 	      "                      random keys; reports the readers\n"
 	      "    compact           a major compaction; reports disk_bytes, logical_bytes\n"
 	      "                      (num * (key_size + value_size)) and live_bytes\n"
+	      "    ingest            fillseq's entries through bulk ingestion into an empty\n"
+	      "                      database (fractio only)\n"
 	      "  --engine=NAME       fractio (default), rocksdb or leveldb, when compiled in\n"
 	      "  --num=N             keys (default 1000000; 10000 with --quick)\n"
 	      "  --reads=N           reads per thread (default --num)\n"
@@ -1273,8 +1314,8 @@ static void for_each_workload(struct bench *b, void (*fn)(struct bench *b, enum 
 
 static void check_only(struct bench *b, enum workload w)
 {
-	(void)b;
-	(void)w;
+	if (w == W_INGEST && b->engine->ingest_start == NULL)
+		errx(EX_USAGE, "ingest: the %s engine has no bulk ingestion here", b->engine->name);
 }
 
 static void log_sink(void *ctx, fr_log_level level, const char *line)

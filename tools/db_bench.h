@@ -46,6 +46,7 @@ enum {
 struct bench_db;
 struct bench_batch;
 struct bench_iter;
+struct bench_ingest;
 
 struct bench_engine {
 	const char *name;
@@ -85,6 +86,12 @@ struct bench_engine {
 	int (*wait_idle)(struct bench_db *db, struct bench_err *e);
 	/* Merges everything into the last level and waits for it. */
 	int (*compact)(struct bench_db *db, struct bench_err *e);
+	/* Bulk ingestion of keys given in ascending order, published at once by ingest_finish
+	 * (which frees the ingestion). NULL when the engine has none in this program. */
+	int (*ingest_start)(struct bench_db *db, struct bench_ingest **out, struct bench_err *e);
+	int (*ingest_put)(struct bench_ingest *in, const void *key, size_t key_len,
+			  const void *val, size_t val_len, struct bench_err *e);
+	int (*ingest_finish)(struct bench_ingest *in, struct bench_err *e);
 };
 
 extern const struct bench_engine bench_engine_fractio;

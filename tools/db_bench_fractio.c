@@ -35,6 +35,10 @@ struct bench_iter {
 	fr_iter *it;
 };
 
+struct bench_ingest {
+	fr_ingest *in;
+};
+
 static int fail(struct bench_err *e, const char *what, fr_status st, const fr_error *fe)
 {
 	const char *msg = fe != NULL && fe->code == st && fe->msg[0] != '\0' ? fe->msg : "";
@@ -258,6 +262,42 @@ static int fx_compact(struct bench_db *db, struct bench_err *e)
 	return st == FR_OK ? BENCH_OK : fail(e, "fr_major_compact", st, &fe);
 }
 
+static int fx_ingest_start(struct bench_db *db, struct bench_ingest **out, struct bench_err *e)
+{
+	struct bench_ingest *in = calloc(1, sizeof(*in));
+	fr_error fe = { 0 };
+	fr_status st;
+
+	*out = NULL;
+	if (in == NULL)
+		return bench_fail(e, "out of memory");
+	st = fr_ingest_start(db->ks, &in->in, &fe);
+	if (st != FR_OK) {
+		free(in);
+		return fail(e, "fr_ingest_start", st, &fe);
+	}
+	*out = in;
+	return BENCH_OK;
+}
+
+static int fx_ingest_put(struct bench_ingest *in, const void *key, size_t key_len,
+			 const void *val, size_t val_len, struct bench_err *e)
+{
+	fr_error fe = { 0 };
+	fr_status st = fr_ingest_put(in->in, key, key_len, val, val_len, &fe);
+
+	return st == FR_OK ? BENCH_OK : fail(e, "fr_ingest_put", st, &fe);
+}
+
+static int fx_ingest_finish(struct bench_ingest *in, struct bench_err *e)
+{
+	fr_error fe = { 0 };
+	fr_status st = fr_ingest_finish(in->in, NULL, &fe);
+
+	free(in);
+	return st == FR_OK ? BENCH_OK : fail(e, "fr_ingest_finish", st, &fe);
+}
+
 const struct bench_engine bench_engine_fractio = {
 	.name = "fractio",
 	.codec = "lz4",
@@ -280,4 +320,7 @@ const struct bench_engine bench_engine_fractio = {
 	.flush = fx_flush,
 	.wait_idle = fx_wait_idle,
 	.compact = fx_compact,
+	.ingest_start = fx_ingest_start,
+	.ingest_put = fx_ingest_put,
+	.ingest_finish = fx_ingest_finish,
 };

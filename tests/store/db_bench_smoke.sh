@@ -102,6 +102,15 @@ run_all() {
 
 run_all fractio 20000
 
+# Bulk ingestion (fractio only): an empty database filled by ingest, then read back checked.
+"$bench" --engine=fractio --quick --num=20000 --benchmarks=ingest,readrandom,readseq \
+	>"$tmp/ingest.out" || fail "fractio ingest: exit status $?"
+check_output "$tmp/ingest.out" fractio ingest,readrandom,readseq
+line=$(grep '"benchmark":"readrandom"' "$tmp/ingest.out")
+[ "$(field found "$line")" = 20000 ] || fail "fractio ingest: readrandom: $line"
+line=$(grep '"benchmark":"readseq"' "$tmp/ingest.out")
+[ "$(field ops "$line")" = 20000 ] || fail "fractio ingest: readseq: $line"
+
 # Refusals: a directory the program did not make, unknown names, bad numbers.
 mkdir "$tmp/foreign" && echo keep >"$tmp/foreign/file"
 status=0
@@ -124,6 +133,10 @@ for engine in rocksdb leveldb; do
 	case " $engines " in
 	*" $engine "*)
 		run_all "$engine" 5000
+		status=0
+		"$bench" --engine="$engine" --quick --benchmarks=ingest >/dev/null 2>&1 ||
+			status=$?
+		[ "$status" -eq 64 ] || fail "$engine ingest: exit status $status, want 64"
 		;;
 	*)
 		status=0

@@ -463,7 +463,7 @@ static bool pick_compaction(fr_db *db, struct cjob *out)
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < db->tree_cap; i++) {
 		struct tree *t = db->trees[i];
-		if (!t || t->compacting || (!t->cpt_dirty && !t->force_compact))
+		if (!t || t->compacting || t->ingesting || (!t->cpt_dirty && !t->force_compact))
 			continue;
 		struct compact_policy pol;
 		tree_policy(t, &pol);

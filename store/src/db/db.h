@@ -80,6 +80,8 @@ struct tree {
 	bool flushing;            /* under db->mu; a flush of this tree runs */
 	bool compacting;          /* under db->mu */
 	bool force_compact;       /* under db->mu; a major compaction was asked for */
+	bool ingesting;           /* under db->mu; an ingestion is publishing: no compaction
+				   * of this tree may start (ingest.c) */
 	bool cpt_dirty;           /* under db->mu; the version changed since the picker last
 				   * found nothing to do */
 	uint32_t l0_cnt;          /* atomic: L0 tables of the current version (write stalls) */
@@ -264,6 +266,18 @@ fr_status db_check_writable(fr_db *db, fr_error *err);
 void db_release_segments(fr_db *db);
 /* Oldest live snapshot seqnos, ascending (fr_free). */
 fr_status db_snapshot_list(fr_db *db, uint64_t **out, size_t *cnt);
+
+/* ---- ingest.c ---- */
+struct fr_ingest;
+fr_status ingest_start(fr_keyspace *ks, struct fr_ingest **out, fr_error *err);
+/* Adds an entry (VT_PUT or VT_DEL) of key k, above every key added before. Any failure
+ * breaks the ingestion: later adds fail and ingest_finish publishes nothing. */
+fr_status ingest_add(struct fr_ingest *in, uint8_t type, const void *k, size_t klen,
+		     const void *v, size_t vlen, fr_error *err);
+/* Publishes every entry at one new seqno (*seqno, may be NULL) and frees in, on failure too. */
+fr_status ingest_finish(struct fr_ingest *in, uint64_t *seqno, fr_error *err);
+/* Deletes the ingestion's files and frees it. NULL allowed. */
+void ingest_abort(struct fr_ingest *in);
 
 /* ---- db.c ---- */
 fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_error *err);

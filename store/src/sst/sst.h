@@ -69,6 +69,10 @@ struct sst_meta {
 	uint64_t min_seqno;
 	uint64_t max_seqno;
 	uint64_t created_s;      /* wall-clock seconds since the epoch when written (0: unknown) */
+	/* 0, or the seqno every entry of the table reads as: an ingested table is written with
+	 * seqno 0 and given its seqno when published (recorded in the manifest, FORMAT.md §5.2);
+	 * min_seqno and max_seqno are then this value too */
+	uint64_t global_seqno;
 	uint8_t *smallest;
 	size_t smallest_len;
 	uint8_t *largest;
@@ -119,6 +123,11 @@ fr_status sst_reader_open_env(struct fr_io *io, const char *path, uint64_t id,
 /* sst_reader_open_env with no environment. */
 fr_status sst_reader_open(struct fr_io *io, const char *path, uint64_t id,
 			  struct sst_reader **out, fr_error *err);
+/* Makes every entry and range tombstone of r read as written at seqno (> 0): an ingested table,
+ * stored with seqno 0 (FORMAT.md §5.2). Point reads at a snapshot below it find nothing;
+ * iterators hand out internal keys carrying it. Call once, right after open, before r is
+ * shared. FR_CORRUPTION when the table holds an entry of another seqno. */
+fr_status sst_reader_set_global_seqno(struct sst_reader *r, uint64_t seqno, fr_error *err);
 void sst_reader_ref(struct sst_reader *r);
 void sst_reader_unref(struct sst_reader *r);
 const struct sst_meta *sst_reader_meta(const struct sst_reader *r);

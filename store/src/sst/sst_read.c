@@ -104,6 +104,7 @@ struct sst_reader {
 	uint8_t *rd_mem;
 	struct range_del *rds;
 	size_t rd_cnt;
+	uint64_t gseq; /* 0, or the seqno every entry reads as (sst_reader_set_global_seqno) */
 };
 
 static void block_release(struct sst_blockref *b)
@@ -1087,6 +1088,22 @@ fr_status sst_reader_open(struct fr_io *io, const char *path, uint64_t id, struc
 	return sst_reader_open_env(io, path, id, NULL, out, err);
 }
 
+fr_status sst_reader_set_global_seqno(struct sst_reader *r, uint64_t seqno, fr_error *err)
+{
+	if (!seqno || seqno > SEQNO_MAX)
+		return FR_CORRUPT(err, r->path, 0, "bad global seqno of an ingested table");
+	if (r->meta.entry_cnt + r->meta.range_del_cnt && r->meta.max_seqno != 0)
+		return FR_CORRUPT(err, r->path, 0,
+				  "table with a global seqno holds entries of other seqnos");
+	r->gseq = seqno;
+	r->meta.global_seqno = seqno;
+	r->meta.min_seqno = seqno;
+	r->meta.max_seqno = seqno;
+	for (size_t i = 0; i < r->rd_cnt; i++)
+		r->rds[i].seqno = seqno;
+	return FR_OK;
+}
+
 void sst_reader_ref(struct sst_reader *r)
 {
 	atomic_add_u32(&r->refs, 1);
@@ -1147,7 +1164,8 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 	rc = filter_check(r, hash, &may, err);
 	if (rc)
 		return rc;
-	if (!may)
+	/* every entry of an ingested table is at its global seqno */
+	if (!may || (r->gseq && snap < r->gseq))
 		return FR_NOT_FOUND;
 	if (ulen > sizeof(small) - IKEY_TRAILER_LEN) {
 		if (ulen > SIZE_MAX - IKEY_TRAILER_LEN)
@@ -1210,7 +1228,7 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 	}
 	*vlen = di.val_len;
 	*type = ikey_type(di.key.data, di.key.len);
-	*seqno = ikey_seqno(di.key.data, di.key.len);
+	*seqno = r->gseq ? r->gseq : ikey_seqno(di.key.data, di.key.len);
 out:
 	blk_iter_fini(&di);
 	ic_fini(&ic);
@@ -1232,6 +1250,10 @@ struct sst_iter {
 	struct blk_iter di; /* over db */
 	bool loaded;
 	uint64_t loaded_off;
+	/* of a table with a global seqno: the current key as handed out (its trailer carries the
+	 * global seqno) and a seek target translated to the stored keys */
+	struct fr_buf gkey;
+	struct fr_buf gtarget;
 };
 
 static struct sst_iter *si_of(struct kv_iter *it)
@@ -1292,10 +1314,46 @@ static fr_status si_skip_backward(struct sst_iter *si)
 	return rc;
 }
 
+/* The trailer the current entry is handed out with. */
+static uint64_t si_trailer(const struct sst_iter *si)
+{
+	const struct blk_iter *di = &si->di;
+	if (!si->r->gseq)
+		return ikey_trailer(di->key.data, di->key.len);
+	return ikey_pack(si->r->gseq, ikey_type(di->key.data, di->key.len));
+}
+
+/* The current entry's internal key, as handed out, against internal key k. */
+static int si_cmp(const struct sst_iter *si, const uint8_t *k, size_t n)
+{
+	const struct blk_iter *di = &si->di;
+	int c = bytes_cmp(di->key.data, ikey_user_len(di->key.len), k, ikey_user_len(n));
+	if (c)
+		return c;
+	uint64_t a = si_trailer(si), b = ikey_trailer(k, n);
+	return a > b ? -1 : a < b;
+}
+
+/* The current key with the global seqno in its trailer, into si->gkey. */
+static fr_status si_global_key(struct sst_iter *si)
+{
+	const struct blk_iter *di = &si->di;
+	size_t ulen = ikey_user_len(di->key.len);
+	buf_clear(&si->gkey);
+	if (buf_reserve(&si->gkey, di->key.len))
+		return FR_ERR(&si->base.err, FR_NOMEM, "table %s: iterator key", si->r->path);
+	ikey_encode(si->gkey.data, di->key.data, ulen, si->r->gseq,
+		    ikey_type(di->key.data, di->key.len));
+	si->gkey.len = di->key.len;
+	return FR_OK;
+}
+
 /* Publishes the outcome of a positioning call in the kv_iter fields. */
 static void si_settle(struct sst_iter *si, fr_status rc)
 {
 	struct kv_iter *it = &si->base;
+	if (!rc && si->r->gseq && si->di.valid && ic_valid(&si->ic))
+		rc = si_global_key(si);
 	if (rc) {
 		it->status = rc;
 		it->valid = false;
@@ -1305,7 +1363,7 @@ static void si_settle(struct sst_iter *si, fr_status rc)
 		it->valid = si->di.valid && ic_valid(&si->ic);
 	}
 	if (it->valid) {
-		it->key = si->di.key.data;
+		it->key = si->r->gseq ? si->gkey.data : si->di.key.data;
 		it->key_len = si->di.key.len;
 		it->val = si->di.val;
 		it->val_len = si->di.val_len;
@@ -1351,6 +1409,29 @@ static fr_status si_seek(struct sst_iter *si, const uint8_t *k, size_t n)
 			rc = blk_iter_seek(&si->di, k, n, &si->base.err);
 	}
 	return rc ? rc : si_skip_forward(si);
+}
+
+/* The first entry whose key, as handed out, is >= k. The stored keys of a table with a global
+ * seqno order as the handed-out ones do, but a target's trailer means something else there:
+ * seek to the first stored version of k's user key, then step over the versions that read as
+ * newer than k. */
+static fr_status si_seek_at(struct sst_iter *si, const uint8_t *k, size_t n)
+{
+	if (!si->r->gseq)
+		return si_seek(si, k, n);
+	size_t ulen = ikey_user_len(n);
+	buf_clear(&si->gtarget);
+	if (buf_reserve(&si->gtarget, n))
+		return FR_ERR(&si->base.err, FR_NOMEM, "table %s: seek", si->r->path);
+	ikey_encode(si->gtarget.data, k, ulen, SEQNO_MAX, VT_SEEK);
+	si->gtarget.len = n;
+	fr_status rc = si_seek(si, si->gtarget.data, n);
+	while (!rc && si->di.valid && ic_valid(&si->ic) && si_cmp(si, k, n) < 0) {
+		rc = blk_iter_next(&si->di, &si->base.err);
+		if (!rc)
+			rc = si_skip_forward(si);
+	}
+	return rc;
 }
 
 /* Opens the index cursor on the first positioning call (which, unlike the constructor,
@@ -1404,7 +1485,7 @@ static void sst_iter_seek(struct kv_iter *it, const uint8_t *k, size_t n)
 {
 	struct sst_iter *si = si_of(it);
 	if (si_usable(si, k, n))
-		si_settle(si, si_seek(si, k, n));
+		si_settle(si, si_seek_at(si, k, n));
 }
 
 static void sst_iter_seek_prev(struct kv_iter *it, const uint8_t *k, size_t n)
@@ -1413,8 +1494,8 @@ static void sst_iter_seek_prev(struct kv_iter *it, const uint8_t *k, size_t n)
 	if (!si_usable(si, k, n))
 		return;
 	/* the first entry >= target; if it is not the target itself, the one before it */
-	fr_status rc = si_seek(si, k, n);
-	if (!rc && si->di.valid && ikey_cmp(si->di.key.data, si->di.key.len, k, n) != 0) {
+	fr_status rc = si_seek_at(si, k, n);
+	if (!rc && si->di.valid && si_cmp(si, k, n) != 0) {
 		rc = blk_iter_prev(&si->di, &si->base.err);
 		if (!rc)
 			rc = si_skip_backward(si);
@@ -1452,6 +1533,8 @@ static void sst_iter_free(struct kv_iter *it)
 	blk_iter_fini(&si->di);
 	ic_fini(&si->ic);
 	block_release(&si->ref);
+	buf_fini(&si->gkey);
+	buf_fini(&si->gtarget);
 	sst_reader_unref(si->r);
 	fr_free(si);
 }
@@ -1479,6 +1562,8 @@ fr_status sst_iter_new_flags(struct sst_reader *r, unsigned flags, struct kv_ite
 	si->r = r;
 	ic_init(&si->ic, r, !(flags & SST_ITER_NO_FILL));
 	blk_iter_init(&si->di, &si->db);
+	buf_init(&si->gkey);
+	buf_init(&si->gtarget);
 	sst_reader_ref(r);
 	*out = &si->base;
 	return FR_OK;

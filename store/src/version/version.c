@@ -134,6 +134,12 @@ fr_status table_reader(struct table *t, struct sst_reader **out, fr_error *err)
 		r = t->reader;
 		if (!r) {
 			rc = sst_reader_open_env(t->io, t->path, t->meta.id, &t->env, &r, err);
+			/* an ingested table's seqno lives in the manifest, not in the file */
+			if (!rc && t->meta.global_seqno) {
+				rc = sst_reader_set_global_seqno(r, t->meta.global_seqno, err);
+				if (rc)
+					sst_reader_unref(r);
+			}
 			if (!rc)
 				atomic_store_rel_ptr((void **)&t->reader, r);
 			else if (rc == FR_NOT_FOUND) /* never "no such key" to a lookup */

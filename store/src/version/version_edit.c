@@ -17,6 +17,7 @@
 #include "base/buf.h"
 #include "base/coding.h"
 #include "base/error.h"
+#include "base/ikey.h"
 #include "version/version_int.h"
 
 /* Field tags, FORMAT.md §5.2. On disk: never renumber, never reuse a retired value. */
@@ -28,6 +29,8 @@ enum {
 	VE_TAG_NEXT_FILE_ID = 5,
 	VE_TAG_LAST_SEQNO = 6,
 	VE_TAG_ADD_TABLE2 = 7, /* ADD_TABLE, then varint created_s */
+	/* 8-10: reserved (another change in progress) */
+	VE_TAG_ADD_TABLE3 = 11, /* ADD_TABLE2, then varint global_seqno (an ingested table) */
 };
 
 void vedit_init(struct vedit *e)
@@ -155,7 +158,9 @@ fr_status vedit_encode(const struct vedit *e, struct fr_buf *out)
 	for (size_t i = 0; i < e->add_cnt && !rc; i++) {
 		const struct vedit_add *a = &e->adds[i];
 		const struct sst_meta *m = &a->meta;
-		const uint64_t nums[] = { VE_TAG_ADD_TABLE2, a->tree_id,		 a->level,
+		/* only an ingested table needs tag 11: others stay readable by older builds */
+		const uint64_t tag = m->global_seqno ? VE_TAG_ADD_TABLE3 : VE_TAG_ADD_TABLE2;
+		const uint64_t nums[] = { tag,		    a->tree_id,		 a->level,
 					  m->id,	    m->file_size,	 m->entry_cnt,
 					  m->tombstone_cnt, m->range_del_cnt, m->min_seqno,
 					  m->max_seqno };
@@ -168,6 +173,8 @@ fr_status vedit_encode(const struct vedit *e, struct fr_buf *out)
 			rc = buf_put_lenbytes(out, m->largest, m->largest_len);
 		if (!rc)
 			rc = buf_put_varint(out, m->created_s);
+		if (!rc && m->global_seqno)
+			rc = buf_put_varint(out, m->global_seqno);
 	}
 	for (size_t i = 0; i < e->flushed_cnt && !rc; i++) {
 		rc = buf_put_varint(out, VE_TAG_FLUSHED);
@@ -235,7 +242,7 @@ static fr_status dec_level(struct ve_dec *d, uint32_t *v)
 	return FR_OK;
 }
 
-static fr_status dec_add(struct ve_dec *d, struct vedit *e, bool with_time)
+static fr_status dec_add(struct ve_dec *d, struct vedit *e, bool with_time, bool with_gseq)
 {
 	struct sst_meta m;
 	uint32_t tree_id = 0, level = 0;
@@ -276,6 +283,16 @@ static fr_status dec_add(struct ve_dec *d, struct vedit *e, bool with_time)
 		if (rc)
 			return rc;
 	}
+	if (with_gseq) {
+		/* FORMAT.md §5.2: the table's entries all read as global_seqno */
+		at = d->p;
+		rc = dec_u(d, &m.global_seqno, "version edit: bad global seqno");
+		if (rc)
+			return rc;
+		if (!m.global_seqno || m.global_seqno > SEQNO_MAX ||
+		    m.min_seqno != m.global_seqno || m.max_seqno != m.global_seqno)
+			return dec_bad(d, at, "version edit: global seqno out of range");
+	}
 	if (vedit_add_table(e, tree_id, level, &m))
 		return FR_ERR(d->err, FR_NOMEM, "decoding a version edit of %s", d->path);
 	return FR_OK;
@@ -294,7 +311,8 @@ static fr_status dec_field(struct ve_dec *d, struct vedit *e)
 	switch (tag) {
 	case VE_TAG_ADD_TABLE:
 	case VE_TAG_ADD_TABLE2:
-		return dec_add(d, e, tag == VE_TAG_ADD_TABLE2);
+	case VE_TAG_ADD_TABLE3:
+		return dec_add(d, e, tag != VE_TAG_ADD_TABLE, tag == VE_TAG_ADD_TABLE3);
 	case VE_TAG_DEL_TABLE:
 		rc = dec_u32v(d, &tree_id, "version edit: bad tree id");
 		if (!rc)
