@@ -3,6 +3,7 @@
  * db.h - the database's internal structures, shared by the files of db/.
  *
  * Lock order (take in this order, never the reverse):
+ *   db->tx_mu     (single-writer transactions: held only to wait for and claim the turn)
  *   db->seg_mu    (releasing journal segments: db_release_segments only)
  *   db->write_mu  (commit queue; held by the commit leader only while queueing, not during I/O)
  *   db->cat_mu    (keyspace handle table)
@@ -11,6 +12,8 @@
  *   vset mutex    (inside version/)
  *   table stripe locks (version/), then the block cache's shard locks and the file table's lock
  *                 (leaves: nothing is taken under them)
+ *   the oracle's mutex (oracle.h) is a leaf too: the commit leader and transactions take it
+ *                 holding nothing else
  *
  * The commit leader (the thread at the head of the commit queue) is the only writer of
  * memtables and the journal; it owns db->jnl and the active memtable of every tree.
@@ -34,6 +37,8 @@ struct fr_io;
 struct ftab;
 struct jnl;
 struct mem;
+struct orc;
+struct orc_tx;
 struct vset;
 struct tree_version;
 struct writer;
@@ -168,6 +173,11 @@ struct fr_db {
 	bool test_hold_compactions;   /* atomic: workers run flushes only (stall tests) */
 #endif
 
+	struct fr_mutex tx_mu;        /* single-writer transactions (txn.c) */
+	struct fr_cond tx_cv;         /* the single-writer transaction ended */
+	bool tx_writer_open;          /* under tx_mu */
+	struct orc *orc;              /* conflict oracle of optimistic transactions (oracle.h) */
+
 	fr_db_stats st;               /* counters: atomics (atomic_add_u64) */
 	struct tree *catalog;
 };
@@ -213,6 +223,8 @@ struct fr_batch {
 	char **ks_tree_names;
 	size_t ks_opt_cnt;
 	uint64_t user_bytes;
+	struct orc_tx *otx;           /* an optimistic transaction's commit: validated by the
+				       * leader (FR_CONFLICT); NULL for plain batches */
 };
 fr_status batch_add(fr_batch *b, uint8_t op, fr_keyspace *ks, const void *k, size_t klen,
 		    const void *v, size_t vlen);
