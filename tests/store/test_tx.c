@@ -300,6 +300,8 @@ static void test_tx_read_own_writes(void **state)
 	put_s(b, "x", "bx");
 	ryow_round(f, a, b, c, FR_TX_SINGLE_WRITER, true);
 	ryow_round(f, a, b, c, FR_TX_OPTIMISTIC, true);
+	/* again with the stored data in tables rather than memtables */
+	OK(fr_db_flush(f->db, &E));
 	ryow_round(f, a, b, c, FR_TX_OPTIMISTIC, false);
 	ryow_round(f, a, b, c, FR_TX_SINGLE_WRITER, false);
 	fr_keyspace_close(a);
@@ -676,6 +678,7 @@ static void test_tx_read_missing(void **state)
 	OK(fr_batch_put(bt, a, "unrelated", 9, "u", 1));
 	OK(fr_batch_put(bt, b, "x", 1, "bx", 2));
 	OK(fr_batch_commit(bt, FR_PERSIST_BUFFER, NULL, &E));
+	fr_batch_free(bt);
 	assert_int_equal(fr_tx_commit(t1, FR_PERSIST_BUFFER, NULL, &E), FR_CONFLICT);
 	expect(a, "derived", NULL);
 	/* the same user key in another keyspace of the same tree is another key */
