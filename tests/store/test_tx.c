@@ -3,8 +3,9 @@
  * test_tx.c - transactions (fractio.h "transactions"): read-your-own-writes across keyspaces
  * (own and shared trees) for point reads and iterators, the composite updates, rollback, the
  * single writer's exclusivity, the classic anomalies caught as conflicts by optimistic
- * transactions, bank transfers on four threads with both kinds, the oracle's bound and
- * durability across a reopen.
+ * transactions, bank transfers on four threads with both kinds, a history check (no write of
+ * a key a winner read lands between its read seqno and its commit, with plain writers racing
+ * its begin), the oracle's bound and durability across a reopen.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -938,6 +939,144 @@ static void test_tx_bank_single_writer(void **state)
 	run_bank(*state, FR_TX_SINGLE_WRITER);
 }
 
+/* ---- a history check: no commit lands between a winner's read seqno and its commit ---- */
+
+#define HIST_PLAIN 6000
+#define HIST_TX_THREADS 3
+#define HIST_TX 3000
+
+struct hist {
+	fr_db *db;
+	fr_keyspace *ks;
+	uint64_t plain[HIST_PLAIN];             /* seqnos of the plain writes of "k" */
+	uint64_t read_at[HIST_TX_THREADS][HIST_TX]; /* winners: read seqno */
+	uint64_t commit_at[HIST_TX_THREADS][HIST_TX];
+	size_t won[HIST_TX_THREADS];
+	uint64_t errors; /* atomic */
+	uint32_t plain_done; /* atomic */
+};
+
+struct hist_arg {
+	struct hist *h;
+	int id;
+};
+
+static void *hist_plain(void *arg)
+{
+	struct hist *h = arg;
+	fr_batch *b;
+	if (fr_batch_new(h->db, &b)) {
+		atomic_add_u64(&h->errors, 1);
+		return NULL;
+	}
+	for (int i = 0; i < HIST_PLAIN; i++) {
+		fr_seqno at = 0;
+		if (fr_batch_put(b, h->ks, "k", 1, &i, sizeof(i)) ||
+		    fr_batch_put(b, h->ks, "other", 5, &i, sizeof(i)) ||
+		    fr_batch_commit(b, FR_PERSIST_BUFFER, &at, NULL))
+			atomic_add_u64(&h->errors, 1);
+		h->plain[i] = at;
+	}
+	fr_batch_free(b);
+	atomic_store_rel_u32(&h->plain_done, 1);
+	return NULL;
+}
+
+static void *hist_tx(void *arg)
+{
+	struct hist_arg *a = arg;
+	struct hist *h = a->h;
+	for (int i = 0; i < HIST_TX; i++) {
+		fr_tx *tx;
+		if (fr_tx_begin(h->db, FR_TX_OPTIMISTIC, &tx, NULL)) {
+			atomic_add_u64(&h->errors, 1);
+			return NULL;
+		}
+		uint64_t r = fr_tx_seqno(tx);
+		fr_status rc = fr_tx_get(tx, h->ks, "k", 1, NULL, NULL, NULL);
+		if (rc && rc != FR_NOT_FOUND)
+			atomic_add_u64(&h->errors, 1);
+		if (fr_tx_put(tx, h->ks, "k", 1, &i, sizeof(i), NULL))
+			atomic_add_u64(&h->errors, 1);
+		fr_seqno s = 0;
+		rc = fr_tx_commit(tx, FR_PERSIST_BUFFER, &s, NULL);
+		if (rc == FR_OK) {
+			h->read_at[a->id][h->won[a->id]] = r;
+			h->commit_at[a->id][h->won[a->id]++] = s;
+		} else if (rc != FR_CONFLICT) {
+			atomic_add_u64(&h->errors, 1);
+		}
+	}
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* True when some element of sorted a[0..n) lies strictly between lo and hi. */
+static bool any_between(const uint64_t *a, size_t n, uint64_t lo, uint64_t hi)
+{
+	size_t l = 0, r = n;
+	while (l < r) {
+		size_t m = l + (r - l) / 2;
+		if (a[m] <= lo)
+			l = m + 1;
+		else
+			r = m;
+	}
+	return l < n && a[l] < hi;
+}
+
+static void test_tx_history(void **state)
+{
+	struct fx *f = *state;
+	struct hist *h = calloc(1, sizeof(*h));
+	assert_non_null(h);
+	h->db = f->db;
+	h->ks = t_ks(f, "h", NULL);
+	pthread_t pt, tt[HIST_TX_THREADS];
+	struct hist_arg args[HIST_TX_THREADS];
+	assert_int_equal(pthread_create(&pt, NULL, hist_plain, h), 0);
+	for (int i = 0; i < HIST_TX_THREADS; i++) {
+		args[i] = (struct hist_arg){h, i};
+		assert_int_equal(pthread_create(&tt[i], NULL, hist_tx, &args[i]), 0);
+	}
+	pthread_join(pt, NULL);
+	for (int i = 0; i < HIST_TX_THREADS; i++)
+		pthread_join(tt[i], NULL);
+	assert_int_equal(h->errors, 0);
+	/* every write of k: the plain ones and the winning transactions' */
+	size_t all_cnt = HIST_PLAIN, won = 0;
+	uint64_t *all = malloc(sizeof(*all) * (HIST_PLAIN + HIST_TX_THREADS * HIST_TX));
+	assert_non_null(all);
+	memcpy(all, h->plain, sizeof(h->plain));
+	for (int t = 0; t < HIST_TX_THREADS; t++)
+		for (size_t i = 0; i < h->won[t]; i++)
+			all[all_cnt++] = h->commit_at[t][i];
+	qsort(all, all_cnt, sizeof(*all), cmp_u64);
+	for (size_t i = 1; i < all_cnt; i++)
+		assert_true(all[i] > all[i - 1]); /* one seqno per commit */
+	for (int t = 0; t < HIST_TX_THREADS; t++) {
+		for (size_t i = 0; i < h->won[t]; i++) {
+			uint64_t r = h->read_at[t][i], s = h->commit_at[t][i];
+			assert_true(r < s);
+			if (any_between(all, all_cnt, r, s))
+				fail_msg("a write of k at a seqno in (%llu, %llu) went undetected",
+					 (unsigned long long)r, (unsigned long long)s);
+			won++;
+		}
+	}
+	assert_true(won > 0);
+	fprintf(stderr, "history: %zu of %d transactions won against %d plain writes\n", won,
+		HIST_TX_THREADS * HIST_TX, HIST_PLAIN);
+	free(all);
+	fr_keyspace_close(h->ks);
+	free(h);
+}
+
 /* ---- the oracle's bound ---- */
 
 static void test_tx_oracle_bounded(void **state)
@@ -1030,6 +1169,7 @@ int main(void)
 		T(test_tx_disjoint),
 		T(test_tx_bank_optimistic),
 		T(test_tx_bank_single_writer),
+		T(test_tx_history),
 		T(test_tx_oracle_bounded),
 		T(test_tx_reopen),
 	};
