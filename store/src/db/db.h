@@ -3,7 +3,6 @@
  * db.h - the database's internal structures, shared by the files of db/.
  *
  * Lock order (take in this order, never the reverse):
- *   db->tx_mu     (single-writer transactions: held only to wait for and claim the turn)
  *   db->seg_mu    (releasing journal segments: db_release_segments only)
  *   db->write_mu  (commit queue; held by the commit leader only while queueing, not during I/O)
  *   db->cat_mu    (keyspace handle table)
@@ -12,8 +11,8 @@
  *   vset mutex    (inside version/)
  *   table stripe locks (version/), then the block cache's shard locks and the file table's lock
  *                 (leaves: nothing is taken under them)
- *   the oracle's mutex (oracle.h) is a leaf too: the commit leader and transactions take it
- *                 holding nothing else
+ *   the oracle's mutex (oracle.h) and db->tx_mu (the single-writer transactions' turn) are
+ *                 leaves too: taken holding nothing else, and nothing is taken under them
  *
  * The commit leader (the thread at the head of the commit queue) is the only writer of
  * memtables and the journal; it owns db->jnl and the active memtable of every tree.
@@ -173,7 +172,7 @@ struct fr_db {
 	bool test_hold_compactions;   /* atomic: workers run flushes only (stall tests) */
 #endif
 
-	struct fr_mutex tx_mu;        /* single-writer transactions (txn.c) */
+	struct fr_mutex tx_mu;        /* single-writer transactions (txn.c); a leaf lock */
 	struct fr_cond tx_cv;         /* the single-writer transaction ended */
 	bool tx_writer_open;          /* under tx_mu */
 	struct orc *orc;              /* conflict oracle of optimistic transactions (oracle.h) */
