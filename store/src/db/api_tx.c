@@ -240,7 +240,7 @@ fr_status fr_tx_iter_open(fr_tx *tx, fr_keyspace *ks, const fr_iter_options *o, 
 	if (rc)
 		return rc;
 	if (o && o->snapshot)
-		return FR_ERR(err, FR_INVALID, "a transaction's iterator reads at its own snapshot");
+		return FR_ERR(err, FR_INVALID, "a transaction's iterator reads at its snapshot");
 	struct kv_iter *ov;
 	rc = txn_overlay(tx, ks, &ov, err);
 	if (rc)

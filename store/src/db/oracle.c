@@ -248,9 +248,11 @@ static bool rec_conflicts(const struct orc_rec *rec, const struct orc_set *s)
 		const struct rec_key *k = &rec->keys[i];
 		if (set_has(s, k->hash, k->tree, k->k, k->len))
 			return true;
-		for (size_t j = 0; j < s->range_cnt; j++)
-			if (s->ranges[j].tree == k->tree && in_range(s, &s->ranges[j], k->k, k->len))
+		for (size_t j = 0; j < s->range_cnt; j++) {
+			const struct orc_range *r = &s->ranges[j];
+			if (r->tree == k->tree && in_range(s, r, k->k, k->len))
 				return true;
+		}
 	}
 	const uint8_t *b = s->bytes.data;
 	for (size_t i = 0; i < rec->range_cnt; i++) {
@@ -265,9 +267,10 @@ static bool rec_conflicts(const struct orc_rec *rec, const struct orc_set *s)
 		/* [a, b) and [c, d) overlap when a < d and c < b */
 		for (size_t j = 0; j < s->range_cnt; j++) {
 			const struct orc_range *r = &s->ranges[j];
-			if (r->tree == d->tree &&
-			    bytes_cmp(b + r->lo_off, r->lo_len, d->hi, d->hi_len) < 0 &&
-			    (!r->has_hi || bytes_cmp(d->lo, d->lo_len, b + r->hi_off, r->hi_len) < 0))
+			if (r->tree != d->tree ||
+			    bytes_cmp(b + r->lo_off, r->lo_len, d->hi, d->hi_len) >= 0)
+				continue;
+			if (!r->has_hi || bytes_cmp(d->lo, d->lo_len, b + r->hi_off, r->hi_len) < 0)
 				return true;
 		}
 	}

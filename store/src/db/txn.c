@@ -504,8 +504,9 @@ fr_status txn_commit(fr_tx *tx, fr_persist mode, uint64_t *seqno, fr_error *err)
 	fr_db *db = tx->db;
 	fr_status rc = check_broken(tx, err);
 	if (rc || !tx->write_cnt) {
+		/* pairs with the store in leader_write */
 		if (!rc && seqno)
-			*seqno = atomic_load_acq_u64(&db->visible_seqno); /* pairs with leader_write */
+			*seqno = atomic_load_acq_u64(&db->visible_seqno);
 		txn_free(tx);
 		return rc;
 	}

@@ -508,7 +508,8 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 		if (recorded && w->b->otx && orc_conflicts(db->orc, w->b->otx)) {
 			w->conflict = true;
 			user_bytes -= w->b->user_bytes;
-			FR_ERR(&w->err, FR_CONFLICT, "the transaction conflicts with a newer commit");
+			FR_ERR(&w->err, FR_CONFLICT,
+			       "a newer commit wrote a key the transaction read or wrote");
 			continue;
 		}
 		w->seqno = ++last;
@@ -551,8 +552,9 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	fr_mutex_unlock(&db->mu);
 	db->jnl_bytes_seen = jw;
 	/* readers see the whole group at once; pairs with the acquire in db_visible. Sequentially
-	 * consistent for the oracle: with the load below and the increment and load of txn_begin,
-	 * either a beginning transaction reads at this seqno or later, or this group is recorded. */
+	 * consistent for the oracle: with the load below and the increment and load of
+	 * txn_begin, a beginning transaction reads at this seqno or later, or the group is
+	 * recorded. */
 	atomic_store_sc_u64(&db->visible_seqno, db->seqno);
 	if (!recorded && orc_is_active(db->orc)) {
 		orc_lock(db->orc);
