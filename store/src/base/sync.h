@@ -67,6 +67,24 @@ static inline uint64_t atomic_sub_u64(uint64_t *p, uint64_t v)
 {
 	return __atomic_sub_fetch(p, v, __ATOMIC_ACQ_REL);
 }
+/* Sequentially consistent operations, for the few Dekker-style handshakes where each side
+ * stores one flag and then loads the other's (the optimistic transactions' oracle). */
+static inline void atomic_store_sc_u64(uint64_t *p, uint64_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_SEQ_CST);
+}
+static inline uint64_t atomic_load_sc_u64(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+static inline uint32_t atomic_add_sc_u32(uint32_t *p, uint32_t v)
+{
+	return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST);
+}
+static inline uint32_t atomic_load_sc_u32(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
 static inline uint32_t atomic_load_acq_u32(const uint32_t *p)
 {
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);

@@ -8,6 +8,7 @@
 #include "base/alloc.h"
 #include "base/error.h"
 #include "base/ikey.h"
+#include "base/kv_iter.h"
 #include "db/db.h"
 #include "db/iter_int.h"
 #include "journal/journal.h"
@@ -366,12 +367,14 @@ fr_status fr_contains(fr_keyspace *ks, const void *key, size_t key_len, bool *ou
 /* Opens a tree iterator over the keyspace's part of its tree, bounded by lo/hi (user keys). */
 static fr_status ks_titer(fr_keyspace *ks, const void *lo, size_t lo_len, const void *hi,
 			  size_t hi_len, bool has_hi, bool reverse, uint64_t snap,
-			  struct titer **out, fr_error *err)
+			  struct kv_iter *overlay, struct titer **out, fr_error *err)
 {
 	struct tkey l, h;
 	fr_status rc = tkey_make(&l, ks, lo, lo_len, err);
-	if (rc)
+	if (rc) {
+		kv_free(overlay);
 		return rc;
+	}
 	if (has_hi) {
 		rc = tkey_make(&h, ks, hi, hi_len, err);
 	} else {
@@ -381,9 +384,12 @@ static fr_status ks_titer(fr_keyspace *ks, const void *lo, size_t lo_len, const 
 		ks_prefix(ks->ks_id + 1, h.buf);
 	}
 	if (!rc) {
-		rc = titer_open(ks->db, ks->tree, l.p, l.len, h.p, h.len, reverse, snap, out, err);
+		rc = titer_open_overlay(ks->db, ks->tree, l.p, l.len, h.p, h.len, reverse, snap,
+					overlay, out, err);
 		tkey_fini(&h);
+		overlay = NULL;
 	}
+	kv_free(overlay);
 	tkey_fini(&l);
 	return rc;
 }
@@ -395,7 +401,7 @@ static fr_status edge(fr_keyspace *ks, bool reverse, void **key, size_t *key_len
 	if (rc)
 		return rc;
 	struct titer *it;
-	rc = ks_titer(ks, NULL, 0, NULL, 0, false, reverse, visible(ks->db), &it, err);
+	rc = ks_titer(ks, NULL, 0, NULL, 0, false, reverse, visible(ks->db), NULL, &it, err);
 	if (rc)
 		return rc;
 	rc = titer_first(it, err);
@@ -448,7 +454,7 @@ fr_status fr_len(fr_keyspace *ks, uint64_t *out, fr_error *err)
 	if (!out)
 		return FR_ERR(err, FR_INVALID, "out is NULL");
 	struct titer *it;
-	rc = ks_titer(ks, NULL, 0, NULL, 0, false, false, visible(ks->db), &it, err);
+	rc = ks_titer(ks, NULL, 0, NULL, 0, false, false, visible(ks->db), NULL, &it, err);
 	if (rc)
 		return rc;
 	uint64_t n = 0;
@@ -679,11 +685,6 @@ fr_status fr_snapshot_contains(const fr_snapshot *s, fr_keyspace *ks, const void
 
 /* ---- iterators ---- */
 
-struct fr_iter {
-	fr_keyspace *ks;
-	struct titer *ti;
-};
-
 fr_status fr_iter_open(fr_keyspace *ks, const fr_iter_options *o, fr_iter **out, fr_error *err)
 {
 	fr_status rc = check_ks(ks, err);
@@ -692,13 +693,21 @@ fr_status fr_iter_open(fr_keyspace *ks, const fr_iter_options *o, fr_iter **out,
 	if (!out)
 		return FR_ERR(err, FR_INVALID, "out is NULL");
 	*out = NULL;
+	if (o && o->snapshot && o->snapshot->db != ks->db)
+		return FR_ERR(err, FR_INVALID, "snapshot of another database");
+	uint64_t snap = o && o->snapshot ? o->snapshot->seqno : visible(ks->db);
+	return api_iter_open(ks, o, snap, NULL, out, err);
+}
+
+fr_status api_iter_open(fr_keyspace *ks, const fr_iter_options *o, uint64_t snap,
+			struct kv_iter *overlay, fr_iter **out, fr_error *err)
+{
+	fr_status rc;
 	fr_iter_options def;
 	if (!o) {
 		memset(&def, 0, sizeof(def));
 		o = &def;
 	}
-	if (o->snapshot && o->snapshot->db != ks->db)
-		return FR_ERR(err, FR_INVALID, "snapshot of another database");
 	/* lower = max(lower, prefix); upper = min(upper, prefix successor) */
 	const uint8_t *lo = o->lower, *hi = o->upper;
 	size_t lo_len = o->lower ? o->lower_len : 0, hi_len = o->upper ? o->upper_len : 0;
@@ -716,8 +725,10 @@ fr_status fr_iter_open(fr_keyspace *ks, const fr_iter_options *o, fr_iter **out,
 			n--;
 		if (n) {
 			succ = fr_memdup(p, n);
-			if (!succ)
+			if (!succ) {
+				kv_free(overlay);
 				return FR_ERR(err, FR_NOMEM, "iterator");
+			}
 			succ[n - 1]++;
 			if (!has_hi || bytes_cmp(succ, n, hi, hi_len) < 0) {
 				hi = succ;
@@ -729,10 +740,10 @@ fr_status fr_iter_open(fr_keyspace *ks, const fr_iter_options *o, fr_iter **out,
 	fr_iter *it = fr_calloc(1, sizeof(*it));
 	if (!it) {
 		fr_free(succ);
+		kv_free(overlay);
 		return FR_ERR(err, FR_NOMEM, "iterator");
 	}
-	uint64_t snap = o->snapshot ? o->snapshot->seqno : visible(ks->db);
-	rc = ks_titer(ks, lo, lo_len, hi, hi_len, has_hi, o->reverse, snap, &it->ti, err);
+	rc = ks_titer(ks, lo, lo_len, hi, hi_len, has_hi, o->reverse, snap, overlay, &it->ti, err);
 	fr_free(succ);
 	if (!rc)
 		rc = titer_first(it->ti, err);

@@ -17,6 +17,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "db/db.h"
+#include "db/oracle.h"
 #include "io/ftab.h"
 #include "io/io.h"
 #include "journal/journal.h"
@@ -183,6 +184,9 @@ static void db_free(fr_db *db)
 	fr_mutex_fini(&db->seg_mu);
 	fr_cond_fini(&db->bg_cv);
 	fr_cond_fini(&db->done_cv);
+	fr_mutex_fini(&db->tx_mu);
+	fr_cond_fini(&db->tx_cv);
+	orc_free(db->orc);
 	fr_free(db);
 }
 
@@ -197,6 +201,8 @@ fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_erro
 	fr_mutex_init(&db->seg_mu);
 	fr_cond_init(&db->bg_cv);
 	fr_cond_init(&db->done_cv);
+	fr_mutex_init(&db->tx_mu);
+	fr_cond_init(&db->tx_cv);
 	db->snaps.next = db->snaps.prev = &db->snaps;
 	if (o)
 		db->opts = *o;
@@ -218,7 +224,7 @@ fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_erro
 	db->path = fr_strdup(path);
 	db->jnl_dir = fr_malloc(plen + sizeof("/" JOURNAL_SUBDIR));
 	fr_status rc;
-	if (!db->path || !db->jnl_dir) {
+	if (!db->path || !db->jnl_dir || orc_new(&db->orc)) {
 		rc = FR_ERR(err, FR_NOMEM, "database");
 		goto out_free;
 	}

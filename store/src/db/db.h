@@ -11,6 +11,8 @@
  *   vset mutex    (inside version/)
  *   table stripe locks (version/), then the block cache's shard locks and the file table's lock
  *                 (leaves: nothing is taken under them)
+ *   the oracle's mutex (oracle.h) and db->tx_mu (the single-writer transactions' turn) are
+ *                 leaves too: taken holding nothing else, and nothing is taken under them
  *
  * The commit leader (the thread at the head of the commit queue) is the only writer of
  * memtables and the journal; it owns db->jnl and the active memtable of every tree.
@@ -34,6 +36,8 @@ struct fr_io;
 struct ftab;
 struct jnl;
 struct mem;
+struct orc;
+struct orc_tx;
 struct vset;
 struct tree_version;
 struct writer;
@@ -171,6 +175,11 @@ struct fr_db {
 	bool test_hold_compactions;   /* atomic: workers run flushes only (stall tests) */
 #endif
 
+	struct fr_mutex tx_mu;        /* single-writer transactions (txn.c); a leaf lock */
+	struct fr_cond tx_cv;         /* the single-writer transaction ended */
+	bool tx_writer_open;          /* under tx_mu */
+	struct orc *orc;              /* conflict oracle of optimistic transactions (oracle.h) */
+
 	fr_db_stats st;               /* counters: atomics (atomic_add_u64) */
 	struct tree *catalog;
 };
@@ -216,6 +225,8 @@ struct fr_batch {
 	char **ks_tree_names;
 	size_t ks_opt_cnt;
 	uint64_t user_bytes;
+	struct orc_tx *otx;           /* an optimistic transaction's commit: validated by the
+				       * leader (FR_CONFLICT); NULL for plain batches */
 };
 fr_status batch_add(fr_batch *b, uint8_t op, fr_keyspace *ks, const void *k, size_t klen,
 		    const void *v, size_t vlen);

@@ -6,6 +6,9 @@
  * versions above the snapshot are skipped, a range tombstone newer than a version hides it,
  * a tombstone hides the key, a weak tombstone cancels the next older value.
  *
+ * A transaction's iterator adds its own writes as one more source (an overlay) whose versions
+ * carry seqno SEQNO_MAX: newer than everything, and visible whatever the snapshot.
+ *
  * Going forward the group of a key is resolved as it is read. Going backward the group is read
  * oldest first, so it is collected and then resolved.
  */
@@ -37,6 +40,8 @@ struct titer {
 	struct kv_iter *merged;
 	struct rdset *rds;
 	uint64_t snap;
+	bool own;                  /* an overlay of a transaction's writes is merged in */
+	struct kv_iter *overlay;   /* until build_sources hands it to the merge */
 	bool reverse;
 	struct fr_buf lo, hi;
 	bool has_hi;
@@ -107,6 +112,13 @@ static fr_status build_sources(struct titer *it, fr_error *err)
 	fr_status rc = FR_OK;
 	const struct tree_version *v = it->view.ver;
 
+	if (it->overlay) {
+		rc = add_child(&kids, &cnt, &cap, it->overlay);
+		if (rc)
+			rc = FR_ERR(err, rc, "iterator");
+		else
+			it->overlay = NULL;
+	}
 	for (size_t i = 0; i < it->view.mem_cnt && !rc; i++) {
 		struct kv_iter *m = mem_iter_new(it->view.mems[i]);
 		rc = m ? add_child(&kids, &cnt, &cap, m) : FR_NOMEM;
@@ -189,6 +201,7 @@ void titer_close(struct titer *it)
 	if (!it)
 		return;
 	kv_free(it->merged);
+	kv_free(it->overlay);
 	rdset_free(it->rds);
 	if (it->view.ver)
 		read_view_release(&it->view);
@@ -205,9 +218,20 @@ fr_status titer_open(fr_db *db, struct tree *t, const uint8_t *lo, size_t lo_len
 		     const uint8_t *hi, size_t hi_len, bool reverse, uint64_t snap,
 		     struct titer **out, fr_error *err)
 {
+	return titer_open_overlay(db, t, lo, lo_len, hi, hi_len, reverse, snap, NULL, out, err);
+}
+
+fr_status titer_open_overlay(fr_db *db, struct tree *t, const uint8_t *lo, size_t lo_len,
+			     const uint8_t *hi, size_t hi_len, bool reverse, uint64_t snap,
+			     struct kv_iter *overlay, struct titer **out, fr_error *err)
+{
 	struct titer *it = fr_calloc(1, sizeof(*it));
-	if (!it)
+	if (!it) {
+		kv_free(overlay);
 		return FR_ERR(err, FR_NOMEM, "iterator");
+	}
+	it->overlay = overlay;
+	it->own = overlay != NULL;
 	it->db = db;
 	it->snap = snap;
 	it->reverse = reverse;
@@ -247,6 +271,12 @@ static fr_status fail(struct titer *it, fr_error *err)
 	return it->status;
 }
 
+/* Whether version seqno s is visible to the iterator. */
+static bool ver_visible(const struct titer *it, uint64_t s)
+{
+	return s <= it->snap || (it->own && s == SEQNO_MAX);
+}
+
 /* Resolves versions (newest first) of one key: index of the winning value or -1. */
 static long resolve(const struct titer *it, const uint8_t *k, size_t klen,
 		    const struct version_ent *vs, size_t n, bool newest_first)
@@ -256,7 +286,7 @@ static long resolve(const struct titer *it, const uint8_t *k, size_t klen,
 	for (size_t j = 0; j < n; j++) {
 		size_t i = newest_first ? j : n - 1 - j;
 		const struct version_ent *e = &vs[i];
-		if (e->seqno > it->snap)
+		if (!ver_visible(it, e->seqno))
 			continue;
 		if (e->seqno < cover || e->type == VT_DEL)
 			return -1;
@@ -299,7 +329,7 @@ static fr_status group_push(struct titer *it, const struct kv_iter *m)
 	e->type = ikey_type(m->key, m->key_len);
 	e->val_off = it->group_vals.len;
 	e->val_len = 0;
-	if (e->type == VT_PUT && e->seqno <= it->snap) {
+	if (e->type == VT_PUT && ver_visible(it, e->seqno)) {
 		if (buf_append(&it->group_vals, m->val, m->val_len))
 			return FR_NOMEM;
 		e->val_len = m->val_len;
@@ -431,6 +461,15 @@ fr_status titer_seek(struct titer *it, const uint8_t *k, size_t klen, fr_error *
 		klen = it->hi.len;
 	}
 	return seek_ukey(it, k, klen, err);
+}
+
+void titer_bounds(const struct titer *it, const uint8_t **lo, size_t *lo_len,
+		  const uint8_t **hi, size_t *hi_len)
+{
+	*lo = it->lo.data;
+	*lo_len = it->lo.len;
+	*hi = it->has_hi ? it->hi.data : NULL;
+	*hi_len = it->hi.len;
 }
 
 bool titer_valid(const struct titer *it)

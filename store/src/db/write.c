@@ -8,6 +8,11 @@
  *
  * A journal or memtable failure after seqnos were handed out poisons the database: the state
  * on disk can no longer be trusted to match what callers were told.
+ *
+ * Optimistic transactions (oracle.h): a group holding one is validated and recorded in the
+ * oracle, writer by writer, before seqnos are handed out, so no commit slips in between a
+ * transaction's check and its own commit; a loser gets FR_CONFLICT and no seqno. Any other
+ * group is recorded after it became visible, and only when a transaction is open: one load.
  */
 #include "db/write.h"
 
@@ -20,6 +25,7 @@
 #include "base/ikey.h"
 #include "base/log.h"
 #include "db/db.h"
+#include "db/oracle.h"
 #include "journal/journal.h"
 #include "memtable/memtable.h"
 #include "tx/batch.h"
@@ -34,6 +40,7 @@ struct writer {
 	fr_status (*fn)(fr_db *db, void *ctx, fr_error *err); /* exclusive work instead */
 	void *ctx;
 	bool done;
+	bool conflict; /* an optimistic transaction lost its validation: not written */
 	fr_status rc;
 	fr_error err;
 	uint64_t seqno;
@@ -489,11 +496,35 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	}
 	if (rc)
 		goto out;
+	uint64_t base = db->seqno, last = base;
+	bool recorded = false;
+	w = first;
+	for (size_t i = 0; i < n && !recorded; i++, w = i < n ? w->next : w)
+		recorded = w->b->otx != NULL;
+	if (recorded)
+		orc_lock(db->orc);
+	w = first;
+	for (size_t i = 0; i < n; i++, w = i < n ? w->next : w) {
+		if (recorded && w->b->otx && orc_conflicts(db->orc, w->b->otx)) {
+			w->conflict = true;
+			user_bytes -= w->b->user_bytes;
+			FR_ERR(&w->err, FR_CONFLICT,
+			       "a newer commit wrote a key the transaction read or wrote");
+			continue;
+		}
+		w->seqno = ++last;
+		if (recorded)
+			orc_record(db->orc, w->seqno, &los[i]);
+	}
+	if (recorded)
+		orc_unlock(db->orc);
+	if (last == base)
+		goto out; /* every writer lost its validation: nothing to write */
 	/* From here on, seqnos are handed out: any failure poisons the database. */
-	uint64_t base = db->seqno;
 	w = first;
 	for (size_t i = 0; i < n && !rc; i++, w = i < n ? w->next : w) {
-		w->seqno = base + 1 + i;
+		if (w->conflict)
+			continue;
 		buf_clear(&rec);
 		rc = batch_encode(w->seqno, los[i].ops, los[i].cnt, &rec);
 		if (rc)
@@ -505,10 +536,11 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 		rc = jnl_commit(db->jnl, mode, err);
 	if (rc)
 		goto out_poison;
-	db->seqno = base + n;
-	for (size_t i = 0; i < n && !rc; i++)
-		for (size_t j = 0; j < los[i].cnt && !rc; j++)
-			rc = apply_op(db, base + 1 + i, &los[i].ops[j], err);
+	db->seqno = last;
+	w = first;
+	for (size_t i = 0; i < n && !rc; i++, w = i < n ? w->next : w)
+		for (size_t j = 0; j < los[i].cnt && !rc && !w->conflict; j++)
+			rc = apply_op(db, w->seqno, &los[i].ops[j], err);
 	if (rc)
 		goto out_poison;
 	uint64_t jw = jnl_bytes_written(db->jnl);
@@ -519,8 +551,18 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	}
 	fr_mutex_unlock(&db->mu);
 	db->jnl_bytes_seen = jw;
-	/* readers see the whole group at once; pairs with the acquire in db_visible */
-	atomic_store_rel_u64(&db->visible_seqno, db->seqno);
+	/* readers see the whole group at once; pairs with the acquire in db_visible. Sequentially
+	 * consistent for the oracle: with the load below and the increment and load of
+	 * txn_begin, a beginning transaction reads at this seqno or later, or the group is
+	 * recorded. */
+	atomic_store_sc_u64(&db->visible_seqno, db->seqno);
+	if (!recorded && orc_is_active(db->orc)) {
+		orc_lock(db->orc);
+		w = first;
+		for (size_t i = 0; i < n; i++, w = i < n ? w->next : w)
+			orc_record(db->orc, w->seqno, &los[i]);
+		orc_unlock(db->orc);
+	}
 	atomic_add_u64(&db->st.user_write_bytes, user_bytes);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < los[i].dropped_cnt; j++)
@@ -592,7 +634,7 @@ static fr_status run_writer(fr_db *db, struct writer *w, fr_persist mode_unused,
 	struct writer *x = w;
 	for (size_t i = 0; i < n; i++) {
 		struct writer *nx = x->next;
-		x->rc = rc;
+		x->rc = rc ? rc : x->conflict ? FR_CONFLICT : FR_OK;
 		if (rc)
 			x->err = gerr;
 		x->done = true;
