@@ -1157,6 +1157,47 @@ static void test_tx_reopen(void **state)
 	fr_keyspace_close(b);
 }
 
+/* An ingestion publishes at a seqno of its own, outside the commit queue: a transaction that
+ * read a key inside the ingested range (even a missing one, or one at either end) conflicts;
+ * one that read outside it does not. */
+static void ingest_keys(fr_keyspace *ks, const char *const *keys, size_t cnt)
+{
+	fr_ingest *in;
+	OK(fr_ingest_start(ks, &in, &E));
+	for (size_t i = 0; i < cnt; i++)
+		OK(fr_ingest_put(in, keys[i], strlen(keys[i]), "ing", 3, &E));
+	OK(fr_ingest_finish(in, NULL, &E));
+}
+
+static void test_tx_ingest_conflicts(void **state)
+{
+	struct fx *f = *state;
+	fr_keyspace *a = t_ks(f, "a", NULL);
+	fr_keyspace *b = t_ks(f, "b", "shared");
+	static const char *const keys[] = {"k1", "k5", "k9"};
+	static const char *const read_in[] = {"k1", "k3", "k9"};
+	for (size_t i = 0; i < 3; i++) {
+		fr_tx *t = obegin(f);
+		texpect(t, a, read_in[i], NULL);
+		tput(t, a, "derived", read_in[i]);
+		ingest_keys(a, keys, 3);
+		assert_int_equal(fr_tx_commit(t, FR_PERSIST_BUFFER, NULL, &E), FR_CONFLICT);
+		expect(a, "derived", NULL);
+		OK(fr_keyspace_clear(a, &E));
+	}
+	/* outside the range, or in another keyspace of the same tree: no conflict */
+	fr_tx *t = obegin(f);
+	texpect(t, a, "k91", NULL);
+	texpect(t, b, "k5", NULL);
+	tput(t, a, "derived", "ok");
+	ingest_keys(a, keys, 3);
+	OK(fr_tx_commit(t, FR_PERSIST_BUFFER, NULL, &E));
+	expect(a, "derived", "ok");
+	expect(a, "k5", "ing");
+	fr_keyspace_close(a);
+	fr_keyspace_close(b);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1176,6 +1217,7 @@ int main(void)
 		T(test_tx_history),
 		T(test_tx_oracle_bounded),
 		T(test_tx_reopen),
+		T(test_tx_ingest_conflicts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

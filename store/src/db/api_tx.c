@@ -185,9 +185,9 @@ fr_status fr_tx_fetch_update(fr_tx *tx, fr_keyspace *ks, const void *key, size_t
 			     fr_tx_update_fn fn, void *ctx, void **val, size_t *val_len,
 			     bool *found, fr_error *err)
 {
-	void *old;
-	size_t old_len, new_len;
-	bool old_found, new_found;
+	void *old = NULL;
+	size_t old_len = 0, new_len = 0;
+	bool old_found = false, new_found = false;
 	fr_status rc = update(tx, ks, key, key_len, fn, ctx, &old, &old_len, &old_found, NULL,
 			      &new_len, &new_found, err);
 	if (rc) {
@@ -210,9 +210,9 @@ fr_status fr_tx_update_fetch(fr_tx *tx, fr_keyspace *ks, const void *key, size_t
 			     fr_tx_update_fn fn, void *ctx, void **val, size_t *val_len,
 			     bool *found, fr_error *err)
 {
-	void *old, *nv = NULL;
-	size_t old_len, new_len;
-	bool old_found, new_found;
+	void *old = NULL, *nv = NULL;
+	size_t old_len = 0, new_len = 0;
+	bool old_found = false, new_found = false;
 	fr_status rc = update(tx, ks, key, key_len, fn, ctx, &old, &old_len, &old_found,
 			      val ? &nv : NULL, &new_len, &new_found, err);
 	if (rc) {

@@ -35,6 +35,8 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/ikey.h"
+#include "db/oracle.h"
+#include "db/write.h"
 #include "io/io.h"
 #include "journal/journal.h"
 #include "memtable/memtable.h"
@@ -280,6 +282,35 @@ static uint32_t pick_level(const struct tree_version *v, const uint8_t *lo, size
 	return level;
 }
 
+/* Tells the conflict oracle that commit s wrote every key of tree `tree` from first's
+ * smallest to last's largest, as the range [smallest, largest) plus the key largest: an
+ * optimistic transaction that read any of them before s then conflicts. */
+static void record_conflicts(fr_db *db, uint32_t tree, uint64_t s, const struct sst_meta *first,
+			     const struct sst_meta *last)
+{
+	struct batch_op ops[2] = {
+		{
+			.op = BOP_RANGE_DEL,
+			.tree_id = tree,
+			.key = first->smallest,
+			.key_len = first->smallest_len,
+			.val = last->largest,
+			.val_len = last->largest_len,
+		},
+		{
+			.op = BOP_PUT,
+			.tree_id = tree,
+			.key = last->largest,
+			.key_len = last->largest_len,
+		},
+	};
+	struct leader_ops lo = {.ops = ops, .cnt = 2};
+
+	orc_lock(db->orc);
+	orc_record(db->orc, s, &lo);
+	orc_unlock(db->orc);
+}
+
 static fr_status publish(struct fr_ingest *in, fr_error *err)
 {
 	fr_db *db = in->db;
@@ -319,10 +350,13 @@ static fr_status publish(struct fr_ingest *in, fr_error *err)
 	}
 	in->keep_files = true; /* the version owns them now */
 	db->seqno = s;
-	/* pairs with the acquire loads of readers (as in leader_write) */
-	atomic_store_rel_u64(&db->visible_seqno, s);
+	/* sequentially consistent, as in leader_write: an optimistic transaction beginning now
+	 * either reads at s or finds the ingestion recorded below */
+	atomic_store_sc_u64(&db->visible_seqno, s);
 	atomic_add_u64(&db->st.user_write_bytes, in->user_bytes);
 	in->seqno = s;
+	if (orc_is_active(db->orc))
+		record_conflicts(db, t->id, s, first, last);
 	return FR_OK;
 }
 
