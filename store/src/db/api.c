@@ -11,7 +11,6 @@
 #include "base/kv_iter.h"
 #include "db/db.h"
 #include "db/iter_int.h"
-#include "journal/journal.h"
 #include "memtable/memtable.h"
 #include "tx/batch.h"
 #include "version/version.h"
@@ -92,7 +91,7 @@ static fr_status persist_fn(fr_db *db, void *ctx, fr_error *err)
 	fr_status rc = db_check_writable(db, err);
 	if (rc)
 		return rc;
-	return jnl_commit(db->jnl, mode, err);
+	return db_journal_sync(db, mode, err);
 }
 
 fr_status fr_db_persist(fr_db *db, fr_persist mode, fr_error *err)
@@ -112,7 +111,7 @@ static fr_status seal_all_fn(fr_db *db, void *ctx, fr_error *err)
 		return rc;
 	/* each tree's flush makes its part of the batches durable alone: the journal must hold
 	 * the whole batches durably first (see leader_seal_one in write.c) */
-	rc = jnl_commit(db->jnl, FR_PERSIST_SYNC_DATA, err);
+	rc = db_journal_sync(db, FR_PERSIST_SYNC_DATA, err);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < db->tree_cap; i++) {

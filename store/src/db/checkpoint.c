@@ -28,7 +28,6 @@
 #include "base/log.h"
 #include "db/db.h"
 #include "io/io.h"
-#include "journal/journal.h"
 #include "version/version.h"
 
 #define COPY_CHUNK (1u << 20)
@@ -97,13 +96,10 @@ static fr_status cut_fn(fr_db *db, void *ctx, fr_error *err)
 	if (rc)
 		return rc;
 	/* each tree's flush makes its part of a batch durable alone: the journal must hold the
-	 * whole batches durably first, as for fr_db_flush. A journal that failed a sync refuses
-	 * every later write, so the database is poisoned as a failed commit would poison it. */
-	rc = jnl_commit(db->jnl, FR_PERSIST_SYNC_DATA, err);
-	if (rc) {
-		db_poison(db, rc, err);
+	 * whole batches durably first, as for fr_db_flush. */
+	rc = db_journal_sync(db, FR_PERSIST_SYNC_DATA, err);
+	if (rc)
 		return rc;
-	}
 	for (size_t i = 0;; i++) {
 		fr_mutex_lock(&db->mu);
 		struct tree *t = i < db->tree_cap ? db->trees[i] : NULL;

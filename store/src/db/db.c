@@ -328,10 +328,9 @@ fr_status db_stats(fr_db *db, fr_db_stats *out)
 	out->write_stall_us = atomic_load_rlx_u64(&db->stall_us);
 	out->write_stalls = atomic_load_rlx_u64(&db->stalls);
 	out->poisoned = atomic_load_acq_bool(&db->poisoned);
-	fr_mutex_lock(&db->write_mu);
-	out->seqno = db->seqno;
+	/* the commit leader stores both atomically; no lock, so statistics never wait on it */
+	out->seqno = atomic_load_rlx_u64(&db->seqno);
 	out->journal_write_bytes = db->jnl ? jnl_bytes_written(db->jnl) : 0;
-	fr_mutex_unlock(&db->write_mu);
 	fr_mutex_lock(&db->cat_mu);
 	out->keyspace_cnt = db->ks_tab_cnt;
 	fr_mutex_unlock(&db->cat_mu);

@@ -128,7 +128,8 @@ struct fr_db {
 	struct ftab *ftab;            /* the open table files */
 	struct jnl *jnl;              /* commit leader only */
 
-	uint64_t seqno;               /* commit leader only: last seqno allocated */
+	uint64_t seqno;               /* commit leader only: last seqno allocated (stored
+				       * atomically for fr_db_stats_get) */
 	uint64_t visible_seqno;       /* atomic: release-stored after memtables are written,
 				       * acquire-loaded by readers */
 	uint64_t next_mem_id;         /* commit leader only */
@@ -232,6 +233,9 @@ fr_status batch_add(fr_batch *b, uint8_t op, fr_keyspace *ks, const void *k, siz
 		    const void *v, size_t vlen);
 void batch_reset(fr_batch *b);
 fr_status db_commit(fr_db *db, fr_batch *b, fr_persist mode, uint64_t *seqno, fr_error *err);
+/* Persists the journal to `mode`; poisons the database on failure. Requires: the only writer
+ * (the commit leader or db_exclusive). */
+fr_status db_journal_sync(fr_db *db, fr_persist mode, fr_error *err);
 /* Runs fn as the only writer (no commit runs meanwhile). */
 fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error *err), void *ctx,
 		       fr_error *err);

@@ -38,7 +38,6 @@
 #include "db/oracle.h"
 #include "db/write.h"
 #include "io/io.h"
-#include "journal/journal.h"
 #include "memtable/memtable.h"
 #include "sst/sst.h"
 #include "version/version.h"
@@ -199,7 +198,7 @@ static fr_status flush_tree(fr_db *db, struct tree *t, fr_error *err)
 	if (!mem_is_empty(t->active)) {
 		/* the flush makes this tree's part of each batch durable apart from the other
 		 * trees' parts: the journal must hold the batches durably first (write.c) */
-		fr_status rc = jnl_commit(db->jnl, FR_PERSIST_SYNC_DATA, err);
+		fr_status rc = db_journal_sync(db, FR_PERSIST_SYNC_DATA, err);
 		if (rc)
 			return rc;
 		if (tree_seal(db, t))
@@ -349,7 +348,7 @@ static fr_status publish(struct fr_ingest *in, fr_error *err)
 		return rc;
 	}
 	in->keep_files = true; /* the version owns them now */
-	db->seqno = s;
+	atomic_store_rlx_u64(&db->seqno, s); /* fr_db_stats_get reads it unlocked */
 	/* sequentially consistent, as in leader_write: an optimistic transaction beginning now
 	 * either reads at s or finds the ingestion recorded below */
 	atomic_store_sc_u64(&db->visible_seqno, s);

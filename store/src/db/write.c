@@ -536,7 +536,7 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 		rc = jnl_commit(db->jnl, mode, err);
 	if (rc)
 		goto out_poison;
-	db->seqno = last;
+	atomic_store_rlx_u64(&db->seqno, last); /* fr_db_stats_get reads it unlocked */
 	w = first;
 	for (size_t i = 0; i < n && !rc; i++, w = i < n ? w->next : w)
 		for (size_t j = 0; j < los[i].cnt && !rc && !w->conflict; j++)
@@ -663,6 +663,16 @@ fr_status db_commit(fr_db *db, fr_batch *b, fr_persist mode, uint64_t *seqno, fr
 	fr_status rc = run_writer(db, &w, mode, seqno, err);
 	if (!rc && !b->cnt && seqno)
 		*seqno = atomic_load_acq_u64(&db->visible_seqno);
+	return rc;
+}
+
+fr_status db_journal_sync(fr_db *db, fr_persist mode, fr_error *err)
+{
+	fr_status rc = jnl_commit(db->jnl, mode, err);
+	/* a journal that failed a write or sync refuses every later one: poison, so writers get
+	 * the cause instead of a journal that is stuck */
+	if (rc)
+		db_poison(db, rc, err);
 	return rc;
 }
 

@@ -24,6 +24,7 @@
 #include "base/buf.h"
 #include "base/coding.h"
 #include "base/error.h"
+#include "base/sync.h"
 #include "io/io.h"
 #include "io/compress.h"
 #include "io/record.h"
@@ -133,7 +134,7 @@ fr_status jnl_open(struct fr_io *io, const char *dir, uint64_t seg_id, uint64_t 
 	rc = jnl_start_segment(io, dir, seg_id, &j->w, err);
 	if (rc)
 		goto out_free;
-	j->cur_written = rec_writer_size(j->w);
+	atomic_store_rlx_u64(&j->cur_written, rec_writer_size(j->w));
 	*out = j;
 	return FR_OK;
 
@@ -183,7 +184,7 @@ fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err)
 	fr_status rc = rec_writer_flush(j->w, err);
 	if (rc)
 		return rc;
-	j->cur_written = rec_writer_size(j->w);
+	atomic_store_rlx_u64(&j->cur_written, rec_writer_size(j->w));
 	return rec_writer_sync(j->w, mode, err);
 }
 
@@ -219,15 +220,15 @@ fr_status jnl_rotate(struct jnl *j, fr_error *err)
 	fr_status rc = rec_writer_sync(j->w, FR_PERSIST_SYNC_DATA, err);
 	if (rc)
 		return rc;
-	j->cur_written = rec_writer_size(j->w);
+	atomic_store_rlx_u64(&j->cur_written, rec_writer_size(j->w));
 	rc = jnl_start_segment(j->io, j->dir, j->seg_id + 1, &next, err);
 	if (rc)
 		return rc;
 	rc = rec_writer_close(j->w, err); /* nothing buffered: cannot fail */
-	j->closed_bytes += j->cur_written;
+	atomic_store_rlx_u64(&j->closed_bytes, j->closed_bytes + j->cur_written);
 	j->w = next;
 	j->seg_id++;
-	j->cur_written = rec_writer_size(next);
+	atomic_store_rlx_u64(&j->cur_written, rec_writer_size(next));
 	return rc;
 }
 
@@ -238,7 +239,8 @@ uint64_t jnl_segment_id(const struct jnl *j)
 
 uint64_t jnl_bytes_written(const struct jnl *j)
 {
-	return j->closed_bytes + j->cur_written;
+	/* any thread (statistics): the writer stores both atomically */
+	return atomic_load_rlx_u64(&j->closed_bytes) + atomic_load_rlx_u64(&j->cur_written);
 }
 
 fr_status jnl_segment_delete(struct fr_io *io, const char *dir, uint64_t seg_id, fr_error *err)
