@@ -278,6 +278,22 @@ static fr_status take_version(struct titer *it, long w, fr_error *err)
 {
 	const struct version_ent *e = &it->group[w];
 	buf_clear(&it->val);
+	if (e->type == VT_BLOB) {
+		/* resolved here, from the version the iterator pins; a bad blob fails this key's
+		 * step with FR_CORRUPTION and leaves the iterator unpositioned */
+		void *bv;
+		size_t bn;
+		fr_status rc = tv_blob_read(it->view.ver, it->group_vals.data + e->val_off,
+					    e->val_len, &bv, &bn, err);
+		if (rc)
+			return rc;
+		rc = buf_append(&it->val, bv, bn);
+		fr_free(bv);
+		if (rc)
+			return FR_ERR(err, FR_NOMEM, "iterator");
+		it->valid = true;
+		return FR_OK;
+	}
 	if (buf_append(&it->val, it->group_vals.data + e->val_off, e->val_len))
 		return FR_ERR(err, FR_NOMEM, "iterator");
 	it->valid = true;
@@ -299,7 +315,7 @@ static fr_status group_push(struct titer *it, const struct kv_iter *m)
 	e->type = ikey_type(m->key, m->key_len);
 	e->val_off = it->group_vals.len;
 	e->val_len = 0;
-	if (e->type == VT_PUT && e->seqno <= it->snap) {
+	if ((e->type == VT_PUT || e->type == VT_BLOB) && e->seqno <= it->snap) {
 		if (buf_append(&it->group_vals, m->val, m->val_len))
 			return FR_NOMEM;
 		e->val_len = m->val_len;
