@@ -6,6 +6,11 @@
  * per tree run at a time, different trees in parallel. A failed flush or compaction poisons
  * the database: writes return FR_POISONED until reopen. Closing abandons a running
  * compaction cleanly (its outputs are deleted, nothing is published) and finishes a flush.
+ *
+ * Blob GC (KV separation): every compaction relocates the values of the tree's blob files past
+ * the stale threshold that its inputs refer to; when the strategy has nothing to do and such a
+ * file remains, a relocation plan rewrites one table referring to it in place (pick_blob_gc),
+ * until no table refers to it and it leaves the version.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -464,7 +469,8 @@ static fr_status run_compaction(fr_db *db, struct cjob *cj, fr_error *err)
 			rc = FR_ERR(err, FR_NOMEM, "compaction");
 			goto out;
 		}
-		struct job_blobs jb = {.t = t, .src = cj->v, .reloc = reloc, .reloc_cnt = reloc_cnt};
+		struct job_blobs jb = {
+			.t = t, .src = cj->v, .reloc = reloc, .reloc_cnt = reloc_cnt};
 		rc = run_job(db, &j, in, &rv, &so, pk->bottom, pk->target_size, true, &jb, err);
 		kv_free(in);
 		if (rc)

@@ -1233,7 +1233,8 @@ static void unlink_in(struct vset *vs, const char *dir, const char *name, fr_sta
 	}
 }
 
-/* The ids of the tables and blob files of the current versions, ascending. Requires: vs->apply_mu held. */
+/* The ids of the tables and blob files of the current versions, ascending. Requires:
+ * vs->apply_mu held. */
 static fr_status live_ids(struct vset *vs, uint64_t **out, size_t *cnt)
 {
 	size_t n = 0, k = 0;

@@ -175,8 +175,8 @@ uint64_t vset_last_seqno(struct vset *vs);
 void vset_table_path(const struct vset *vs, uint64_t id, char *buf, size_t len);
 /* "<dir>/blobs/<id>.blob" into buf (size at least PATH_MAX). */
 void vset_blob_path(const struct vset *vs, uint64_t id, char *buf, size_t len);
-/* Deletes files in tables/ and blobs/ that no version references and old MANIFEST files. Call at open,
- * before anything writes new tables. */
+/* Deletes files in tables/ and blobs/ that no version references and old MANIFEST files. Call
+ * at open, before anything writes new tables or blob files. */
 fr_status vset_delete_orphans(struct vset *vs, fr_error *err);
 uint64_t vset_manifest_bytes(struct vset *vs);
 

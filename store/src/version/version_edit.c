@@ -196,8 +196,9 @@ fr_status vedit_encode(const struct vedit *e, struct fr_buf *out)
 	/* blob files before the tables that refer to them, for whoever reads the edit */
 	for (size_t i = 0; i < e->blob_add_cnt && !rc; i++) {
 		const struct vedit_blob *b = &e->blob_adds[i];
-		const uint64_t nums[] = { VE_TAG_ADD_BLOB,    b->tree_id,	   b->meta.id,
-					  b->meta.file_size, b->meta.value_cnt, b->meta.value_bytes };
+		const uint64_t nums[] = { VE_TAG_ADD_BLOB,   b->tree_id,
+					  b->meta.id,	     b->meta.file_size,
+					  b->meta.value_cnt, b->meta.value_bytes };
 
 		for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]) && !rc; k++)
 			rc = buf_put_varint(out, nums[k]);
