@@ -393,6 +393,8 @@ static fr_status edge(fr_keyspace *ks, bool reverse, void **key, size_t *key_len
 	rc = ks_titer(ks, NULL, 0, NULL, 0, false, reverse, visible(ks->db), &it, err);
 	if (rc)
 		return rc;
+	if (!val && !val_len)
+		titer_set_keys_only(it);
 	rc = titer_first(it, err);
 	if (!rc && !titer_valid(it))
 		rc = FR_NOT_FOUND;
@@ -447,6 +449,7 @@ fr_status fr_len(fr_keyspace *ks, uint64_t *out, fr_error *err)
 	if (rc)
 		return rc;
 	uint64_t n = 0;
+	titer_set_keys_only(it); /* counting needs no value from a blob file */
 	for (rc = titer_first(it, err); !rc && titer_valid(it); rc = titer_next(it, err))
 		n++;
 	titer_close(it);

@@ -38,6 +38,7 @@ struct titer {
 	struct rdset *rds;
 	uint64_t snap;
 	bool reverse;
+	bool keys_only; /* leave blob values unread */
 	struct fr_buf lo, hi;
 	bool has_hi;
 	bool valid;
@@ -278,7 +279,7 @@ static fr_status take_version(struct titer *it, long w, fr_error *err)
 {
 	const struct version_ent *e = &it->group[w];
 	buf_clear(&it->val);
-	if (e->type == VT_BLOB) {
+	if (e->type == VT_BLOB && !it->keys_only) {
 		/* resolved here, from the version the iterator pins; a bad blob fails this key's
 		 * step with FR_CORRUPTION and leaves the iterator unpositioned */
 		void *bv;
@@ -291,6 +292,10 @@ static fr_status take_version(struct titer *it, long w, fr_error *err)
 		fr_free(bv);
 		if (rc)
 			return FR_ERR(err, FR_NOMEM, "iterator");
+		it->valid = true;
+		return FR_OK;
+	}
+	if (e->type == VT_BLOB) { /* keys only: the handle is no value to show */
 		it->valid = true;
 		return FR_OK;
 	}
@@ -458,6 +463,11 @@ const uint8_t *titer_key(const struct titer *it, size_t *len)
 {
 	*len = it->key.len;
 	return it->key.data;
+}
+
+void titer_set_keys_only(struct titer *it)
+{
+	it->keys_only = true;
 }
 
 const uint8_t *titer_value(const struct titer *it, size_t *len)
