@@ -189,13 +189,16 @@ static fr_status stale_blobs(struct tree *t, const struct tree_version *v, uint6
 	*cnt = 0;
 	if (!v->blob_cnt || !pct)
 		return FR_OK;
-	uint64_t *ids = fr_calloc(v->blob_cnt, sizeof(*ids));
-	if (!ids)
+	uint64_t *ids = fr_calloc(v->blob_cnt, sizeof(*ids)), *live = NULL;
+	if (!ids || tv_blob_live_all(v, &live)) {
+		fr_free(ids);
 		return FR_NOMEM;
+	}
 	size_t n = 0;
 	for (size_t i = 0; i < v->blob_cnt; i++)
-		if (tv_blob_is_stale(v, v->blobs[i], pct))
+		if (tv_blob_live_is_stale(v->blobs[i], live[i], pct))
 			ids[n++] = v->blobs[i]->meta.id; /* v->blobs is ascending */
+	fr_free(live);
 	if (!n) {
 		fr_free(ids);
 		return FR_OK;

@@ -317,17 +317,71 @@ static uint64_t stale_of(const struct blob_file *b, uint64_t live)
 	return live >= b->meta.value_bytes ? 0 : b->meta.value_bytes - live;
 }
 
+/* Index of blob file id in v->blobs, or v->blob_cnt. */
+static size_t blob_pos(const struct tree_version *v, uint64_t id)
+{
+	size_t lo = 0, hi = v->blob_cnt;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->blobs[mid]->meta.id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->blob_cnt && v->blobs[lo]->meta.id == id ? lo : v->blob_cnt;
+}
+
+fr_status tv_blob_live_all(const struct tree_version *v, uint64_t **out)
+{
+	uint64_t *live = fr_calloc(v->blob_cnt ? v->blob_cnt : 1, sizeof(*live));
+
+	*out = NULL;
+	if (!live)
+		return FR_NOMEM;
+	/* one pass over the tables' references, each found by binary search */
+	for (size_t l = 0; l < LEVEL_CNT; l++) {
+		for (size_t i = 0; i < v->level_cnt[l]; i++) {
+			const struct sst_meta *m = &v->levels[l][i]->meta;
+
+			for (size_t r = 0; r < m->blob_ref_cnt; r++) {
+				size_t k = blob_pos(v, m->blob_refs[r].file_id);
+
+				if (k < v->blob_cnt)
+					live[k] += m->blob_refs[r].bytes;
+			}
+		}
+	}
+	*out = live;
+	return FR_OK;
+}
+
 void tv_blob_stats(const struct tree_version *v, uint64_t *cnt, uint64_t *bytes,
 		   uint64_t *stale)
 {
+	uint64_t *live = NULL;
+
 	*cnt = v->blob_cnt;
 	*bytes = *stale = 0;
+	if (v->blob_cnt)
+		tv_blob_live_all(v, &live);
 	for (size_t i = 0; i < v->blob_cnt; i++) {
 		const struct blob_file *b = v->blobs[i];
 
 		*bytes += b->meta.file_size;
-		*stale += stale_of(b, tv_blob_live_bytes(v, b->meta.id));
+		*stale += stale_of(b, live ? live[i] : tv_blob_live_bytes(v, b->meta.id));
 	}
+	fr_free(live);
+}
+
+bool tv_blob_live_is_stale(const struct blob_file *b, uint64_t live, uint32_t stale_pct)
+{
+	if (!stale_pct || !b->meta.value_bytes)
+		return false;
+	uint64_t stale = stale_of(b, live);
+	/* stale / value_bytes > pct / 100, without overflow for any file size */
+	return (double)stale * 100.0 > (double)stale_pct * (double)b->meta.value_bytes;
 }
 
 bool tv_blob_is_stale(const struct tree_version *v, const struct blob_file *b,
@@ -335,9 +389,7 @@ bool tv_blob_is_stale(const struct tree_version *v, const struct blob_file *b,
 {
 	if (!stale_pct || !b->meta.value_bytes)
 		return false;
-	uint64_t stale = stale_of(b, tv_blob_live_bytes(v, b->meta.id));
-	/* stale / value_bytes > pct / 100, without overflow for any file size */
-	return (double)stale * 100.0 > (double)stale_pct * (double)b->meta.value_bytes;
+	return tv_blob_live_is_stale(b, tv_blob_live_bytes(v, b->meta.id), stale_pct);
 }
 
 fr_status tv_blob_read(const struct tree_version *v, const uint8_t *handle, size_t len,

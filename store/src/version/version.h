@@ -92,6 +92,11 @@ void tv_blob_stats(const struct tree_version *v, uint64_t *cnt, uint64_t *bytes,
  * (never for stale_pct 0). */
 bool tv_blob_is_stale(const struct tree_version *v, const struct blob_file *b,
 		      uint32_t stale_pct);
+/* The live bytes of every blob file of v, in v->blobs order, in one pass over the tables
+ * (fr_free). FR_NOMEM. */
+fr_status tv_blob_live_all(const struct tree_version *v, uint64_t **out);
+/* tv_blob_is_stale for a file whose live bytes are known. */
+bool tv_blob_live_is_stale(const struct blob_file *b, uint64_t live, uint32_t stale_pct);
 /* Resolves the VT_BLOB value `handle` (an encoded blob handle) of a table of v: *val is
  * fr_malloc'd. FR_CORRUPTION for a malformed handle, a blob file v does not hold, or bad
  * bytes in the file. */
