@@ -6,12 +6,12 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "blob/blob.h"
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/ikey.h"
 #include "base/kv_iter.h"
 #include "base/sync.h"
+#include "blob/blob.h"
 #include "io/io.h"
 #include "compact/rdset.h"
 #include "version/version.h"
