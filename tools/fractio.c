@@ -391,6 +391,9 @@ static int cmd_stats(fr_db *db, const struct cli *c)
 	PRINT_STAT("tree_cnt", s.tree_cnt);
 	PRINT_STAT("table_cnt", s.table_cnt);
 	PRINT_STAT("table_bytes", s.table_bytes);
+	PRINT_STAT("blob_file_cnt", s.blob_file_cnt);
+	PRINT_STAT("blob_bytes", s.blob_bytes);
+	PRINT_STAT("blob_stale_bytes", s.blob_stale_bytes);
 	PRINT_STAT("journal_bytes", s.journal_bytes);
 	PRINT_STAT("journal_segment_cnt", s.journal_segment_cnt);
 	PRINT_STAT("memtable_bytes", s.memtable_bytes);
@@ -431,6 +434,10 @@ static int cmd_stats(fr_db *db, const struct cli *c)
 		printf("keyspace: %s\n", c->keyspace);
 		PRINT_STAT("keyspace.table_cnt", ks_stats.table_cnt);
 		PRINT_STAT("keyspace.table_bytes", ks_stats.table_bytes);
+		PRINT_STAT("keyspace.blob_file_cnt", ks_stats.blob_file_cnt);
+		PRINT_STAT("keyspace.blob_bytes", ks_stats.blob_bytes);
+		PRINT_STAT("keyspace.blob_stale_bytes", ks_stats.blob_stale_bytes);
+		PRINT_STAT("keyspace.blob_gc_done", ks_stats.blob_gc_done);
 		for (i = 0; i < FR_LEVEL_CNT; i++) {
 			snprintf(name, sizeof(name), "keyspace.level%d_table_cnt", i);
 			PRINT_STAT(name, ks_stats.level_table_cnt[i]);

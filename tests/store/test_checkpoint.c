@@ -219,7 +219,19 @@ static void fill(fr_db *db)
 	fr_keyspace *b = t_ks_open(db, "b", "shared");
 	fr_keyspace *c = t_ks_open(db, "c", "shared");
 	fr_keyspace *g = t_ks_open(db, "gone", NULL);
-	char k[32], v[64];
+	fr_keyspace_options bo;
+	fr_keyspace *big;
+	fr_keyspace_options_init(&bo);
+	bo.blob_threshold = 100; /* its values go to blob files at flush */
+	OK(fr_keyspace_open(db, "big", &bo, &big, &E));
+	char k[32], v[64], bv[300];
+	for (int i = 0; i < 300; i++) {
+		snprintf(k, sizeof(k), "b%05d", i);
+		memset(bv, 'a' + i % 26, sizeof(bv));
+		snprintf(bv, sizeof(bv), "big-%d", i);
+		bv[strlen(bv)] = '.';
+		OK(fr_put(big, k, strlen(k), bv, sizeof(bv) - (size_t)(i % 7), &E));
+	}
 	for (int i = 0; i < 2000; i++) {
 		snprintf(k, sizeof(k), "k%05d", i);
 		snprintf(v, sizeof(v), "a-%d", i);
@@ -247,6 +259,13 @@ static void fill(fr_db *db)
 	OK(fr_delete_range(c, "k00000", 6, "k00050", 6, &E));
 	OK(fr_remove(a, "k00001", 6, &E));
 	put_str(c, "new", "value");
+	/* blob values in the memtable, and one overwritten */
+	for (int i = 290; i < 310; i++) {
+		snprintf(k, sizeof(k), "b%05d", i);
+		memset(bv, 'A' + i % 26, sizeof(bv));
+		OK(fr_put(big, k, strlen(k), bv, sizeof(bv), &E));
+	}
+	fr_keyspace_close(big);
 	fr_keyspace_close(g);
 	OK(fr_keyspace_delete(db, "gone", &E));
 	fr_keyspace_close(a);
@@ -575,10 +594,16 @@ static void test_checkpoint_hard_links(void **state)
 	fill(f->db);
 	char *want = dump(f->db);
 	OK(fr_db_checkpoint(f->db, ck, &E));
-	size_t files, linked;
+	size_t files, linked, blobs, blobs_linked;
 	count_links(ck, "tables", &files, &linked);
 	assert_true(files >= 3);
 	assert_int_equal(linked, files);
+	count_links(ck, "blobs", &blobs, &blobs_linked);
+	assert_true(blobs >= 1);
+	assert_int_equal(blobs_linked, blobs);
+	char *got = dump_path(ck);
+	assert_string_equal(got, want);
+	free(got);
 	free(want);
 }
 
@@ -601,10 +626,12 @@ static void test_checkpoint_copy_fallback(void **state)
 	assert_int_equal(st.linked_files, 0);
 	assert_int_equal(st.copied_files, st.files);
 	assert_true(st.copied_bytes > 0);
-	size_t files, linked;
+	size_t files, linked, blobs, blobs_linked;
 	count_links(ck, "tables", &files, &linked);
-	assert_int_equal(files, st.files);
-	assert_int_equal(linked, 0);
+	count_links(ck, "blobs", &blobs, &blobs_linked);
+	assert_true(blobs >= 1);
+	assert_int_equal(files + blobs, st.files);
+	assert_int_equal(linked + blobs_linked, 0);
 	char *got = dump_path(ck);
 	assert_string_equal(got, want);
 	free(got);

@@ -567,7 +567,8 @@ static void sw_snapshot_dir(struct fr_io *io, const char *dir, struct sw_db *out
 		char p[256];
 		int pn = snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
 		assert_true(pn > 0 && (size_t)pn < sizeof(p));
-		if (!strcmp(names[i], "tables") || !strcmp(names[i], "journal")) {
+		if (!strcmp(names[i], "tables") || !strcmp(names[i], "journal") ||
+		    !strcmp(names[i], "blobs")) {
 			sw_snapshot_dir(io, p, out);
 			continue;
 		}

@@ -882,6 +882,83 @@ static void test_manifest_rollover_failure(void **state)
 	}
 }
 
+/* Blob files: added with their tables, kept while a table refers to them (also across a
+ * reopen), dropped with the last one, their file deleted at the last unref; a table referring
+ * to a blob file the tree lacks is refused. */
+static void test_manifest_blob_liveness(void **state)
+{
+	const char *dir = dir_of(state);
+	struct vset *vs = open_vs(dir, true);
+	struct vedit e;
+	struct sst_meta m;
+	struct blob_meta bm = {.id = 50, .file_size = 1000, .value_cnt = 3, .value_bytes = 900};
+	struct sst_blob_ref refs[2] = {{50, 300}, {51, 10}};
+	fr_error err;
+
+	touch(dir, "blobs/50.blob");
+	/* two tables refer to blob file 50 */
+	vedit_init(&e);
+	assert_int_equal(vedit_add_blob(&e, 1, &bm), FR_OK);
+	meta_for(&m, 60, 5);
+	m.blob_refs = refs;
+	m.blob_ref_cnt = 1;
+	assert_int_equal(vedit_add_table(&e, 1, 1, &m), FR_OK);
+	refs[0].bytes = 200;
+	meta_for(&m, 61, 6);
+	m.blob_refs = refs;
+	m.blob_ref_cnt = 1;
+	assert_int_equal(vedit_add_table(&e, 1, 1, &m), FR_OK);
+	assert_int_equal(vset_apply(vs, &e, &err), FR_OK);
+	vedit_fini(&e);
+	struct tree_version *v = vset_current(vs, 1);
+	assert_int_equal(v->blob_cnt, 1);
+	assert_int_equal(tv_blob_live_bytes(v, 50), 500);
+	uint64_t cnt, bytes, stale;
+	tv_blob_stats(v, &cnt, &bytes, &stale);
+	assert_int_equal(cnt, 1);
+	assert_int_equal(bytes, 1000);
+	assert_int_equal(stale, 400);
+	assert_false(tv_blob_is_stale(v, v->blobs[0], 50));
+	assert_true(tv_blob_is_stale(v, v->blobs[0], 40));
+	assert_false(tv_blob_is_stale(v, v->blobs[0], 0));
+	tv_unref(v);
+
+	/* a table referring to a blob file the tree does not have */
+	vedit_init(&e);
+	meta_for(&m, 62, 7);
+	m.blob_refs = refs + 1;
+	m.blob_ref_cnt = 1;
+	assert_int_equal(vedit_add_table(&e, 1, 1, &m), FR_OK);
+	assert_int_equal(vset_apply(vs, &e, &err), FR_INVALID);
+	vedit_fini(&e);
+
+	/* the state survives a reopen (full-state edit with ADD_TABLE_BLOBS and ADD_BLOB) */
+	vset_close(vs);
+	vs = open_vs(dir, false);
+	assert_int_equal(vset_delete_orphans(vs, &err), FR_OK);
+	assert_true(file_exists(dir, "blobs/50.blob"));
+	v = vset_current(vs, 1);
+	assert_int_equal(v->blob_cnt, 1);
+	assert_int_equal(v->blobs[0]->meta.value_bytes, 900);
+	assert_int_equal(tv_blob_live_bytes(v, 50), 500);
+
+	/* one table goes: the file stays, 700 bytes stale; the pinned old version is unchanged */
+	assert_int_equal(del1(vs, 1, 1, 60, &err), FR_OK);
+	struct tree_version *v2 = vset_current(vs, 1);
+	assert_int_equal(tv_blob_live_bytes(v2, 50), 200);
+	assert_int_equal(tv_blob_live_bytes(v, 50), 500);
+	tv_unref(v2);
+	/* the last one goes: the blob file leaves, and its file goes once v lets go */
+	assert_int_equal(del1(vs, 1, 1, 61, &err), FR_OK);
+	v2 = vset_current(vs, 1);
+	assert_int_equal(v2->blob_cnt, 0);
+	tv_unref(v2);
+	assert_true(file_exists(dir, "blobs/50.blob"));
+	tv_unref(v);
+	assert_false(file_exists(dir, "blobs/50.blob"));
+	vset_close(vs);
+}
+
 /* Allocation failures at every point of vset_open and vset_apply: FR_NOMEM, no leak, and
  * the state on disk stays whole. */
 static void test_manifest_nomem(void **state)
@@ -1104,6 +1181,7 @@ int main(void)
 		T(test_manifest_rollover),
 		T(test_manifest_write_failure_poisons),
 		T(test_manifest_rollover_failure),
+		T(test_manifest_blob_liveness),
 		T(test_manifest_nomem),
 		T(test_manifest_concurrent_readers),
 		T(test_manifest_write_state),

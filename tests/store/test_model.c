@@ -1023,6 +1023,13 @@ static void ks_open_all(struct ctx *c)
 		o.level_ratio = 3;
 		o.l0_trigger = 2 + (uint32_t)i % 3;
 		o.hash_index = i == 0 || i == 2; /* point reads through block hash indexes */
+		if (i == 0) {
+			/* KV separation: about two values in three go to blob files, small ones
+			 * so that flushes and compactions cut several and GC relocates often */
+			o.blob_threshold = 100;
+			o.blob_file_target = 16u << 10;
+			o.blob_gc_stale_pct = 30;
+		}
 		if (i == 1) {
 			o.compress = false;
 			o.block_size = 512;
@@ -1171,12 +1178,14 @@ static void test_model_random(void **state)
 	fprintf(stderr, "\n");
 	fprintf(stderr,
 		"# %llu gets, %llu snapshot reads, %llu iterations (%llu entries), %llu edge "
-		"checks, %llu weak removes, %llu batches, %llu rounds, %llu tables, %lld s\n",
+		"checks, %llu weak removes, %llu batches, %llu rounds, %llu tables, %llu blob "
+		"files, %lld s\n",
 		(unsigned long long)c->cnt[C_GET], (unsigned long long)c->cnt[C_SNAP_READ],
 		(unsigned long long)c->cnt[C_ITER], (unsigned long long)c->cnt[C_ITER_ENTRIES],
 		(unsigned long long)c->cnt[C_EDGE], (unsigned long long)c->cnt[C_WEAK],
 		(unsigned long long)c->cnt[C_BATCH], (unsigned long long)c->cnt[C_ROUND],
-		(unsigned long long)st.table_cnt, (long long)(time(NULL) - t0));
+		(unsigned long long)st.table_cnt, (unsigned long long)st.blob_file_cnt,
+		(long long)(time(NULL) - t0));
 	for (int i = 0; i < KS_CNT; i++)
 		fr_keyspace_close(c->ks[i]);
 	CHECK_OK(c, fr_db_close(c->db, &c->err));

@@ -313,11 +313,11 @@ static void test_version_edit_rejects(void **state)
 	size_t n;
 
 	(void)state;
-	/* unknown tag 8 after a valid field: blamed at the tag's offset */
+	/* unknown tag 99 after a valid field: blamed at the tag's offset */
 	n = 0;
 	n += enc_varint(p + n, 5);
 	n += enc_varint(p + n, 77);
-	n += enc_varint(p + n, 8);
+	n += enc_varint(p + n, 99);
 	n += enc_varint(p + n, 1);
 	assert_int_equal(vedit_decode(p, n, &d, "M", 40, &err), FR_CORRUPTION);
 	assert_int_equal(err.offset, 42);

@@ -22,6 +22,8 @@ enum {
 	VT_DEL = 0,      /* tombstone */
 	VT_PUT = 1,      /* value */
 	VT_WEAK_DEL = 2, /* weak (single) tombstone: cancels exactly one older version */
+	VT_BLOB = 3,     /* value in a blob file: the entry's value is its handle (FORMAT.md §8.3);
+			  * only in tables */
 	VT_SEEK = 0xff,  /* used only in seek targets, never stored */
 };
 

@@ -11,6 +11,7 @@
 #include "base/ikey.h"
 #include "base/kv_iter.h"
 #include "base/sync.h"
+#include "blob/blob.h"
 #include "io/io.h"
 #include "compact/rdset.h"
 #include "version/version.h"
@@ -22,6 +23,11 @@ struct out_state {
 	bool start_unbounded;   /* the open table is the first: it starts at -inf */
 	uint64_t added;         /* entries and tombstones in the open table */
 	size_t cap;
+	struct blob_writer *bw; /* the open output blob file */
+	size_t blob_cap;
+	struct sst_blob_ref *refs; /* what the open table refers to, ascending by file id */
+	size_t ref_cnt, ref_cap;
+	struct fr_buf ik;       /* an input key with its type changed */
 };
 
 /* index of the stripe of seqno: the first live snapshot >= seqno, or snap_cnt for "latest" */
@@ -109,19 +115,182 @@ static fr_status out_finish(struct out_state *o, const uint8_t *end, size_t end_
 	rc = sst_writer_finish(w, &j->outs[j->out_cnt], err);
 	if (rc)
 		return rc;
-	j->bytes_written += j->outs[j->out_cnt].file_size;
+	struct sst_meta *m = &j->outs[j->out_cnt];
+	m->blob_refs = o->refs; /* the table's references move to its metadata */
+	m->blob_ref_cnt = o->ref_cnt;
+	o->refs = NULL;
+	o->ref_cnt = o->ref_cap = 0;
+	j->bytes_written += m->file_size;
 	j->out_cnt++;
 	return FR_OK;
 }
 
-static void delete_outputs(struct compact_job *j)
+void compact_job_delete_outputs(struct compact_job *j)
 {
 	char path[PATH_MAX];
 	for (size_t i = 0; i < j->out_cnt; i++) {
 		vset_table_path(j->vs, j->outs[i].id, path, sizeof(path));
 		io_unlink(j->io, path, NULL);
 	}
+	for (size_t i = 0; i < j->blob_out_cnt; i++) {
+		vset_blob_path(j->vs, j->blob_outs[i].id, path, sizeof(path));
+		io_unlink(j->io, path, NULL);
+	}
+}
+
+static void delete_outputs(struct compact_job *j)
+{
+	compact_job_delete_outputs(j);
 	compact_job_fini(j);
+}
+
+/* ---- blob values ---- */
+
+static bool is_reloc(const struct compact_job *j, uint64_t id)
+{
+	size_t lo = 0, hi = j->blob_reloc_cnt;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (j->blob_reloc[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < j->blob_reloc_cnt && j->blob_reloc[lo] == id;
+}
+
+/* Counts bytes of blob file id as referred to by the open table. */
+static fr_status ref_add(struct out_state *o, uint64_t id, uint64_t bytes)
+{
+	size_t i = o->ref_cnt;
+	while (i > 0 && o->refs[i - 1].file_id > id)
+		i--;
+	if (i > 0 && o->refs[i - 1].file_id == id) {
+		o->refs[i - 1].bytes += bytes;
+		return FR_OK;
+	}
+	if (o->ref_cnt == o->ref_cap) {
+		size_t cap = o->ref_cap ? o->ref_cap * 2 : 4;
+		struct sst_blob_ref *a = fr_realloc(o->refs, cap * sizeof(*a));
+		if (!a)
+			return FR_NOMEM;
+		o->refs = a;
+		o->ref_cap = cap;
+	}
+	memmove(o->refs + i + 1, o->refs + i, (o->ref_cnt - i) * sizeof(*o->refs));
+	o->refs[i] = (struct sst_blob_ref){ id, bytes };
+	o->ref_cnt++;
+	return FR_OK;
+}
+
+static fr_status blob_finish(struct out_state *o, fr_error *err)
+{
+	struct compact_job *j = o->j;
+	if (j->blob_out_cnt == o->blob_cap) {
+		size_t cap = o->blob_cap ? o->blob_cap * 2 : 4;
+		struct blob_meta *m = fr_realloc(j->blob_outs, cap * sizeof(*m));
+		if (!m)
+			return FR_ERR(err, FR_NOMEM, "compaction output list");
+		j->blob_outs = m;
+		o->blob_cap = cap;
+	}
+	struct blob_writer *w = o->bw;
+	o->bw = NULL;
+	fr_status rc = blob_writer_finish(w, &j->blob_outs[j->blob_out_cnt], err);
+	if (rc)
+		return rc;
+	j->bytes_written += j->blob_outs[j->blob_out_cnt].file_size;
+	j->blob_bytes_written += j->blob_outs[j->blob_out_cnt].file_size;
+	j->blob_out_cnt++;
+	return FR_OK;
+}
+
+/* Writes a value to the open output blob file (opening one first if needed). */
+static fr_status blob_put(struct out_state *o, const uint8_t *ik, size_t iklen, const void *val,
+			  size_t vlen, struct blob_handle *h, fr_error *err)
+{
+	struct compact_job *j = o->j;
+	fr_status rc;
+	if (!o->bw) {
+		char path[PATH_MAX];
+		uint64_t id = vset_new_file_id(j->vs);
+		vset_blob_path(j->vs, id, path, sizeof(path));
+		rc = blob_writer_open(j->io, path, id, j->blob_compress, &o->bw, err);
+		if (rc)
+			return rc;
+	}
+	rc = blob_writer_add(o->bw, ik, ikey_user_len(iklen), val, vlen, h, err);
+	if (!rc)
+		rc = ref_add(o, h->file_id, h->stored_len)
+			     ? FR_ERR(err, FR_NOMEM, "compaction blob references")
+			     : FR_OK;
+	if (!rc && blob_writer_size(o->bw) >= j->blob_file_target)
+		rc = blob_finish(o, err);
+	return rc;
+}
+
+/* ik with its type changed to `type`, in o->ik. */
+static const uint8_t *retype(struct out_state *o, const uint8_t *ik, size_t iklen, uint8_t type)
+{
+	buf_clear(&o->ik);
+	if (buf_append(&o->ik, ik, iklen))
+		return NULL;
+	enc_u64(o->ik.data + iklen - IKEY_TRAILER_LEN,
+		ikey_pack(ikey_seqno(ik, iklen), type));
+	return o->ik.data;
+}
+
+/* Adds one kept entry to the open table, moving its value into or between blob files as the
+ * job says (see compact.h). */
+static fr_status out_add(struct out_state *o, const uint8_t *ik, size_t iklen, const uint8_t *val,
+			 size_t vlen, fr_error *err)
+{
+	struct compact_job *j = o->j;
+	uint8_t type = ikey_type(ik, iklen);
+	void *owned = NULL;
+	fr_status rc;
+	if (type == VT_BLOB) {
+		struct blob_handle h;
+		if (!blob_handle_decode(val, vlen, &h))
+			return FR_CORRUPT(err, "compaction input", 0, "malformed blob handle");
+		if (!j->blob_src || !is_reloc(j, h.file_id)) {
+			if (ref_add(o, h.file_id, h.stored_len))
+				return FR_ERR(err, FR_NOMEM, "compaction blob references");
+			return sst_writer_add(o->w, ik, iklen, val, vlen, err);
+		}
+		size_t n = 0;
+		rc = tv_blob_read(j->blob_src, val, vlen, &owned, &n, err);
+		if (rc)
+			return rc;
+		j->blob_relocated++;
+		val = owned;
+		vlen = n;
+		type = VT_PUT;
+		if (!j->blob_threshold || vlen < j->blob_threshold) {
+			/* separation was turned off or raised since: the value goes back inline */
+			const uint8_t *k = retype(o, ik, iklen, VT_PUT);
+			rc = k ? sst_writer_add(o->w, k, iklen, val, vlen, err)
+			       : FR_ERR(err, FR_NOMEM, "compaction");
+			fr_free(owned);
+			return rc;
+		}
+	}
+	if (type == VT_PUT && j->blob_threshold && vlen >= j->blob_threshold) {
+		struct blob_handle h;
+		uint8_t hb[BLOB_HANDLE_MAX];
+		rc = blob_put(o, ik, iklen, val, vlen, &h, err);
+		fr_free(owned);
+		if (rc)
+			return rc;
+		size_t hn = blob_handle_encode(&h, hb);
+		const uint8_t *k = retype(o, ik, iklen, VT_BLOB);
+		if (!k)
+			return FR_ERR(err, FR_NOMEM, "compaction");
+		return sst_writer_add(o->w, k, iklen, hb, hn, err);
+	}
+	rc = sst_writer_add(o->w, ik, iklen, val, vlen, err);
+	fr_free(owned);
+	return rc;
 }
 
 /* The weak tombstones of one key and stripe that found no value to cancel in the stripe. */
@@ -194,7 +363,10 @@ fr_status compact_run(struct compact_job *j, fr_error *err)
 
 	j->outs = NULL;
 	j->out_cnt = 0;
-	j->bytes_read = j->bytes_written = 0;
+	j->blob_outs = NULL;
+	j->blob_out_cnt = 0;
+	j->bytes_read = j->bytes_written = j->blob_bytes_written = j->blob_relocated = 0;
+	buf_init(&o.ik);
 	uint64_t n_in = 0;
 	for (kv_seek_first(in); in->valid; kv_next(in)) {
 		if ((++n_in & 1023) == 0 && j->cancel && atomic_load_acq_bool(j->cancel)) {
@@ -261,7 +433,7 @@ fr_status compact_run(struct compact_job *j, fr_error *err)
 			if ((rc = out_open(&o, err)))
 				goto out;
 		}
-		if ((rc = sst_writer_add(o.w, in->key, in->key_len, in->val, in->val_len, err)))
+		if ((rc = out_add(&o, in->key, in->key_len, in->val, in->val_len, err)))
 			goto out;
 		o.added++;
 	}
@@ -280,14 +452,19 @@ fr_status compact_run(struct compact_job *j, fr_error *err)
 	}
 	if (o.w)
 		rc = out_finish(&o, NULL, 0, err);
+	if (!rc && o.bw)
+		rc = blob_finish(&o, err);
 	goto out;
 out_nomem:
 	rc = FR_ERR(err, FR_NOMEM, "compaction");
 out:
 	if (o.w)
 		sst_writer_abort(o.w);
+	blob_writer_abort(o.bw);
 	if (rc)
 		delete_outputs(j);
+	fr_free(o.refs);
+	buf_fini(&o.ik);
 	buf_fini(&cur);
 	buf_fini(&o.start);
 	buf_fini(&weak.ik);
@@ -302,4 +479,7 @@ void compact_job_fini(struct compact_job *j)
 	fr_free(j->outs);
 	j->outs = NULL;
 	j->out_cnt = 0;
+	fr_free(j->blob_outs);
+	j->blob_outs = NULL;
+	j->blob_out_cnt = 0;
 }

@@ -181,6 +181,10 @@ void fr_keyspace_options_init(fr_keyspace_options *o)
 	o->level_ratio = 10;
 	o->table_target_size = 64u << 20;
 	o->fifo_limit_bytes = 1u << 30;
+	o->blob_threshold = 0;
+	o->blob_file_target = UINT64_C(64) << 20;
+	o->blob_compress = true;
+	o->blob_gc_stale_pct = 50;
 }
 
 fr_status fr_keyspace_open(fr_db *db, const char *name, const fr_keyspace_options *o,
@@ -403,6 +407,8 @@ static fr_status edge(fr_keyspace *ks, bool reverse, void **key, size_t *key_len
 	rc = ks_titer(ks, NULL, 0, NULL, 0, false, reverse, visible(ks->db), NULL, &it, err);
 	if (rc)
 		return rc;
+	if (!val && !val_len)
+		titer_set_keys_only(it);
 	rc = titer_first(it, err);
 	if (!rc && !titer_valid(it))
 		rc = FR_NOT_FOUND;
@@ -457,6 +463,7 @@ fr_status fr_len(fr_keyspace *ks, uint64_t *out, fr_error *err)
 	if (rc)
 		return rc;
 	uint64_t n = 0;
+	titer_set_keys_only(it); /* counting needs no value from a blob file */
 	for (rc = titer_first(it, err); !rc && titer_valid(it); rc = titer_next(it, err))
 		n++;
 	titer_close(it);
@@ -508,6 +515,8 @@ fr_status fr_keyspace_stats_get(fr_keyspace *ks, fr_keyspace_stats *out, fr_erro
 	fr_mutex_unlock(&ks->db->mu);
 	out->table_cnt = tv_table_cnt(v.ver);
 	out->table_bytes = tv_table_bytes(v.ver);
+	tv_blob_stats(v.ver, &out->blob_file_cnt, &out->blob_bytes, &out->blob_stale_bytes);
+	out->blob_gc_done = atomic_load_rlx_u64(&t->st.blob_gc_done);
 	read_view_release(&v);
 	out->approximate_len = fr_approximate_len(ks);
 	return FR_OK;
@@ -519,6 +528,23 @@ fr_status fr_major_compact(fr_keyspace *ks, fr_error *err)
 	if (rc)
 		return rc;
 	fr_db *db = ks->db;
+	rc = fr_db_flush(db, err);
+	if (rc)
+		return rc;
+	bg_request_major(db, ks->tree);
+	return bg_drain(db, err);
+}
+
+fr_status fr_blob_gc(fr_keyspace *ks, fr_error *err)
+{
+	fr_status rc = check_ks(ks, err);
+	if (rc)
+		return rc;
+	fr_db *db = ks->db;
+	/* Staleness is what tables no longer refer to: the major compaction first drops the
+	 * overwritten and deleted versions no snapshot needs (relocating the files already
+	 * past the threshold as it goes); the picker then plans a relocation of each table
+	 * still referring to a file past the threshold until none is left (bg.c). */
 	rc = fr_db_flush(db, err);
 	if (rc)
 		return rc;

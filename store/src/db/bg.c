@@ -6,6 +6,11 @@
  * per tree run at a time, different trees in parallel. A failed flush or compaction poisons
  * the database: writes return FR_POISONED until reopen. Closing abandons a running
  * compaction cleanly (its outputs are deleted, nothing is published) and finishes a flush.
+ *
+ * Blob GC (KV separation): every compaction relocates the values of the tree's blob files past
+ * the stale threshold that its inputs refer to; when the strategy has nothing to do and such a
+ * file remains, a relocation plan rewrites one table referring to it in place (pick_blob_gc),
+ * until no table refers to it and it leaves the version.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -173,11 +178,50 @@ static void level_opts(struct tree *t, uint32_t level, struct sst_options *out)
 	fr_mutex_unlock(&t->mu);
 }
 
+/* The blob files of v past the tree's GC threshold, ascending (fr_free; NULL when none). */
+static fr_status stale_blobs(struct tree *t, const struct tree_version *v, uint64_t **out,
+			     size_t *cnt)
+{
+	fr_mutex_lock(&t->mu);
+	uint32_t pct = t->opts.blob.gc_stale_pct;
+	fr_mutex_unlock(&t->mu);
+	*out = NULL;
+	*cnt = 0;
+	if (!v->blob_cnt || !pct)
+		return FR_OK;
+	uint64_t *ids = fr_calloc(v->blob_cnt, sizeof(*ids)), *live = NULL;
+	if (!ids || tv_blob_live_all(v, &live)) {
+		fr_free(ids);
+		return FR_NOMEM;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < v->blob_cnt; i++)
+		if (tv_blob_live_is_stale(v->blobs[i], live[i], pct))
+			ids[n++] = v->blobs[i]->meta.id; /* v->blobs is ascending */
+	fr_free(live);
+	if (!n) {
+		fr_free(ids);
+		return FR_OK;
+	}
+	*out = ids;
+	*cnt = n;
+	return FR_OK;
+}
+
+/* Where a job's blob values go, and which blob files it rewrites (src holds them). */
+struct job_blobs {
+	struct tree *t;
+	const struct tree_version *src;
+	const uint64_t *reloc;
+	size_t reloc_cnt;
+};
+
 /* A compaction is abandoned when the database closes; a flush (bounded by a memtable) is
  * finished. */
 static fr_status run_job(fr_db *db, struct compact_job *j, struct kv_iter *in,
 			 struct rd_vec *rv, const struct sst_options *so, bool bottom,
-			 uint64_t target, bool cancellable, fr_error *err)
+			 uint64_t target, bool cancellable, const struct job_blobs *jb,
+			 fr_error *err)
 {
 	uint64_t *snaps = NULL;
 	size_t snap_cnt = 0;
@@ -199,6 +243,14 @@ static fr_status run_job(fr_db *db, struct compact_job *j, struct kv_iter *in,
 	j->bottom = bottom;
 	j->target_size = target;
 	j->cancel = cancellable ? &db->closing : NULL;
+	fr_mutex_lock(&jb->t->mu);
+	j->blob_threshold = jb->t->opts.blob.threshold;
+	j->blob_file_target = jb->t->opts.blob.file_target;
+	j->blob_compress = jb->t->opts.blob.compress;
+	fr_mutex_unlock(&jb->t->mu);
+	j->blob_src = jb->src;
+	j->blob_reloc = jb->reloc;
+	j->blob_reloc_cnt = jb->reloc_cnt;
 	rc = compact_run(j, err);
 out:
 	rdset_free(rds);
@@ -209,11 +261,19 @@ out:
 /* Deletes the outputs of a job that failed before its edit could reach the manifest. */
 static void drop_outputs(fr_db *db, struct compact_job *j)
 {
-	char path[PATH_MAX];
-	for (size_t i = 0; i < j->out_cnt; i++) {
-		vset_table_path(db->vs, j->outs[i].id, path, sizeof(path));
-		io_unlink(db->io, path, NULL);
+	(void)db;
+	compact_job_delete_outputs(j);
+}
+
+/* Adds the blob files a job wrote to its edit. */
+static fr_status add_blob_outs(struct vedit *e, struct tree *t, const struct compact_job *j)
+{
+	for (size_t i = 0; i < j->blob_out_cnt; i++) {
+		fr_status rc = vedit_add_blob(e, t->id, &j->blob_outs[i]);
+		if (rc)
+			return rc;
 	}
+	return FR_OK;
 }
 
 /* After an edit of t's version: refresh what stalls and the picker look at. */
@@ -254,11 +314,13 @@ fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err)
 		mem_range_dels_each(m, rd_push, &rv);
 		struct sst_options so;
 		level_opts(t, 0, &so);
-		rc = run_job(db, &j, in, &rv, &so, false, UINT64_MAX, false, err);
+		struct job_blobs jb = {.t = t};
+		rc = run_job(db, &j, in, &rv, &so, false, UINT64_MAX, false, &jb, err);
 		kv_free(in);
 		if (rc)
 			goto out;
 	}
+	rc = add_blob_outs(&e, t, &j);
 	for (size_t i = 0; i < j.out_cnt && !rc; i++)
 		rc = vedit_add_table(&e, t->id, 0, &j.outs[i]);
 	if (!rc)
@@ -384,6 +446,8 @@ static fr_status run_compaction(fr_db *db, struct cjob *cj, fr_error *err)
 	vedit_init(&e);
 	uint64_t t0 = fr_now_ns();
 	fr_status rc = FR_OK;
+	uint64_t *reloc = NULL;
+	size_t reloc_cnt = 0;
 
 	for (size_t i = 0; i < pk->in_cnt && !rc; i++) {
 		const struct pick_input *in = &pk->in[i];
@@ -402,10 +466,19 @@ static fr_status run_compaction(fr_db *db, struct cjob *cj, fr_error *err)
 			goto out;
 		struct sst_options so;
 		level_opts(t, pk->out_level, &so);
-		rc = run_job(db, &j, in, &rv, &so, pk->bottom, pk->target_size, true, err);
+		/* every compaction moves the values out of the blob files GC wants gone */
+		if (stale_blobs(t, cj->v, &reloc, &reloc_cnt)) {
+			kv_free(in);
+			rc = FR_ERR(err, FR_NOMEM, "compaction");
+			goto out;
+		}
+		struct job_blobs jb = {
+			.t = t, .src = cj->v, .reloc = reloc, .reloc_cnt = reloc_cnt};
+		rc = run_job(db, &j, in, &rv, &so, pk->bottom, pk->target_size, true, &jb, err);
 		kv_free(in);
 		if (rc)
 			goto out;
+		rc = add_blob_outs(&e, t, &j);
 		for (size_t i = 0; i < j.out_cnt && !rc; i++)
 			rc = vedit_add_table(&e, t->id, pk->out_level, &j.outs[i]);
 		if (rc) {
@@ -426,6 +499,14 @@ static fr_status run_compaction(fr_db *db, struct cjob *cj, fr_error *err)
 	atomic_add_u64(&t->st.compactions_done, 1);
 	atomic_add_u64(&t->st.compaction_read_bytes, j.bytes_read);
 	atomic_add_u64(&t->st.compaction_write_bytes, j.bytes_written);
+	if (cj->v->blob_cnt) {
+		struct tree_version *nv = vset_current(db->vs, t->id);
+		uint64_t gone = 0;
+		for (size_t i = 0; i < cj->v->blob_cnt; i++)
+			gone += !tv_blob(nv, cj->v->blobs[i]->meta.id);
+		tv_unref(nv);
+		atomic_add_u64(&t->st.blob_gc_done, gone);
+	}
 	FR_LOG(FR_LOG_DEBUG, "tree %u: %s of %zu tables to L%u (%zu out) in %llu ms", t->id,
 	       pk->kind == PICK_MERGE ? "merge" : pk->kind == PICK_MOVE ? "move" : "drop",
 	       pk->in_cnt, pk->out_level, j.out_cnt, (unsigned long long)(us / 1000));
@@ -437,9 +518,52 @@ out:
 		sst_reader_unref(readers[i]);
 	fr_free(readers);
 	fr_free(rv.a);
+	fr_free(reloc);
 	compact_job_fini(&j);
 	vedit_fini(&e);
 	return rc;
+}
+
+/* A relocation plan (blob GC): the first blob file of v past the stale threshold, and one table
+ * that refers to it, rewritten into its own level (so levels stay disjoint; its outputs fall
+ * inside its span). The compaction relocates the file's values (run_compaction passes every
+ * stale file), and once no table refers to the file it leaves the version. PICK_NONE when no
+ * file is past the threshold. */
+static fr_status pick_blob_gc(struct tree *t, const struct tree_version *v,
+			      const struct compact_policy *pol, struct compact_pick *pk)
+{
+	uint64_t *ids;
+	size_t cnt;
+	memset(pk, 0, sizeof(*pk));
+	if (stale_blobs(t, v, &ids, &cnt))
+		return FR_NOMEM;
+	for (size_t b = 0; b < cnt && pk->kind == PICK_NONE; b++) {
+		for (uint32_t l = 0; l < LEVEL_CNT && pk->kind == PICK_NONE; l++) {
+			for (size_t i = 0; i < v->level_cnt[l]; i++) {
+				const struct sst_meta *m = &v->levels[l][i]->meta;
+				bool refers = false;
+				for (size_t r = 0; r < m->blob_ref_cnt && !refers; r++)
+					refers = m->blob_refs[r].file_id == ids[b];
+				if (!refers)
+					continue;
+				pk->in = fr_calloc(1, sizeof(*pk->in));
+				if (!pk->in) {
+					fr_free(ids);
+					return FR_NOMEM;
+				}
+				pk->in[0] = (struct pick_input){.level = l, .t = v->levels[l][i]};
+				pk->in_cnt = 1;
+				pk->kind = PICK_MERGE;
+				pk->out_level = l;
+				/* L0 tables are ordered by seqno: one output keeps that order */
+				pk->target_size = l ? pol->table_target_size : UINT64_MAX;
+				pk->score = 0.5;
+				break;
+			}
+		}
+	}
+	fr_free(ids);
+	return FR_OK;
 }
 
 static void tree_policy(struct tree *t, struct compact_policy *p)
@@ -468,7 +592,8 @@ static bool pick_compaction(fr_db *db, struct cjob *out)
 		struct compact_policy pol;
 		tree_policy(t, &pol);
 		struct cjob cj = {.t = t, .v = vset_current(db->vs, t->id), .major = t->force_compact};
-		if (compact_pick(cj.v, &pol, now, cj.major, &cj.pk)) {
+		if (compact_pick(cj.v, &pol, now, cj.major, &cj.pk) ||
+		    (cj.pk.kind == PICK_NONE && pick_blob_gc(t, cj.v, &pol, &cj.pk))) {
 			cjob_fini(&cj); /* out of memory: try again at the next wake */
 			continue;
 		}

@@ -355,6 +355,11 @@ fr_status db_stats(fr_db *db, fr_db_stats *out)
 		struct tree_version *v = vset_current(db->vs, t->id);
 		out->table_cnt += tv_table_cnt(v);
 		out->table_bytes += tv_table_bytes(v);
+		uint64_t bc, bb, bs;
+		tv_blob_stats(v, &bc, &bb, &bs);
+		out->blob_file_cnt += bc;
+		out->blob_bytes += bb;
+		out->blob_stale_bytes += bs;
 		tv_unref(v);
 		fr_mutex_lock(&t->mu);
 		out->memtable_bytes += mem_bytes(t->active);

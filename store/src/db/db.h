@@ -53,10 +53,19 @@ struct writer;
 
 _Static_assert(FR_LEVEL_CNT == LEVEL_CNT, "the public and internal level counts agree");
 
+/* KV separation of a tree (fr_keyspace_options.blob_*). */
+struct tree_blob_opts {
+	uint32_t threshold;    /* 0: off */
+	uint64_t file_target;
+	bool compress;
+	uint32_t gc_stale_pct; /* 0: never relocate */
+};
+
 /* What a tree is created with, kept in its catalog record (FORMAT.md §6). */
 struct tree_opts {
 	struct sst_options level[LEVEL_CNT]; /* table options of the tables written to each level */
 	struct compact_policy policy;
+	struct tree_blob_opts blob;
 };
 void tree_opts_default(struct tree_opts *o);
 
@@ -66,6 +75,7 @@ struct tree_stats {
 	uint64_t compaction_read_bytes;
 	uint64_t compaction_write_bytes;
 	uint64_t flush_write_bytes;
+	uint64_t blob_gc_done;    /* blob files that left the tree in a compaction */
 };
 
 /* One LSM tree: its memtables and (through the vset) its tables. Refcounted by db->trees and

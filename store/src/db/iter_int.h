@@ -50,5 +50,8 @@ fr_status titer_seek(struct titer *it, const uint8_t *k, size_t klen, fr_error *
 bool titer_valid(const struct titer *it);
 const uint8_t *titer_key(const struct titer *it, size_t *len);
 const uint8_t *titer_value(const struct titer *it, size_t *len);
+/* From now on values kept in blob files are not read (titer_value gives an empty value for
+ * them): for walks that only count or look at keys. */
+void titer_set_keys_only(struct titer *it);
 
 #endif

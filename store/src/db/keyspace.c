@@ -79,12 +79,19 @@ static fr_status cat_get_ks(fr_db *db, const char *name, uint64_t snap, uint32_t
 #define OPTS_EXT_VERSION 1
 /* the version-1 record (the keyspace's table options), then the extension */
 #define OPTS_LEN (SST_OPTS_LEN + 1 + POLICY_LEN + LEVEL_CNT * SST_OPTS_LEN)
+/* then, optionally, the blob extension: u8 version, u32 threshold, u64 file target, u8 flags
+ * (bit 0: compress), u32 GC stale percentage (FORMAT.md §6) */
+#define BLOB_OPTS_VERSION 1
+#define BLOB_OPTS_LEN 18
+#define BLOB_FILE_TARGET_DEFAULT (UINT64_C(64) << 20)
 
 void tree_opts_default(struct tree_opts *o)
 {
 	for (int l = 0; l < LEVEL_CNT; l++)
 		sst_options_default(&o->level[l]);
 	compact_policy_default(&o->policy);
+	o->blob = (struct tree_blob_opts){.threshold = 0, .file_target = BLOB_FILE_TARGET_DEFAULT,
+					  .compress = true, .gc_stale_pct = 50};
 }
 
 static void sst_opts_encode(uint8_t *out, const struct sst_options *o)
@@ -122,7 +129,20 @@ static size_t opts_encode(uint8_t *out, const struct tree_opts *o)
 	n += POLICY_LEN - 1;
 	for (int l = 0; l < LEVEL_CNT; l++, n += SST_OPTS_LEN)
 		sst_opts_encode(out + n, &o->level[l]);
-	return n;
+	/* a tree without KV separation keeps the record older readers know */
+	if (!o->blob.threshold)
+		return n;
+	out[n] = BLOB_OPTS_VERSION;
+	enc_u32(out + n + 1, o->blob.threshold);
+	enc_u64(out + n + 5, o->blob.file_target);
+	out[n + 13] = o->blob.compress ? 1 : 0;
+	enc_u32(out + n + 14, o->blob.gc_stale_pct);
+	return n + BLOB_OPTS_LEN;
+}
+
+static bool blob_opts_valid(const struct tree_blob_opts *b)
+{
+	return b->file_target >= 4096 && b->gc_stale_pct <= 100;
 }
 
 static bool policy_valid(const struct compact_policy *p)
@@ -141,7 +161,7 @@ static fr_status opts_decode(const uint8_t *p, size_t n, struct tree_opts *o)
 		o->level[l] = o->level[0];
 	if (n == SST_OPTS_LEN)
 		return FR_OK;
-	if (n != OPTS_LEN || p[SST_OPTS_LEN] != OPTS_EXT_VERSION)
+	if ((n != OPTS_LEN && n != OPTS_LEN + BLOB_OPTS_LEN) || p[SST_OPTS_LEN] != OPTS_EXT_VERSION)
 		return FR_CORRUPTION;
 	const uint8_t *q = p + SST_OPTS_LEN + 1;
 	struct compact_policy *pol = &o->policy;
@@ -157,7 +177,16 @@ static fr_status opts_decode(const uint8_t *p, size_t n, struct tree_opts *o)
 	for (int l = 0; l < LEVEL_CNT; l++, q += SST_OPTS_LEN)
 		if (!sst_opts_decode(q, &o->level[l]))
 			return FR_CORRUPTION;
-	return FR_OK;
+	if (n == OPTS_LEN)
+		return FR_OK; /* written before KV separation: off */
+	struct tree_blob_opts *b = &o->blob;
+	if (q[0] != BLOB_OPTS_VERSION || q[13] > 1)
+		return FR_CORRUPTION;
+	b->threshold = dec_u32(q + 1);
+	b->file_target = dec_u64(q + 5);
+	b->compress = q[13] != 0;
+	b->gc_stale_pct = dec_u32(q + 14);
+	return blob_opts_valid(b) ? FR_OK : FR_CORRUPTION;
 }
 
 /* The tree options a keyspace's options ask for, with every default and inheritance
@@ -201,6 +230,11 @@ static void tree_opts_from(struct tree_opts *t, const fr_keyspace_options *o)
 	if (o->fifo_limit_bytes)
 		p->fifo_limit_bytes = o->fifo_limit_bytes;
 	p->fifo_ttl_s = o->fifo_ttl_seconds;
+	t->blob.threshold = o->blob_threshold;
+	if (o->blob_file_target)
+		t->blob.file_target = o->blob_file_target;
+	t->blob.compress = o->blob_compress;
+	t->blob.gc_stale_pct = o->blob_gc_stale_pct;
 }
 
 fr_status ks_options_check(const fr_keyspace_options *o, fr_error *err)
@@ -211,6 +245,10 @@ fr_status ks_options_check(const fr_keyspace_options *o, fr_error *err)
 	tree_opts_from(&t, o);
 	if ((unsigned)o->compaction > FR_COMPACTION_FIFO || !policy_valid(&t.policy))
 		return FR_ERR(err, FR_INVALID, "keyspace options: bad compaction settings");
+	if (!blob_opts_valid(&t.blob))
+		return FR_ERR(err, FR_INVALID,
+			      "keyspace options: blob_file_target below 4096 or blob_gc_stale_pct "
+			      "above 100");
 	for (int l = 0; l < LEVEL_CNT; l++) {
 		const struct sst_options *s = &t.level[l];
 		if (s->block_size < 64 || s->block_size > (64u << 20) || s->restart_interval < 1 ||
@@ -513,7 +551,7 @@ static fr_status put_tree_record(struct leader_ops *lo, uint32_t tree_id, const 
 				 const struct tree_opts *so)
 {
 	uint8_t key[KS_PREFIX_LEN + 1 + 4];
-	uint8_t val[1 + VARINT_MAX + FR_KEYSPACE_NAME_MAX + OPTS_LEN];
+	uint8_t val[1 + VARINT_MAX + FR_KEYSPACE_NAME_MAX + OPTS_LEN + BLOB_OPTS_LEN];
 	uint8_t id[4];
 	enc_be32(id, tree_id);
 	size_t klen = cat_key(key, 'T', id, 4);

@@ -308,6 +308,22 @@ fr_status tree_get_value(fr_db *db, struct tree *t, const uint8_t *k, size_t kle
 			snap = f.seqno - 1;
 			continue;
 		}
+		if (f.type == VT_BLOB) {
+			/* a table entry whose value is in a blob file of the pinned version */
+			void *bv = NULL;
+			size_t bn = 0;
+			if (val || vlen)
+				rc = tv_blob_read(v.ver, f.owned, f.len, &bv, &bn, err);
+			fr_free(f.owned);
+			if (rc)
+				break;
+			f.owned = bv;
+			f.len = bn;
+			if (!val) {
+				fr_free(bv);
+				f.owned = NULL;
+			}
+		}
 		if (val) {
 			if (f.owned) {
 				*val = f.owned;

@@ -58,8 +58,17 @@ struct sst_options {
 /* 4096, 16, 10, true, false, 0 */
 void sst_options_default(struct sst_options *o);
 
+/* How many stored bytes of one blob file a table's VT_BLOB entries refer to (FORMAT.md §5.2,
+ * kept by the manifest, not in the table file). */
+struct sst_blob_ref {
+	uint64_t file_id;
+	uint64_t bytes;
+};
+
 /* What a finished table holds; smallest/largest are user keys (fr_malloc'd) bounding every
- * point key and every range tombstone (start and end) in the table. */
+ * point key and every range tombstone (start and end) in the table. blob_refs (fr_malloc'd,
+ * ascending by file id) is filled by whoever writes VT_BLOB entries (compaction), not by the
+ * writer. */
 struct sst_meta {
 	uint64_t id;
 	uint64_t file_size;
@@ -77,6 +86,8 @@ struct sst_meta {
 	size_t smallest_len;
 	uint8_t *largest;
 	size_t largest_len;
+	struct sst_blob_ref *blob_refs;
+	size_t blob_ref_cnt;
 };
 void sst_meta_fini(struct sst_meta *m);
 fr_status sst_meta_copy(struct sst_meta *dst, const struct sst_meta *src);

@@ -752,10 +752,13 @@ void sst_meta_fini(struct sst_meta *m)
 		return;
 	fr_free(m->smallest);
 	fr_free(m->largest);
+	fr_free(m->blob_refs);
 	m->smallest = NULL;
 	m->largest = NULL;
 	m->smallest_len = 0;
 	m->largest_len = 0;
+	m->blob_refs = NULL;
+	m->blob_ref_cnt = 0;
 }
 
 fr_status sst_meta_copy(struct sst_meta *dst, const struct sst_meta *src)
@@ -763,7 +766,10 @@ fr_status sst_meta_copy(struct sst_meta *dst, const struct sst_meta *src)
 	struct sst_meta m = *src;
 	m.smallest = fr_memdup(src->smallest, src->smallest_len);
 	m.largest = fr_memdup(src->largest, src->largest_len);
-	if (!m.smallest || !m.largest) {
+	m.blob_refs = src->blob_ref_cnt
+			      ? fr_memdup(src->blob_refs, src->blob_ref_cnt * sizeof(*m.blob_refs))
+			      : NULL;
+	if (!m.smallest || !m.largest || (src->blob_ref_cnt && !m.blob_refs)) {
 		sst_meta_fini(&m);
 		return FR_NOMEM;
 	}

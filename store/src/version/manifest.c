@@ -68,6 +68,11 @@ void vset_table_path(const struct vset *vs, uint64_t id, char *buf, size_t len)
 	snprintf(buf, len, "%s/%" PRIu64 ".sst", vs->tables_dir, id);
 }
 
+void vset_blob_path(const struct vset *vs, uint64_t id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%" PRIu64 ".blob", vs->blobs_dir, id);
+}
+
 /* Parses a non-empty run of decimal digits that fills [s, s + len); false on anything else. */
 static bool parse_u64(const char *s, size_t len, uint64_t *out)
 {
@@ -138,6 +143,8 @@ struct vchange {
 	size_t cnt;
 	struct table **removed;   /* tables no new version holds; one reference each */
 	size_t removed_cnt;
+	struct blob_file **removed_blobs; /* blob files that left; one reference each */
+	size_t removed_blob_cnt;
 	struct tree_version **trees; /* the array to install, filled by change_publish */
 	size_t tree_cnt;
 	uint64_t max_add_id;         /* largest id added + 1, 0 when nothing was added */
@@ -172,12 +179,34 @@ static fr_status tbl_push(struct table ***arr, size_t *cnt, struct table *t)
 	return FR_OK;
 }
 
+/* Appends b to the blob file array *arr of *cnt entries (capacity cap_for(*cnt)). */
+static fr_status blob_push(struct blob_file ***arr, size_t *cnt, struct blob_file *b)
+{
+	size_t cap = cap_for(*cnt + 1);
+
+	if (!*arr || cap > cap_for(*cnt)) {
+		struct blob_file **a;
+
+		if (cap > SIZE_MAX / sizeof(*a))
+			return FR_NOMEM;
+		a = fr_realloc(*arr, cap * sizeof(*a));
+		if (!a)
+			return FR_NOMEM;
+		*arr = a;
+	}
+	(*arr)[(*cnt)++] = b;
+	return FR_OK;
+}
+
 static void change_fini(struct vchange *c)
 {
 	for (size_t i = 0; i < c->cnt; i++)
 		tv_unref(c->nv[i]);
 	for (size_t i = 0; i < c->removed_cnt; i++)
 		table_unref(c->removed[i]);
+	for (size_t i = 0; i < c->removed_blob_cnt; i++)
+		blob_file_unref(c->removed_blobs[i]);
+	fr_free(c->removed_blobs);
 	fr_free(c->ids);
 	fr_free(c->nv);
 	fr_free(c->removed);
@@ -224,7 +253,8 @@ static int cmp_level(const void *a, const void *b)
 /* The sorted, de-duplicated ids of the trees e touches. */
 static fr_status touched_trees(const struct vedit *e, struct vchange *c)
 {
-	size_t n = e->add_cnt + e->del_cnt + e->flushed_cnt + e->dropped_cnt, k = 0;
+	size_t n = e->add_cnt + e->del_cnt + e->flushed_cnt + e->dropped_cnt + e->blob_add_cnt;
+	size_t k = 0;
 
 	c->ids = fr_calloc(n ? n : 1, sizeof(*c->ids));
 	c->nv = fr_calloc(n ? n : 1, sizeof(*c->nv));
@@ -238,6 +268,8 @@ static fr_status touched_trees(const struct vedit *e, struct vchange *c)
 		c->ids[k++] = e->flushed[i].tree_id;
 	for (size_t i = 0; i < e->dropped_cnt; i++)
 		c->ids[k++] = e->dropped_trees[i];
+	for (size_t i = 0; i < e->blob_add_cnt; i++)
+		c->ids[k++] = e->blob_adds[i].tree_id;
 	qsort(c->ids, n, sizeof(*c->ids), cmp_u32);
 	c->cnt = 0;
 	for (size_t i = 0; i < n; i++)
@@ -319,6 +351,137 @@ static fr_status tv_copy_levels(struct tree_version *v, const struct tree_versio
 		}
 		v->level_cnt[l] = n;
 	}
+	if (base->blob_cnt) {
+		v->blobs = fr_malloc(cap_for(base->blob_cnt) * sizeof(*v->blobs));
+		if (!v->blobs)
+			return FR_NOMEM;
+		for (size_t i = 0; i < base->blob_cnt; i++) {
+			blob_file_ref(base->blobs[i]);
+			v->blobs[i] = base->blobs[i];
+		}
+		v->blob_cnt = base->blob_cnt;
+	}
+	return FR_OK;
+}
+
+/* Index of blob file id in v->blobs (sorted), or SIZE_MAX. */
+static size_t blob_index(const struct tree_version *v, uint64_t id)
+{
+	size_t lo = 0, hi = v->blob_cnt;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->blobs[mid]->meta.id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->blob_cnt && v->blobs[lo]->meta.id == id ? lo : SIZE_MAX;
+}
+
+/* Makes room for n more entries in c->removed_blobs (exactly sized: it only grows here). */
+static fr_status removed_reserve(struct vchange *c, size_t n)
+{
+	size_t want = c->removed_blob_cnt + n;
+	struct blob_file **a;
+
+	if (want < n || want > SIZE_MAX / sizeof(*a))
+		return FR_NOMEM;
+	a = fr_realloc(c->removed_blobs, want * sizeof(*a));
+	if (!a)
+		return FR_NOMEM;
+	c->removed_blobs = a;
+	return FR_OK;
+}
+
+static int cmp_blob(const void *a, const void *b)
+{
+	const struct blob_file *x = *(struct blob_file *const *)a;
+	const struct blob_file *y = *(struct blob_file *const *)b;
+
+	return x->meta.id < y->meta.id ? -1 : x->meta.id > y->meta.id;
+}
+
+/* Adds the edit's blob files of tree v->tree_id to v, then checks that every blob file a
+ * table refers to is there and moves the blob files no table refers to any more to
+ * c->removed_blobs (FORMAT.md §5.2: a blob file lives while a table refers to it). */
+static fr_status tree_apply_blobs(struct vset *vs, const struct vedit *e, struct tree_version *v,
+				  struct vchange *c, const struct blame *b)
+{
+	char path[PATH_MAX];
+	size_t keep = 0;
+	bool *used = NULL;
+	fr_status rc = FR_OK;
+
+	for (size_t i = 0; i < e->blob_add_cnt; i++) {
+		const struct vedit_blob *a = &e->blob_adds[i];
+		struct blob_file *bf;
+
+		if (a->tree_id != v->tree_id)
+			continue;
+		if (a->meta.id == 0)
+			return bad_edit(b, "adds blob file id 0");
+		vset_blob_path(vs, a->meta.id, path, sizeof(path));
+		if (blob_file_new(vs->io, vs->read_env.files, path, a->tree_id, &a->meta, &bf))
+			return FR_ERR(b->err, FR_NOMEM, "applying a version edit");
+		if (blob_push(&v->blobs, &v->blob_cnt, bf)) {
+			blob_file_unref(bf);
+			return FR_ERR(b->err, FR_NOMEM, "applying a version edit");
+		}
+		if (a->meta.id + 1 > c->max_add_id)
+			c->max_add_id = a->meta.id + 1;
+	}
+	if (!v->blob_cnt) {
+		for (size_t l = 0; l < LEVEL_CNT; l++)
+			for (size_t i = 0; i < v->level_cnt[l]; i++)
+				if (v->levels[l][i]->meta.blob_ref_cnt)
+					return bad_edit(b, "table %" PRIu64 " refers to a blob file"
+							   " tree %" PRIu32 " lacks",
+							v->levels[l][i]->meta.id, v->tree_id);
+		return FR_OK;
+	}
+	qsort(v->blobs, v->blob_cnt, sizeof(*v->blobs), cmp_blob);
+	for (size_t i = 1; i < v->blob_cnt; i++)
+		if (v->blobs[i]->meta.id == v->blobs[i - 1]->meta.id)
+			return bad_edit(b, "blob file %" PRIu64 " twice in tree %" PRIu32,
+					v->blobs[i]->meta.id, v->tree_id);
+	used = fr_calloc(v->blob_cnt, sizeof(*used));
+	if (!used)
+		return FR_ERR(b->err, FR_NOMEM, "applying a version edit");
+	for (size_t l = 0; l < LEVEL_CNT && !rc; l++) {
+		for (size_t i = 0; i < v->level_cnt[l] && !rc; i++) {
+			const struct sst_meta *m = &v->levels[l][i]->meta;
+
+			for (size_t r = 0; r < m->blob_ref_cnt && !rc; r++) {
+				size_t k = blob_index(v, m->blob_refs[r].file_id);
+
+				if (k == SIZE_MAX)
+					rc = bad_edit(b, "table %" PRIu64 " refers to blob file %"
+						      PRIu64 " not in tree %" PRIu32, m->id,
+						      m->blob_refs[r].file_id, v->tree_id);
+				else
+					used[k] = true;
+			}
+		}
+	}
+	size_t gone = 0;
+	for (size_t i = 0; i < v->blob_cnt; i++)
+		gone += !used[i];
+	if (!rc && gone && removed_reserve(c, gone))
+		rc = FR_ERR(b->err, FR_NOMEM, "applying a version edit");
+	if (rc) {
+		fr_free(used);
+		return rc;
+	}
+	for (size_t i = 0; i < v->blob_cnt; i++) {
+		if (used[i])
+			v->blobs[keep++] = v->blobs[i];
+		else /* the version's reference moves to the removed list */
+			c->removed_blobs[c->removed_blob_cnt++] = v->blobs[i];
+	}
+	v->blob_cnt = keep;
+	fr_free(used);
 	return FR_OK;
 }
 
@@ -467,6 +630,12 @@ static fr_status change_build(struct vset *vs, const struct vedit *e, struct vch
 					table_ref(tb);
 				}
 			}
+			if (old->blob_cnt && removed_reserve(c, old->blob_cnt))
+				goto nomem;
+			for (size_t i = 0; i < old->blob_cnt; i++) {
+				blob_file_ref(old->blobs[i]);
+				c->removed_blobs[c->removed_blob_cnt++] = old->blobs[i];
+			}
 		}
 		if (dropped && !ops[t].add_cnt && !ops[t].del_cnt && !ops[t].has_flushed) {
 			c->nv[t] = NULL;
@@ -481,6 +650,8 @@ static fr_status change_build(struct vset *vs, const struct vedit *e, struct vch
 		if (old && !dropped && tv_copy_levels(v, old))
 			goto nomem;
 		rc = tree_apply(vs, e, &ops[t], v, c, b);
+		if (!rc)
+			rc = tree_apply_blobs(vs, e, v, c, b);
 		if (rc)
 			goto out;
 		if (ops[t].has_flushed)
@@ -518,6 +689,8 @@ static void change_publish(struct vset *vs, struct vchange *c, bool mark_obsolet
 		/* release: pairs with the acquire load in table_unref */
 		for (size_t r = 0; r < c->removed_cnt; r++)
 			atomic_store_rel_bool(&c->removed[r]->obsolete, true);
+		for (size_t r = 0; r < c->removed_blob_cnt; r++)
+			atomic_store_rel_bool(&c->removed_blobs[r]->obsolete, true);
 	}
 	fr_mutex_lock(&vs->mu);
 	/* merge the old array with the touched trees, both ascending by id */
@@ -562,21 +735,28 @@ static void note_counters(struct vset *vs, const struct vedit *e, const struct v
 static fr_status state_edit(struct tree_version *const *trees, size_t cnt, uint64_t next_file_id,
 			    uint64_t last_seqno, struct vedit *e)
 {
-	size_t n = 0, k = 0;
+	size_t n = 0, k = 0, nb = 0;
 
 	vedit_init(e);
-	for (size_t i = 0; i < cnt; i++)
+	for (size_t i = 0; i < cnt; i++) {
 		n += tv_table_cnt(trees[i]);
+		nb += trees[i]->blob_cnt;
+	}
 	e->adds = fr_calloc(n ? n : 1, sizeof(*e->adds));
 	e->flushed = fr_calloc(cnt ? cnt : 1, sizeof(*e->flushed));
-	if (!e->adds || !e->flushed) {
+	e->blob_adds = fr_calloc(nb ? nb : 1, sizeof(*e->blob_adds));
+	if (!e->adds || !e->flushed || !e->blob_adds) {
 		fr_free(e->adds);
 		fr_free(e->flushed);
+		fr_free(e->blob_adds);
 		return FR_NOMEM;
 	}
 	for (size_t i = 0; i < cnt; i++) {
 		const struct tree_version *v = trees[i];
 
+		for (size_t j = 0; j < v->blob_cnt; j++)
+			e->blob_adds[e->blob_add_cnt++] =
+				(struct vedit_blob){ v->tree_id, v->blobs[j]->meta };
 		e->flushed[i] = (struct vedit_flushed){ v->tree_id, v->flushed_seqno };
 		for (uint32_t l = 0; l < LEVEL_CNT; l++)
 			for (size_t j = 0; j < v->level_cnt[l]; j++)
@@ -603,6 +783,7 @@ static void full_edit_fini(struct vedit *e)
 {
 	fr_free(e->adds);
 	fr_free(e->flushed);
+	fr_free(e->blob_adds);
 	vedit_init(e);
 }
 
@@ -751,6 +932,11 @@ fr_status vset_apply(struct vset *vs, const struct vedit *e, fr_error *err)
 		if (rc)
 			goto out_fail; /* a failed fsync cannot be retried safely */
 	}
+	if (e->blob_add_cnt) {
+		rc = io_sync_dir(vs->io, vs->blobs_dir, err);
+		if (rc)
+			goto out_fail;
+	}
 	/* The manifest is written under apply_mu on purpose: edits must reach it one at a
 	 * time and in the order they are published. Readers only ever take vs->mu. */
 	if (rec_writer_size(vs->mfst) >= vs->mfst_roll_bytes) {
@@ -890,12 +1076,15 @@ fr_status vset_open(struct fr_io *io, const char *dir, bool create, bool read_on
 	vs->mfst_roll_bytes = MFST_ROLL_BYTES;
 	vs->dir = fr_strdup(dir);
 	vs->tables_dir = fr_malloc(dlen + sizeof("/" TABLES_SUBDIR));
-	if (!vs->dir || !vs->tables_dir) {
+	vs->blobs_dir = fr_malloc(dlen + sizeof("/" BLOBS_SUBDIR));
+	if (!vs->dir || !vs->tables_dir || !vs->blobs_dir) {
 		rc = FR_ERR(err, FR_NOMEM, "opening the version set of %s", dir);
 		goto fail;
 	}
 	memcpy(vs->tables_dir, dir, dlen);
 	memcpy(vs->tables_dir + dlen, "/" TABLES_SUBDIR, sizeof("/" TABLES_SUBDIR));
+	memcpy(vs->blobs_dir, dir, dlen);
+	memcpy(vs->blobs_dir + dlen, "/" BLOBS_SUBDIR, sizeof("/" BLOBS_SUBDIR));
 
 	rc = read_current(vs, &n, err);
 	if (rc)
@@ -915,6 +1104,8 @@ fr_status vset_open(struct fr_io *io, const char *dir, bool create, bool read_on
 			rc = io_mkdir(io, dir, err);
 		if (!rc)
 			rc = io_mkdir(io, vs->tables_dir, err);
+		if (!rc)
+			rc = io_mkdir(io, vs->blobs_dir, err);
 		if (!rc)
 			rc = manifest_roll(vs, n + 1, err);
 		if (rc)
@@ -939,6 +1130,7 @@ void vset_close(struct vset *vs)
 	fr_mutex_fini(&vs->apply_mu);
 	fr_free(vs->dir);
 	fr_free(vs->tables_dir);
+	fr_free(vs->blobs_dir);
 	fr_free(vs);
 }
 
@@ -1094,14 +1286,15 @@ static void unlink_in(struct vset *vs, const char *dir, const char *name, fr_sta
 	}
 }
 
-/* The ids of the tables of the current versions, ascending. Requires: vs->apply_mu held. */
+/* The ids of the tables and blob files of the current versions, ascending. Requires:
+ * vs->apply_mu held. */
 static fr_status live_ids(struct vset *vs, uint64_t **out, size_t *cnt)
 {
 	size_t n = 0, k = 0;
 	uint64_t *ids;
 
 	for (size_t i = 0; i < vs->tree_cnt; i++)
-		n += tv_table_cnt(vs->trees[i]);
+		n += tv_table_cnt(vs->trees[i]) + vs->trees[i]->blob_cnt;
 	ids = fr_calloc(n ? n : 1, sizeof(*ids));
 	if (!ids)
 		return FR_NOMEM;
@@ -1111,6 +1304,9 @@ static fr_status live_ids(struct vset *vs, uint64_t **out, size_t *cnt)
 		for (size_t l = 0; l < LEVEL_CNT; l++)
 			for (size_t j = 0; j < v->level_cnt[l]; j++)
 				ids[k++] = v->levels[l][j]->meta.id;
+		/* file ids are unique across tables and blob files */
+		for (size_t j = 0; j < v->blob_cnt; j++)
+			ids[k++] = v->blobs[j]->meta.id;
 	}
 	qsort(ids, n, sizeof(*ids), cmp_u64);
 	*out = ids;
@@ -1146,6 +1342,21 @@ fr_status vset_delete_orphans(struct vset *vs, fr_error *err)
 		    (ends_with(s, len, ".sst") && parse_u64(s, len - 4, &id) &&
 		     !bsearch(&id, ids, id_cnt, sizeof(*ids), cmp_u64)))
 			unlink_in(vs, vs->tables_dir, s, &first, err);
+	}
+	name_list_fini(&nl);
+
+	rc = list_names(vs, vs->blobs_dir, &nl, err);
+	if (rc == FR_NOT_FOUND)
+		rc = FR_OK;
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < nl.cnt; i++) {
+		const char *s = nl.names[i];
+		size_t len = strlen(s);
+
+		if (ends_with(s, len, ".blob") && parse_u64(s, len - 5, &id) &&
+		    !bsearch(&id, ids, id_cnt, sizeof(*ids), cmp_u64))
+			unlink_in(vs, vs->blobs_dir, s, &first, err);
 	}
 	name_list_fini(&nl);
 

@@ -155,6 +155,55 @@ fr_status table_reader(struct table *t, struct sst_reader **out, fr_error *err)
 	return FR_OK;
 }
 
+/* ---- blob files ---- */
+
+fr_status blob_file_new(struct fr_io *io, struct ftab *files, const char *path, uint32_t tree_id,
+			const struct blob_meta *m, struct blob_file **out)
+{
+	struct blob_file *b = fr_calloc(1, sizeof(*b));
+
+	*out = NULL;
+	if (!b)
+		return FR_NOMEM;
+	b->path = fr_strdup(path);
+	if (!b->path) {
+		fr_free(b);
+		return FR_NOMEM;
+	}
+	b->refs = 1;
+	b->tree_id = tree_id;
+	b->meta = *m;
+	b->io = io;
+	b->files = files;
+	*out = b;
+	return FR_OK;
+}
+
+void blob_file_ref(struct blob_file *b)
+{
+	atomic_add_u32(&b->refs, 1);
+}
+
+void blob_file_unref(struct blob_file *b)
+{
+	if (!b || atomic_sub_u32(&b->refs, 1) != 0)
+		return;
+	/* pairs with the release store in vset_apply's publication */
+	if (atomic_load_acq_bool(&b->obsolete)) {
+		fr_error e;
+		fr_status rc;
+
+		/* no descriptor may keep the deleted file's space */
+		if (b->files)
+			ftab_forget(b->files, b->meta.id);
+		rc = io_unlink(b->io, b->path, &e);
+		if (rc && rc != FR_NOT_FOUND)
+			FR_LOG(FR_LOG_WARN, "could not delete obsolete blob file: %s", e.msg);
+	}
+	fr_free(b->path);
+	fr_free(b);
+}
+
 void vset_set_read_env(struct vset *vs, const struct sst_read_env *env)
 {
 	/* apply_mu: no edit is making tables from the old value meanwhile; mu: the tables of the
@@ -170,6 +219,8 @@ void vset_set_read_env(struct vset *vs, const struct sst_read_env *env)
 		for (size_t l = 0; l < LEVEL_CNT; l++)
 			for (size_t k = 0; k < v->level_cnt[l]; k++)
 				v->levels[l][k]->env = vs->read_env;
+		for (size_t k = 0; k < v->blob_cnt; k++)
+			v->blobs[k]->files = vs->read_env.files;
 	}
 	fr_mutex_unlock(&vs->mu);
 	fr_mutex_unlock(&vs->apply_mu);
@@ -212,6 +263,9 @@ void tv_unref(struct tree_version *v)
 			table_unref(v->levels[l][i]);
 		fr_free(v->levels[l]);
 	}
+	for (size_t i = 0; i < v->blob_cnt; i++)
+		blob_file_unref(v->blobs[i]);
+	fr_free(v->blobs);
 	fr_free(v);
 }
 
@@ -249,7 +303,137 @@ fr_status tv_files_each(const struct tree_version *v, tv_file_fn fn, void *ctx, 
 				return rc;
 		}
 	}
+	for (size_t i = 0; i < v->blob_cnt; i++) {
+		const struct blob_file *b = v->blobs[i];
+		fr_status rc;
+
+		snprintf(rel, sizeof(rel), BLOBS_SUBDIR "/%" PRIu64 ".blob", b->meta.id);
+		rc = fn(ctx, b->path, rel, b->meta.file_size, err);
+		if (rc)
+			return rc;
+	}
 	return FR_OK;
+}
+
+/* Index of blob file id in v->blobs, or v->blob_cnt. */
+static size_t blob_pos(const struct tree_version *v, uint64_t id)
+{
+	size_t lo = 0, hi = v->blob_cnt;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->blobs[mid]->meta.id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->blob_cnt && v->blobs[lo]->meta.id == id ? lo : v->blob_cnt;
+}
+
+struct blob_file *tv_blob(const struct tree_version *v, uint64_t id)
+{
+	size_t k = blob_pos(v, id);
+
+	return k < v->blob_cnt ? v->blobs[k] : NULL;
+}
+
+uint64_t tv_blob_live_bytes(const struct tree_version *v, uint64_t id)
+{
+	uint64_t n = 0;
+
+	for (size_t l = 0; l < LEVEL_CNT; l++) {
+		for (size_t i = 0; i < v->level_cnt[l]; i++) {
+			const struct sst_meta *m = &v->levels[l][i]->meta;
+
+			for (size_t r = 0; r < m->blob_ref_cnt; r++)
+				if (m->blob_refs[r].file_id == id)
+					n += m->blob_refs[r].bytes;
+		}
+	}
+	return n;
+}
+
+/* Unreferenced value bytes of b, given the bytes v's tables refer to. */
+static uint64_t stale_of(const struct blob_file *b, uint64_t live)
+{
+	return live >= b->meta.value_bytes ? 0 : b->meta.value_bytes - live;
+}
+
+fr_status tv_blob_live_all(const struct tree_version *v, uint64_t **out)
+{
+	uint64_t *live = fr_calloc(v->blob_cnt ? v->blob_cnt : 1, sizeof(*live));
+
+	*out = NULL;
+	if (!live)
+		return FR_NOMEM;
+	/* one pass over the tables' references, each found by binary search */
+	for (size_t l = 0; l < LEVEL_CNT; l++) {
+		for (size_t i = 0; i < v->level_cnt[l]; i++) {
+			const struct sst_meta *m = &v->levels[l][i]->meta;
+
+			for (size_t r = 0; r < m->blob_ref_cnt; r++) {
+				size_t k = blob_pos(v, m->blob_refs[r].file_id);
+
+				if (k < v->blob_cnt)
+					live[k] += m->blob_refs[r].bytes;
+			}
+		}
+	}
+	*out = live;
+	return FR_OK;
+}
+
+void tv_blob_stats(const struct tree_version *v, uint64_t *cnt, uint64_t *bytes,
+		   uint64_t *stale)
+{
+	uint64_t *live = NULL;
+
+	*cnt = v->blob_cnt;
+	*bytes = *stale = 0;
+	if (v->blob_cnt)
+		tv_blob_live_all(v, &live);
+	for (size_t i = 0; i < v->blob_cnt; i++) {
+		const struct blob_file *b = v->blobs[i];
+
+		*bytes += b->meta.file_size;
+		*stale += stale_of(b, live ? live[i] : tv_blob_live_bytes(v, b->meta.id));
+	}
+	fr_free(live);
+}
+
+bool tv_blob_live_is_stale(const struct blob_file *b, uint64_t live, uint32_t stale_pct)
+{
+	if (!stale_pct || !b->meta.value_bytes)
+		return false;
+	uint64_t stale = stale_of(b, live);
+	/* stale / value_bytes > pct / 100, without overflow for any file size */
+	return (double)stale * 100.0 > (double)stale_pct * (double)b->meta.value_bytes;
+}
+
+bool tv_blob_is_stale(const struct tree_version *v, const struct blob_file *b,
+		      uint32_t stale_pct)
+{
+	if (!stale_pct || !b->meta.value_bytes)
+		return false;
+	return tv_blob_live_is_stale(b, tv_blob_live_bytes(v, b->meta.id), stale_pct);
+}
+
+fr_status tv_blob_read(const struct tree_version *v, const uint8_t *handle, size_t len,
+		       void **val, size_t *vlen, fr_error *err)
+{
+	struct blob_handle h;
+	const struct blob_file *b;
+
+	*val = NULL;
+	if (!blob_handle_decode(handle, len, &h))
+		return FR_CORRUPT(err, "table", 0, "malformed blob handle");
+	b = tv_blob(v, h.file_id);
+	if (!b)
+		return FR_CORRUPT(err, "table", 0, "blob handle names a file not in the version");
+	if (h.off + h.stored_len > b->meta.file_size)
+		return FR_CORRUPT(err, b->path, h.off, "blob handle past the end of the file");
+	return blob_read(b->io, b->files, b->path, &h, val, vlen, err);
 }
 
 /* ---- level iterator ---- */

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blob/blob.h"
 #include "fractio.h"
 #include "sst/sst.h"
 
@@ -27,6 +28,7 @@ struct fr_buf;
 #define LEVEL_CNT 7
 #define MFST_MAGIC 0x54534d46u /* "FMST" little-endian */
 #define TABLES_SUBDIR "tables"   /* <dir>/tables/<id>.sst */
+#define BLOBS_SUBDIR "blobs"     /* <dir>/blobs/<id>.blob */
 
 /* A table file of a tree. Immutable but for its lazily opened reader. */
 struct table {
@@ -48,6 +50,22 @@ void table_unref(struct table *t);
  * to it. */
 fr_status table_reader(struct table *t, struct sst_reader **out, fr_error *err);
 
+/* A blob file of a tree (FORMAT.md §8). Immutable. Like a table it is refcounted by the versions
+ * that list it; it leaves a version when no table of that version refers to it any more
+ * (sst_meta.blob_refs), and its file is deleted at its last unref once it left the current
+ * version. */
+struct blob_file {
+	uint32_t refs;         /* atomic: taken by versions */
+	uint32_t tree_id;
+	struct blob_meta meta; /* meta.id is the file id */
+	char *path;
+	struct fr_io *io;
+	struct ftab *files;    /* the vset's read environment's file table (NULL: none) */
+	bool obsolete;         /* atomic: removed from the current version */
+};
+void blob_file_ref(struct blob_file *b);
+void blob_file_unref(struct blob_file *b);
+
 /* The tables of one tree at one moment. L0 is ordered newest first (by max seqno) and may
  * overlap; each level >= 1 is sorted by smallest key and its tables do not overlap. */
 struct tree_version {
@@ -56,11 +74,36 @@ struct tree_version {
 	uint64_t flushed_seqno; /* every entry with seqno <= this is in the tables */
 	struct table **levels[LEVEL_CNT];
 	size_t level_cnt[LEVEL_CNT];
+	/* The blob files the tables refer to, ascending by id, one reference each. Checkpoints
+	 * list a version's blob files from here (blobs[i]->meta.id, blobs[i]->path). */
+	struct blob_file **blobs;
+	size_t blob_cnt;
 };
 void tv_ref(struct tree_version *v);
 void tv_unref(struct tree_version *v);
 uint64_t tv_table_bytes(const struct tree_version *v);
 size_t tv_table_cnt(const struct tree_version *v);
+/* The blob file `id` of v, or NULL. */
+struct blob_file *tv_blob(const struct tree_version *v, uint64_t id);
+/* Stored bytes of blob file `id` that the tables of v refer to. */
+uint64_t tv_blob_live_bytes(const struct tree_version *v, uint64_t id);
+/* Blob files of v, their size on disk, and the stored bytes no table of v refers to. */
+void tv_blob_stats(const struct tree_version *v, uint64_t *cnt, uint64_t *bytes,
+		   uint64_t *stale);
+/* Whether blob file b of v has more than stale_pct percent of its value bytes unreferenced
+ * (never for stale_pct 0). */
+bool tv_blob_is_stale(const struct tree_version *v, const struct blob_file *b,
+		      uint32_t stale_pct);
+/* The live bytes of every blob file of v, in v->blobs order, in one pass over the tables
+ * (fr_free). FR_NOMEM. */
+fr_status tv_blob_live_all(const struct tree_version *v, uint64_t **out);
+/* tv_blob_is_stale for a file whose live bytes are known. */
+bool tv_blob_live_is_stale(const struct blob_file *b, uint64_t live, uint32_t stale_pct);
+/* Resolves the VT_BLOB value `handle` (an encoded blob handle) of a table of v: *val is
+ * fr_malloc'd. FR_CORRUPTION for a malformed handle, a blob file v does not hold, or bad
+ * bytes in the file. */
+fr_status tv_blob_read(const struct tree_version *v, const uint8_t *handle, size_t len,
+		       void **val, size_t *vlen, fr_error *err);
 
 /* The one list of the files a version needs (today its tables; the place to add any other
  * file kind a version comes to reference), for copying a database: fn gets each file's path
@@ -85,6 +128,10 @@ struct vedit_flushed {
 	uint32_t tree_id;
 	uint64_t seqno;
 };
+struct vedit_blob {
+	uint32_t tree_id;
+	struct blob_meta meta;
+};
 struct vedit {
 	struct vedit_add *adds;
 	size_t add_cnt;
@@ -92,6 +139,9 @@ struct vedit {
 	size_t del_cnt;
 	struct vedit_flushed *flushed;
 	size_t flushed_cnt;
+	/* new blob files; a blob file leaves its tree when no table refers to it any more */
+	struct vedit_blob *blob_adds;
+	size_t blob_add_cnt;
 	uint32_t *dropped_trees; /* the tree and all its tables go away */
 	size_t dropped_cnt;
 	bool has_next_file_id;
@@ -107,6 +157,7 @@ fr_status vedit_add_table(struct vedit *e, uint32_t tree_id, uint32_t level,
 fr_status vedit_del_table(struct vedit *e, uint32_t tree_id, uint32_t level, uint64_t table_id);
 fr_status vedit_set_flushed(struct vedit *e, uint32_t tree_id, uint64_t seqno);
 fr_status vedit_drop_tree(struct vedit *e, uint32_t tree_id);
+fr_status vedit_add_blob(struct vedit *e, uint32_t tree_id, const struct blob_meta *m);
 /* Encoding (FORMAT.md §5.2), exposed for tests and the dump tool. */
 fr_status vedit_encode(const struct vedit *e, struct fr_buf *out);
 fr_status vedit_decode(const uint8_t *p, size_t len, struct vedit *e, const char *path,
@@ -137,8 +188,10 @@ uint64_t vset_new_file_id(struct vset *vs);
 uint64_t vset_last_seqno(struct vset *vs);
 /* "<dir>/tables/<id>.sst" into buf (size at least PATH_MAX). */
 void vset_table_path(const struct vset *vs, uint64_t id, char *buf, size_t len);
-/* Deletes files in tables/ that no version references and old MANIFEST files. Call at open,
- * before anything writes new tables. */
+/* "<dir>/blobs/<id>.blob" into buf (size at least PATH_MAX). */
+void vset_blob_path(const struct vset *vs, uint64_t id, char *buf, size_t len);
+/* Deletes files in tables/ and blobs/ that no version references and old MANIFEST files. Call
+ * at open, before anything writes new tables or blob files. */
 fr_status vset_delete_orphans(struct vset *vs, fr_error *err);
 uint64_t vset_manifest_bytes(struct vset *vs);
 /* Writes into directory `dir` (existing; through the vset's io) a database state holding

@@ -29,8 +29,11 @@ enum {
 	VE_TAG_NEXT_FILE_ID = 5,
 	VE_TAG_LAST_SEQNO = 6,
 	VE_TAG_ADD_TABLE2 = 7, /* ADD_TABLE, then varint created_s */
-	/* 8-10: reserved (another change in progress) */
-	VE_TAG_ADD_TABLE3 = 11, /* ADD_TABLE2, then varint global_seqno (an ingested table) */
+	VE_TAG_ADD_TABLE_BLOBS = 8, /* ADD_TABLE2, then the table's blob references */
+	VE_TAG_ADD_BLOB = 9,
+	/* 10: reserved for blob files */
+	VE_TAG_ADD_TABLE_INGESTED = 11, /* ADD_TABLE2, then varint global_seqno */
+	/* 12: reserved */
 };
 
 void vedit_init(struct vedit *e)
@@ -46,6 +49,7 @@ void vedit_fini(struct vedit *e)
 	fr_free(e->dels);
 	fr_free(e->flushed);
 	fr_free(e->dropped_trees);
+	fr_free(e->blob_adds);
 	vedit_init(e);
 }
 
@@ -133,6 +137,17 @@ fr_status vedit_drop_tree(struct vedit *e, uint32_t tree_id)
 	return FR_OK;
 }
 
+fr_status vedit_add_blob(struct vedit *e, uint32_t tree_id, const struct blob_meta *m)
+{
+	void *p;
+
+	if (grow(e->blob_adds, e->blob_add_cnt, sizeof(*e->blob_adds), &p))
+		return FR_NOMEM;
+	e->blob_adds = p;
+	e->blob_adds[e->blob_add_cnt++] = (struct vedit_blob){ tree_id, *m };
+	return FR_OK;
+}
+
 /* ---- encoding (FORMAT.md §5.2) ---- */
 
 fr_status vedit_encode(const struct vedit *e, struct fr_buf *out)
@@ -158,8 +173,13 @@ fr_status vedit_encode(const struct vedit *e, struct fr_buf *out)
 	for (size_t i = 0; i < e->add_cnt && !rc; i++) {
 		const struct vedit_add *a = &e->adds[i];
 		const struct sst_meta *m = &a->meta;
-		/* only an ingested table needs tag 11: others stay readable by older builds */
-		const uint64_t tag = m->global_seqno ? VE_TAG_ADD_TABLE3 : VE_TAG_ADD_TABLE2;
+		/* the plain tag unless the table needs more: older builds read it */
+		const uint64_t tag = m->global_seqno   ? VE_TAG_ADD_TABLE_INGESTED
+				     : m->blob_ref_cnt ? VE_TAG_ADD_TABLE_BLOBS
+						       : VE_TAG_ADD_TABLE2;
+		/* an ingested table holds inline values only, until compaction rewrites it */
+		if (m->global_seqno && m->blob_ref_cnt)
+			return FR_INVALID;
 		const uint64_t nums[] = { tag,		    a->tree_id,		 a->level,
 					  m->id,	    m->file_size,	 m->entry_cnt,
 					  m->tombstone_cnt, m->range_del_cnt, m->min_seqno,
@@ -175,6 +195,24 @@ fr_status vedit_encode(const struct vedit *e, struct fr_buf *out)
 			rc = buf_put_varint(out, m->created_s);
 		if (!rc && m->global_seqno)
 			rc = buf_put_varint(out, m->global_seqno);
+		if (!rc && m->blob_ref_cnt) {
+			rc = buf_put_varint(out, m->blob_ref_cnt);
+			for (size_t r = 0; r < m->blob_ref_cnt && !rc; r++) {
+				rc = buf_put_varint(out, m->blob_refs[r].file_id);
+				if (!rc)
+					rc = buf_put_varint(out, m->blob_refs[r].bytes);
+			}
+		}
+	}
+	/* the blob files the edit adds (decoding reads the whole edit before applying it) */
+	for (size_t i = 0; i < e->blob_add_cnt && !rc; i++) {
+		const struct vedit_blob *b = &e->blob_adds[i];
+		const uint64_t nums[] = { VE_TAG_ADD_BLOB,   b->tree_id,
+					  b->meta.id,	     b->meta.file_size,
+					  b->meta.value_cnt, b->meta.value_bytes };
+
+		for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]) && !rc; k++)
+			rc = buf_put_varint(out, nums[k]);
 	}
 	for (size_t i = 0; i < e->flushed_cnt && !rc; i++) {
 		rc = buf_put_varint(out, VE_TAG_FLUSHED);
@@ -242,7 +280,57 @@ static fr_status dec_level(struct ve_dec *d, uint32_t *v)
 	return FR_OK;
 }
 
-static fr_status dec_add(struct ve_dec *d, struct vedit *e, bool with_time, bool with_gseq)
+/* The blob references of an ADD_TABLE_BLOBS: a count, then (file id, bytes) pairs, file ids
+ * strictly ascending. */
+static fr_status dec_refs(struct ve_dec *d, struct sst_meta *m)
+{
+	const uint8_t *at = d->p;
+	uint64_t n;
+	fr_status rc = dec_u(d, &n, "version edit: bad blob reference count");
+
+	if (rc)
+		return rc;
+	/* each pair takes at least two bytes */
+	if (n == 0 || n > (uint64_t)(d->end - d->p) / 2)
+		return dec_bad(d, at, "version edit: bad blob reference count");
+	m->blob_refs = fr_calloc((size_t)n, sizeof(*m->blob_refs));
+	if (!m->blob_refs)
+		return FR_ERR(d->err, FR_NOMEM, "decoding a version edit of %s", d->path);
+	for (size_t i = 0; i < n && !rc; i++) {
+		at = d->p;
+		rc = dec_u(d, &m->blob_refs[i].file_id, "version edit: bad blob file id");
+		if (!rc)
+			rc = dec_u(d, &m->blob_refs[i].bytes, "version edit: bad blob bytes");
+		if (!rc && i && m->blob_refs[i].file_id <= m->blob_refs[i - 1].file_id)
+			rc = dec_bad(d, at, "version edit: blob references out of order");
+	}
+	m->blob_ref_cnt = (size_t)n;
+	return rc;
+}
+
+static fr_status dec_blob(struct ve_dec *d, struct vedit *e)
+{
+	uint32_t tree_id = 0;
+	struct blob_meta m;
+	fr_status rc;
+
+	memset(&m, 0, sizeof(m));
+	rc = dec_u32v(d, &tree_id, "version edit: bad tree id");
+	if (!rc)
+		rc = dec_u(d, &m.id, "version edit: bad blob file id");
+	if (!rc)
+		rc = dec_u(d, &m.file_size, "version edit: bad blob file size");
+	if (!rc)
+		rc = dec_u(d, &m.value_cnt, "version edit: bad blob value count");
+	if (!rc)
+		rc = dec_u(d, &m.value_bytes, "version edit: bad blob value bytes");
+	if (!rc && vedit_add_blob(e, tree_id, &m))
+		rc = FR_ERR(d->err, FR_NOMEM, "decoding a version edit of %s", d->path);
+	return rc;
+}
+
+static fr_status dec_add(struct ve_dec *d, struct vedit *e, bool with_time, bool with_refs,
+			 bool with_gseq)
 {
 	struct sst_meta m;
 	uint32_t tree_id = 0, level = 0;
@@ -293,7 +381,16 @@ static fr_status dec_add(struct ve_dec *d, struct vedit *e, bool with_time, bool
 		    m.min_seqno != m.global_seqno || m.max_seqno != m.global_seqno)
 			return dec_bad(d, at, "version edit: global seqno out of range");
 	}
-	if (vedit_add_table(e, tree_id, level, &m))
+	if (with_refs) {
+		rc = dec_refs(d, &m);
+		if (rc) {
+			fr_free(m.blob_refs);
+			return rc;
+		}
+	}
+	rc = vedit_add_table(e, tree_id, level, &m);
+	fr_free(m.blob_refs); /* vedit_add_table copied them */
+	if (rc)
 		return FR_ERR(d->err, FR_NOMEM, "decoding a version edit of %s", d->path);
 	return FR_OK;
 }
@@ -311,8 +408,12 @@ static fr_status dec_field(struct ve_dec *d, struct vedit *e)
 	switch (tag) {
 	case VE_TAG_ADD_TABLE:
 	case VE_TAG_ADD_TABLE2:
-	case VE_TAG_ADD_TABLE3:
-		return dec_add(d, e, tag != VE_TAG_ADD_TABLE, tag == VE_TAG_ADD_TABLE3);
+	case VE_TAG_ADD_TABLE_BLOBS:
+	case VE_TAG_ADD_TABLE_INGESTED:
+		return dec_add(d, e, tag != VE_TAG_ADD_TABLE, tag == VE_TAG_ADD_TABLE_BLOBS,
+			       tag == VE_TAG_ADD_TABLE_INGESTED);
+	case VE_TAG_ADD_BLOB:
+		return dec_blob(d, e);
 	case VE_TAG_DEL_TABLE:
 		rc = dec_u32v(d, &tree_id, "version edit: bad tree id");
 		if (!rc)

@@ -28,6 +28,7 @@ struct vset {
 	struct fr_io *io;
 	char *dir;
 	char *tables_dir;
+	char *blobs_dir;
 	bool read_only;
 
 	/* Serialises vset_apply, manifest rollover and vset_delete_orphans's snapshot of the
@@ -60,6 +61,10 @@ fr_status table_new_env(struct fr_io *io, const struct sst_read_env *env, const 
 /* table_new_env without an environment. */
 fr_status table_new(struct fr_io *io, const char *path, uint32_t tree_id,
 		    const struct sst_meta *m, struct table **out);
+/* A blob file of tree tree_id whose file is path (copied), read through files (may be NULL);
+ * refs starts at 1. */
+fr_status blob_file_new(struct fr_io *io, struct ftab *files, const char *path, uint32_t tree_id,
+			const struct blob_meta *m, struct blob_file **out);
 /* A new empty version with one reference. NULL on NOMEM. */
 struct tree_version *tv_new(uint32_t tree_id);
 /* A static empty version for vset_current to hand out when allocation fails; tv_ref and

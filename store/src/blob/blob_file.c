@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * blob_file.c - the blob file writer, the reader of one value by handle, and the whole-file
+ * scan (FORMAT.md §8). The writer gathers records in a buffer and appends it once it passes
+ * BLOB_WBUF bytes, so a file of small values is not a write call per value.
+ */
+#include "blob/blob.h"
+
+#include <lz4.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/error.h"
+#include "io/compress.h"
+#include "io/ftab.h"
+#include "io/io.h"
+
+#define BLOB_WBUF (1u << 20)
+/* the fixed part of a record head: two checksums; then three varints (FORMAT.md §8.2) */
+#define REC_HEAD_MAX (8 + 3 * VARINT_MAX + 8)
+
+struct blob_writer {
+	struct fr_io *io;
+	struct io_file *f;
+	char *path;
+	uint64_t id;
+	bool compress;
+	uint64_t off;         /* file offset of buf's first byte */
+	struct fr_buf buf;    /* records not yet appended */
+	struct fr_buf cbuf;   /* compression scratch */
+	uint64_t value_cnt;
+	uint64_t value_bytes;
+};
+
+/* ---- handles (FORMAT.md §8.3) ---- */
+
+size_t blob_handle_encode(const struct blob_handle *h, uint8_t *out)
+{
+	size_t n = 0;
+
+	n += enc_varint(out + n, h->file_id);
+	n += enc_varint(out + n, h->off);
+	n += enc_varint(out + n, h->stored_len);
+	n += enc_varint(out + n, h->value_len);
+	n += enc_varint(out + n, h->cksum);
+	return n;
+}
+
+bool blob_handle_decode(const uint8_t *p, size_t len, struct blob_handle *h)
+{
+	const uint8_t *end = p + len;
+
+	if (!dec_varint(&p, end, &h->file_id) || !dec_varint(&p, end, &h->off) ||
+	    !dec_varint(&p, end, &h->stored_len) || !dec_varint(&p, end, &h->value_len) ||
+	    !dec_varint(&p, end, &h->cksum))
+		return false;
+	/* a stored form is never larger than the value (LZ4 is kept only when it saves) */
+	return p == end && h->stored_len <= h->value_len && h->value_len <= SIZE_MAX / 2 &&
+	       h->off <= UINT64_MAX - h->stored_len;
+}
+
+/* ---- writing ---- */
+
+fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool compress,
+			   struct blob_writer **out, fr_error *err)
+{
+	struct blob_writer *w = fr_calloc(1, sizeof(*w));
+	fr_status rc;
+
+	*out = NULL;
+	if (!w)
+		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
+	buf_init(&w->buf);
+	buf_init(&w->cbuf);
+	w->path = fr_strdup(path);
+	if (!w->path) {
+		fr_free(w);
+		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
+	}
+	rc = io_open(io, path, IO_RDWR | IO_CREATE | IO_EXCL, &w->f, err);
+	if (rc) {
+		fr_free(w->path);
+		fr_free(w);
+		return rc;
+	}
+	w->io = io;
+	w->id = id;
+	w->compress = compress;
+	uint8_t hdr[BLOB_HDR_LEN];
+	enc_u32(hdr, BLOB_MAGIC);
+	enc_u32(hdr + 4, BLOB_VERSION);
+	enc_u64(hdr + 8, id);
+	if (buf_append(&w->buf, hdr, sizeof(hdr))) {
+		blob_writer_abort(w);
+		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
+	}
+	*out = w;
+	return FR_OK;
+}
+
+static fr_status wflush(struct blob_writer *w, fr_error *err)
+{
+	if (!w->buf.len)
+		return FR_OK;
+	fr_status rc = io_append(w->f, w->buf.data, w->buf.len, err);
+	if (rc)
+		return rc;
+	w->off += w->buf.len;
+	buf_clear(&w->buf);
+	return FR_OK;
+}
+
+fr_status blob_writer_add(struct blob_writer *w, const void *key, size_t klen, const void *val,
+			  size_t vlen, struct blob_handle *h, fr_error *err)
+{
+	const uint8_t *stored = val;
+	size_t slen = vlen;
+
+	if (w->compress && vlen >= 64 && vlen <= LZ4_MAX_INPUT_SIZE) {
+		int bound = LZ4_compressBound((int)vlen);
+
+		buf_clear(&w->cbuf);
+		if (buf_reserve(&w->cbuf, (size_t)bound))
+			return FR_ERR(err, FR_NOMEM, "blob compression");
+		int c = fr_lz4_compress(val, (int)vlen, w->cbuf.data, bound);
+		/* kept only when it saves at least an eighth */
+		if (c > 0 && (size_t)c <= vlen - vlen / 8) {
+			stored = w->cbuf.data;
+			slen = (size_t)c;
+		}
+	}
+	uint8_t head[REC_HEAD_MAX];
+	size_t n = 8;
+	n += enc_varint(head + n, klen);
+	n += enc_varint(head + n, vlen);
+	n += enc_varint(head + n, slen);
+	uint64_t vsum = fr_xxh3(stored, slen);
+	enc_u64(head + n, vsum);
+	n += 8;
+
+	uint64_t rec_off = w->off + w->buf.len;
+	size_t at = w->buf.len;
+	if (buf_append(&w->buf, head, n) || buf_append(&w->buf, key, klen))
+		return FR_ERR(err, FR_NOMEM, "blob record of %zu bytes", vlen);
+	/* the head checksum covers the rest of the head and the key */
+	enc_u64(w->buf.data + at, fr_xxh3(w->buf.data + at + 8, n - 8 + klen));
+	if (buf_append(&w->buf, stored, slen))
+		return FR_ERR(err, FR_NOMEM, "blob record of %zu bytes", vlen);
+	*h = (struct blob_handle){ .file_id = w->id, .off = rec_off + n + klen,
+				   .stored_len = slen, .value_len = vlen, .cksum = vsum };
+	w->value_cnt++;
+	w->value_bytes += slen;
+	if (w->buf.len >= BLOB_WBUF)
+		return wflush(w, err);
+	return FR_OK;
+}
+
+uint64_t blob_writer_size(const struct blob_writer *w)
+{
+	return w->off + w->buf.len;
+}
+
+uint64_t blob_writer_id(const struct blob_writer *w)
+{
+	return w->id;
+}
+
+static void footer_encode(uint8_t *out, uint64_t cnt, uint64_t end, uint64_t value_bytes)
+{
+	enc_u64(out, cnt);
+	enc_u64(out + 8, end);
+	enc_u64(out + 16, value_bytes);
+	enc_u64(out + 24, fr_xxh3(out, 24));
+	enc_u32(out + 32, BLOB_VERSION);
+	enc_u32(out + 36, BLOB_MAGIC);
+}
+
+static void writer_free(struct blob_writer *w)
+{
+	buf_fini(&w->buf);
+	buf_fini(&w->cbuf);
+	fr_free(w->path);
+	fr_free(w);
+}
+
+fr_status blob_writer_finish(struct blob_writer *w, struct blob_meta *m, fr_error *err)
+{
+	uint8_t foot[BLOB_FOOTER_LEN];
+	uint64_t end = blob_writer_size(w);
+	fr_status rc;
+
+	footer_encode(foot, w->value_cnt, end, w->value_bytes);
+	rc = buf_append(&w->buf, foot, sizeof(foot));
+	if (rc)
+		rc = FR_ERR(err, FR_NOMEM, "blob footer of %s", w->path);
+	if (!rc)
+		rc = wflush(w, err);
+	if (!rc)
+		rc = io_sync(w->f, FR_PERSIST_SYNC_DATA, err);
+	if (rc) {
+		blob_writer_abort(w);
+		return rc;
+	}
+	io_close(w->f);
+	*m = (struct blob_meta){ .id = w->id, .file_size = end + BLOB_FOOTER_LEN,
+				 .value_cnt = w->value_cnt, .value_bytes = w->value_bytes };
+	writer_free(w);
+	return FR_OK;
+}
+
+void blob_writer_abort(struct blob_writer *w)
+{
+	if (!w)
+		return;
+	io_close(w->f);
+	io_unlink(w->io, w->path, NULL);
+	writer_free(w);
+}
+
+/* ---- reading one value ---- */
+
+/* Turns the stored bytes s of h into the value (s is consumed: returned or freed). */
+static fr_status unpack(const char *path, const struct blob_handle *h, uint8_t *s, void **val,
+			size_t *vlen, fr_error *err)
+{
+	if (fr_xxh3(s, h->stored_len) != h->cksum) {
+		fr_free(s);
+		return FR_CORRUPT(err, path, h->off, "blob value checksum mismatch");
+	}
+	if (h->stored_len == h->value_len) {
+		*val = s;
+		*vlen = h->value_len;
+		return FR_OK;
+	}
+	uint8_t *v = fr_malloc(h->value_len ? h->value_len : 1);
+	if (!v) {
+		fr_free(s);
+		return FR_ERR(err, FR_NOMEM, "blob value of %llu bytes",
+			      (unsigned long long)h->value_len);
+	}
+	int got = h->stored_len <= INT32_MAX && h->value_len <= INT32_MAX
+			  ? LZ4_decompress_safe((const char *)s, (char *)v, (int)h->stored_len,
+						(int)h->value_len)
+			  : -1;
+	fr_free(s);
+	if (got < 0 || (uint64_t)got != h->value_len) {
+		fr_free(v);
+		return FR_CORRUPT(err, path, h->off, "blob value does not decompress");
+	}
+	*val = v;
+	*vlen = h->value_len;
+	return FR_OK;
+}
+
+fr_status blob_read(struct fr_io *io, struct ftab *ft, const char *path,
+		    const struct blob_handle *h, void **val, size_t *vlen, fr_error *err)
+{
+	uint8_t *s = fr_malloc(h->stored_len ? h->stored_len : 1);
+	size_t got = 0;
+	fr_status rc;
+
+	*val = NULL;
+	if (!s)
+		return FR_ERR(err, FR_NOMEM, "blob value of %llu bytes",
+			      (unsigned long long)h->stored_len);
+	if (ft) {
+		rc = ftab_pread(ft, h->file_id, path, s, h->stored_len, h->off, &got, err);
+	} else {
+		struct io_file *f;
+
+		rc = io_open(io, path, IO_RDONLY, &f, err);
+		if (!rc) {
+			rc = io_pread(f, s, h->stored_len, h->off, &got, err);
+			io_close(f);
+		}
+	}
+	if (rc == FR_NOT_FOUND)
+		rc = FR_CORRUPT(err, path, 0, "blob file of a live handle is missing");
+	if (!rc && got != h->stored_len)
+		rc = FR_CORRUPT(err, path, h->off, "blob value past the end of the file");
+	if (rc) {
+		fr_free(s);
+		return rc;
+	}
+	return unpack(path, h, s, val, vlen, err);
+}
+
+/* ---- scanning ---- */
+
+fr_status blob_scan(struct fr_io *io, const char *path, uint64_t id, blob_scan_fn fn, void *ctx,
+		    struct blob_meta *m, fr_error *err)
+{
+	struct io_file *f;
+	uint64_t size = 0, cnt = 0, vbytes = 0;
+	uint8_t hdr[BLOB_HDR_LEN], foot[BLOB_FOOTER_LEN];
+	struct fr_buf rec;
+	fr_status rc;
+
+	buf_init(&rec);
+	rc = io_open(io, path, IO_RDONLY, &f, err);
+	if (rc)
+		return rc;
+	rc = io_size(f, &size, err);
+	if (rc)
+		goto out;
+	if (size < BLOB_HDR_LEN + BLOB_FOOTER_LEN) {
+		rc = FR_CORRUPT(err, path, size, "blob file too short");
+		goto out;
+	}
+	rc = io_pread_exact(f, path, hdr, sizeof(hdr), 0, err);
+	if (!rc)
+		rc = io_pread_exact(f, path, foot, sizeof(foot), size - BLOB_FOOTER_LEN, err);
+	if (rc)
+		goto out;
+	if (dec_u32(hdr) != BLOB_MAGIC) {
+		rc = FR_CORRUPT(err, path, 0, "bad blob file magic");
+		goto out;
+	}
+	if (dec_u32(hdr + 4) != BLOB_VERSION) {
+		rc = FR_CORRUPT(err, path, 4, "unknown blob file version");
+		goto out;
+	}
+	if (dec_u64(hdr + 8) != id) {
+		rc = FR_CORRUPT(err, path, 8, "blob file holds another file id");
+		goto out;
+	}
+	uint64_t foff = size - BLOB_FOOTER_LEN;
+	if (dec_u32(foot + 36) != BLOB_MAGIC) {
+		rc = FR_CORRUPT(err, path, foff + 36, "bad blob footer magic (truncated file?)");
+		goto out;
+	}
+	if (dec_u32(foot + 32) != BLOB_VERSION) {
+		rc = FR_CORRUPT(err, path, foff + 32, "unknown blob footer version");
+		goto out;
+	}
+	if (dec_u64(foot + 24) != fr_xxh3(foot, 24)) {
+		rc = FR_CORRUPT(err, path, foff, "blob footer checksum mismatch");
+		goto out;
+	}
+	if (dec_u64(foot + 8) != foff) {
+		rc = FR_CORRUPT(err, path, foff + 8, "blob footer does not end the records");
+		goto out;
+	}
+	uint64_t off = BLOB_HDR_LEN;
+	while (off < foff) {
+		uint8_t head[REC_HEAD_MAX];
+		size_t hn = foff - off < sizeof(head) ? (size_t)(foff - off) : sizeof(head);
+		const uint8_t *p = head + 8, *end = head + hn;
+		uint64_t klen, vlen, slen;
+
+		rc = io_pread_exact(f, path, head, hn, off, err);
+		if (rc)
+			goto out;
+		if (hn < 8 + 3 + 8 || !dec_varint(&p, end, &klen) || !dec_varint(&p, end, &vlen) ||
+		    !dec_varint(&p, end, &slen) || end - p < 8) {
+			rc = FR_CORRUPT(err, path, off, "bad blob record head");
+			goto out;
+		}
+		size_t n = (size_t)(p + 8 - head);
+		uint64_t room = foff - off - n;
+		if (klen > room || slen > room - klen || slen > vlen) {
+			rc = FR_CORRUPT(err, path, off, "blob record runs past the records");
+			goto out;
+		}
+		size_t rlen = n + (size_t)(klen + slen);
+		buf_clear(&rec);
+		if (buf_reserve(&rec, rlen)) {
+			rc = FR_ERR(err, FR_NOMEM, "scanning %s", path);
+			goto out;
+		}
+		rc = io_pread_exact(f, path, rec.data, rlen, off, err);
+		if (rc)
+			goto out;
+		if (fr_xxh3(rec.data + 8, n - 8 + (size_t)klen) != dec_u64(head)) {
+			rc = FR_CORRUPT(err, path, off, "blob record head checksum mismatch");
+			goto out;
+		}
+		const uint8_t *kp = rec.data + n;
+		struct blob_handle h = { .file_id = id, .off = off + n + klen, .stored_len = slen,
+					 .value_len = vlen, .cksum = dec_u64(p) };
+		uint8_t *s = fr_memdup(kp + klen, (size_t)slen);
+		void *v = NULL;
+		size_t got = 0;
+		if (!s && slen) {
+			rc = FR_ERR(err, FR_NOMEM, "scanning %s", path);
+			goto out;
+		}
+		if (!s)
+			s = fr_malloc(1);
+		rc = s ? unpack(path, &h, s, &v, &got, err) : FR_ERR(err, FR_NOMEM, "scanning");
+		if (rc)
+			goto out;
+		if (fn)
+			rc = fn(ctx, kp, (size_t)klen, v, got, &h);
+		fr_free(v);
+		if (rc)
+			goto out;
+		cnt++;
+		vbytes += slen;
+		off += n + klen + slen;
+	}
+	if (cnt != dec_u64(foot) || vbytes != dec_u64(foot + 16)) {
+		rc = FR_CORRUPT(err, path, foff, "blob footer counts do not match the records");
+		goto out;
+	}
+	if (m)
+		*m = (struct blob_meta){ .id = id, .file_size = size, .value_cnt = cnt,
+					 .value_bytes = vbytes };
+out:
+	io_close(f);
+	buf_fini(&rec);
+	return rc;
+}

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_blob.c - the blob file layer: round trips with and without compression, handles,
+ * every byte region of a file corrupted in turn (FR_CORRUPTION from the scan, and from a read
+ * of a value whose bytes were hit), and truncation.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "base/alloc.h"
+#include "blob/blob.h"
+#include "io/io.h"
+#include "testutil.h"
+
+#define N_VALS 20
+
+struct fixture {
+	char *dir;
+	char path[512];
+	struct blob_handle h[N_VALS];
+	struct blob_meta meta;
+	uint8_t *vals[N_VALS];
+	size_t lens[N_VALS];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->dir = tu_tmpdir("blob");
+	snprintf(f->path, sizeof(f->path), "%s/7.blob", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	tu_rmtree(f->dir);
+	free(f->dir);
+	for (int i = 0; i < N_VALS; i++)
+		free(f->vals[i]);
+	free(f);
+	return 0;
+}
+
+/* Writes N_VALS values: compressible ones (even i) and random ones (odd i), some empty-ish. */
+static void write_file(struct fixture *f, bool compress, size_t step)
+{
+	uint64_t rs = 42;
+	struct blob_writer *w;
+	fr_error e;
+	assert_int_equal(blob_writer_open(io_posix(), f->path, 7, compress, &w, &e), FR_OK);
+	for (int i = 0; i < N_VALS; i++) {
+		size_t n = i == 3 ? 0 : 70 + step * (size_t)i;
+		free(f->vals[i]);
+		f->vals[i] = malloc(n + 1);
+		for (size_t k = 0; k < n; k++)
+			f->vals[i][k] = i % 2 ? (uint8_t)tu_rand(&rs) : (uint8_t)('a' + k % 7);
+		f->lens[i] = n;
+		char key[32];
+		int kl = snprintf(key, sizeof(key), "key-%04d", i);
+		assert_int_equal(blob_writer_add(w, key, (size_t)kl, f->vals[i], n, &f->h[i], &e),
+				 FR_OK);
+		assert_int_equal(f->h[i].file_id, 7);
+		assert_int_equal(f->h[i].value_len, n);
+	}
+	assert_int_equal(blob_writer_finish(w, &f->meta, &e), FR_OK);
+	assert_int_equal(f->meta.value_cnt, N_VALS);
+}
+
+static void check_reads(struct fixture *f)
+{
+	fr_error e;
+	for (int i = 0; i < N_VALS; i++) {
+		void *v;
+		size_t n;
+		assert_int_equal(blob_read(io_posix(), NULL, f->path, &f->h[i], &v, &n, &e), FR_OK);
+		assert_int_equal(n, f->lens[i]);
+		assert_memory_equal(v, f->vals[i], n);
+		fr_free(v);
+	}
+}
+
+struct scan_ctx {
+	struct fixture *f;
+	int seen;
+};
+
+static fr_status scan_fn(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val,
+			 size_t vlen, const struct blob_handle *h)
+{
+	struct scan_ctx *c = ctx;
+	char want[32];
+	int kl = snprintf(want, sizeof(want), "key-%04d", c->seen);
+	assert_int_equal(klen, (size_t)kl);
+	assert_memory_equal(key, want, klen);
+	assert_int_equal(vlen, c->f->lens[c->seen]);
+	assert_memory_equal(val, c->f->vals[c->seen], vlen);
+	assert_int_equal(h->off, c->f->h[c->seen].off);
+	assert_int_equal(h->cksum, c->f->h[c->seen].cksum);
+	c->seen++;
+	return FR_OK;
+}
+
+static void test_blob_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	for (int compress = 0; compress < 2; compress++) {
+		io_unlink(io_posix(), f->path, NULL);
+		write_file(f, compress, 997);
+		check_reads(f);
+		uint64_t stored = 0, raw = 0;
+		for (int i = 0; i < N_VALS; i++) {
+			stored += f->h[i].stored_len;
+			raw += f->h[i].value_len;
+			if (!compress || i % 2)
+				assert_int_equal(f->h[i].stored_len, f->h[i].value_len);
+		}
+		assert_int_equal(stored, f->meta.value_bytes);
+		if (compress)
+			assert_true(stored < raw - raw / 4); /* the repetitive half shrank */
+		struct scan_ctx c = {f, 0};
+		struct blob_meta m;
+		fr_error e;
+		assert_int_equal(blob_scan(io_posix(), f->path, 7, scan_fn, &c, &m, &e), FR_OK);
+		assert_int_equal(c.seen, N_VALS);
+		assert_int_equal(m.file_size, f->meta.file_size);
+		assert_int_equal(m.value_bytes, f->meta.value_bytes);
+		/* the wrong id is corruption */
+		assert_int_equal(blob_scan(io_posix(), f->path, 8, NULL, NULL, NULL, &e),
+				 FR_CORRUPTION);
+	}
+}
+
+static void test_blob_handle_codec(void **state)
+{
+	(void)state;
+	struct blob_handle h = {123456789, 1u << 30, 1000, 5000, UINT64_MAX}, g;
+	uint8_t b[BLOB_HANDLE_MAX];
+	size_t n = blob_handle_encode(&h, b);
+	assert_true(n <= BLOB_HANDLE_MAX);
+	assert_true(blob_handle_decode(b, n, &g));
+	assert_memory_equal(&g, &h, sizeof(h));
+	for (size_t k = 0; k < n; k++)
+		assert_false(blob_handle_decode(b, k, &g)); /* every prefix is short */
+	uint8_t longer[BLOB_HANDLE_MAX + 1];
+	memcpy(longer, b, n);
+	longer[n] = 0;
+	assert_false(blob_handle_decode(longer, n + 1, &g)); /* trailing bytes */
+	h.stored_len = h.value_len + 1; /* never larger than the value */
+	n = blob_handle_encode(&h, b);
+	assert_false(blob_handle_decode(b, n, &g));
+}
+
+static uint8_t *read_all(const char *path, size_t *len)
+{
+	void *d;
+	fr_error e;
+	assert_int_equal(io_read_file(io_posix(), path, &d, len, &e), FR_OK);
+	return d;
+}
+
+static void write_all(const char *path, const uint8_t *d, size_t len)
+{
+	FILE *fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(d, 1, len, fp), len);
+	fclose(fp);
+}
+
+/* Flips each byte of the file in turn: the scan reports FR_CORRUPTION every time, and a read of
+ * a value whose stored bytes were hit does too (reads of other values still succeed). Small
+ * values keep the file (and the sweep) short. */
+static void test_blob_every_byte_corrupt(void **state)
+{
+	struct fixture *f = *state;
+	write_file(f, true, 23);
+	size_t len;
+	uint8_t *orig = read_all(f->path, &len);
+	assert_int_equal(len, f->meta.file_size);
+	for (size_t off = 0; off < len; off++) {
+		orig[off] ^= 0x41;
+		write_all(f->path, orig, len);
+		fr_error e;
+		memset(&e, 0, sizeof(e));
+		fr_status rc = blob_scan(io_posix(), f->path, 7, NULL, NULL, NULL, &e);
+		if (rc != FR_CORRUPTION)
+			fail_msg("byte %zu flipped: scan gave %d", off, rc);
+		assert_non_null(strstr(e.msg, "7.blob"));
+		for (int i = 0; i < N_VALS; i++) {
+			void *v = NULL;
+			size_t n;
+			bool hit = off >= f->h[i].off && off < f->h[i].off + f->h[i].stored_len;
+			rc = blob_read(io_posix(), NULL, f->path, &f->h[i], &v, &n, &e);
+			if (hit) {
+				assert_int_equal(rc, FR_CORRUPTION);
+			} else {
+				assert_int_equal(rc, FR_OK);
+				assert_int_equal(n, f->lens[i]);
+				assert_memory_equal(v, f->vals[i], n);
+			}
+			fr_free(v);
+		}
+		orig[off] ^= 0x41;
+	}
+	free(orig);
+}
+
+static void test_blob_truncated(void **state)
+{
+	struct fixture *f = *state;
+	write_file(f, false, 997);
+	size_t len;
+	uint8_t *orig = read_all(f->path, &len);
+	/* every cut inside the last record and the footer, and a few further in */
+	for (size_t cut = 0; cut < len; cut += cut + 200 < len ? 97 : 1) {
+		write_all(f->path, orig, cut);
+		fr_error e;
+		assert_int_equal(blob_scan(io_posix(), f->path, 7, NULL, NULL, NULL, &e),
+				 FR_CORRUPTION);
+		/* a value past the cut is corruption, never a short read */
+		const struct blob_handle *h = &f->h[N_VALS - 1];
+		if (h->off + h->stored_len > cut) {
+			void *v = NULL;
+			size_t n;
+			assert_int_equal(blob_read(io_posix(), NULL, f->path, h, &v, &n, &e),
+					 FR_CORRUPTION);
+		}
+	}
+	/* a missing file read through a handle is corruption too */
+	io_unlink(io_posix(), f->path, NULL);
+	void *v = NULL;
+	size_t n;
+	fr_error e;
+	assert_int_equal(blob_read(io_posix(), NULL, f->path, &f->h[0], &v, &n, &e), FR_CORRUPTION);
+	free(orig);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_blob_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blob_handle_codec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blob_every_byte_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blob_truncated, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
