@@ -74,7 +74,10 @@ static void log_sink(void *ctx, fr_log_level level, const char *line)
 
 /* ---- opening the store ---- */
 
-static int open_ks(struct fs *fs, const char *name, const char *tree, fr_keyspace **out)
+/* Opens (creating at mkfs) one keyspace of SCHEMA.md §1. blob_threshold applies at creation
+ * only: the engine keeps a tree's options from then on. */
+static int open_ks(struct fs *fs, const char *name, const char *tree, uint32_t blob_threshold,
+		   fr_keyspace **out)
 {
 	fr_keyspace_options o;
 	fr_error e;
@@ -82,6 +85,7 @@ static int open_ks(struct fs *fs, const char *name, const char *tree, fr_keyspac
 
 	fr_keyspace_options_init(&o);
 	o.tree = tree;
+	o.blob_threshold = blob_threshold;
 	st = fr_keyspace_open(fs->db, name, &o, out, &e);
 	if (st != FR_OK) {
 		fprintf(stderr, "fractiofs: open keyspace %s: %s\n", name, e.msg);
@@ -238,11 +242,12 @@ static int store_open(struct fs *fs)
 		fprintf(stderr, "fractiofs: open store %s: %s\n", fs->opts.store, e.msg);
 		return -1;
 	}
-	if (open_ks(fs, FSS_KS_SUPER, FSS_TREE_META, &fs->super) ||
-	    open_ks(fs, FSS_KS_INODES, FSS_TREE_META, &fs->inodes) ||
-	    open_ks(fs, FSS_KS_XATTR, FSS_TREE_META, &fs->xattr) ||
-	    open_ks(fs, FSS_KS_ORPHANS, FSS_TREE_META, &fs->orphans) ||
-	    open_ks(fs, FSS_KS_DATA, NULL, &fs->data.data) || load_super(fs) ||
+	if (open_ks(fs, FSS_KS_SUPER, FSS_TREE_META, 0, &fs->super) ||
+	    open_ks(fs, FSS_KS_INODES, FSS_TREE_META, 0, &fs->inodes) ||
+	    open_ks(fs, FSS_KS_XATTR, FSS_TREE_META, 0, &fs->xattr) ||
+	    open_ks(fs, FSS_KS_ORPHANS, FSS_TREE_META, 0, &fs->orphans) ||
+	    open_ks(fs, FSS_KS_DATA, NULL, FSS_DATA_BLOB_THRESHOLD, &fs->data.data) ||
+	    load_super(fs) ||
 	    load_counters(fs))
 		goto fail;
 	fs->data.chunk_size = fs->sb.chunk_size;

@@ -33,6 +33,9 @@
 #define FSS_TREE_META "meta"
 #define FSS_TREE_DIRS "dirs"
 #define FSS_TREE_DATA "data"
+/* Chunks of at least this many bytes live in the data tree's blob files (SCHEMA.md §4), so
+ * compactions of the data tree move handles, not file contents. Set when the tree is created. */
+#define FSS_DATA_BLOB_THRESHOLD 16384u
 /* The one key of the super keyspace. */
 #define FSS_SUPER_KEY "super"
 

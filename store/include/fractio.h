@@ -281,8 +281,12 @@ typedef struct fr_keyspace_stats {
 FR_API fr_status fr_keyspace_stats_get(fr_keyspace *ks, fr_keyspace_stats *out, fr_error *err);
 /* Merges every table of the keyspace's tree into the last level and waits for it. */
 FR_API fr_status fr_major_compact(fr_keyspace *ks, fr_error *err);
-/* Runs blob GC on the keyspace's tree now and waits for it: every blob file past the stale
- * threshold has its live values rewritten, and wholly stale files are deleted. */
+/* Runs blob GC on the keyspace's tree now and waits for it. A value becomes stale only when
+ * no table refers to it any more, which for an overwritten or removed value happens when a
+ * compaction drops the old version: so the tree's memtables are flushed and a major
+ * compaction runs first; then every blob file past the stale threshold has its live values
+ * rewritten, and blob files no table refers to are deleted (once no snapshot or iterator
+ * still reads them). */
 FR_API fr_status fr_blob_gc(fr_keyspace *ks, fr_error *err);
 
 /* ---- batches: atomic across keyspaces, one sequence number ---- */
