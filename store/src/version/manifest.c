@@ -160,41 +160,40 @@ static size_t cap_for(size_t cnt)
 	return c;
 }
 
-/* Appends t to the table array *arr of *cnt entries, whose capacity is cap_for(*cnt). */
+/* The array arr of cnt elements of elem bytes, whose capacity is cap_for(cnt), with room for
+ * one more: arr itself, or a reallocation of it; NULL (arr untouched) when out of memory. */
+static void *grow_for_one(void *arr, size_t cnt, size_t elem)
+{
+	size_t cap = cap_for(cnt + 1);
+
+	if (arr && cap <= cap_for(cnt))
+		return arr;
+	if (cap > SIZE_MAX / elem)
+		return NULL;
+	return fr_realloc(arr, cap * elem);
+}
+
+/* Appends t to the table array *arr of *cnt entries (capacity cap_for(*cnt)). */
 static fr_status tbl_push(struct table ***arr, size_t *cnt, struct table *t)
 {
-	size_t cap = cap_for(*cnt + 1);
+	struct table **a = grow_for_one(*arr, *cnt, sizeof(*a));
 
-	if (!*arr || cap > cap_for(*cnt)) {
-		struct table **a;
-
-		if (cap > SIZE_MAX / sizeof(*a))
-			return FR_NOMEM;
-		a = fr_realloc(*arr, cap * sizeof(*a));
-		if (!a)
-			return FR_NOMEM;
-		*arr = a;
-	}
-	(*arr)[(*cnt)++] = t;
+	if (!a)
+		return FR_NOMEM;
+	*arr = a;
+	a[(*cnt)++] = t;
 	return FR_OK;
 }
 
 /* Appends b to the blob file array *arr of *cnt entries (capacity cap_for(*cnt)). */
 static fr_status blob_push(struct blob_file ***arr, size_t *cnt, struct blob_file *b)
 {
-	size_t cap = cap_for(*cnt + 1);
+	struct blob_file **a = grow_for_one(*arr, *cnt, sizeof(*a));
 
-	if (!*arr || cap > cap_for(*cnt)) {
-		struct blob_file **a;
-
-		if (cap > SIZE_MAX / sizeof(*a))
-			return FR_NOMEM;
-		a = fr_realloc(*arr, cap * sizeof(*a));
-		if (!a)
-			return FR_NOMEM;
-		*arr = a;
-	}
-	(*arr)[(*cnt)++] = b;
+	if (!a)
+		return FR_NOMEM;
+	*arr = a;
+	a[(*cnt)++] = b;
 	return FR_OK;
 }
 
@@ -364,22 +363,6 @@ static fr_status tv_copy_levels(struct tree_version *v, const struct tree_versio
 	return FR_OK;
 }
 
-/* Index of blob file id in v->blobs (sorted), or SIZE_MAX. */
-static size_t blob_index(const struct tree_version *v, uint64_t id)
-{
-	size_t lo = 0, hi = v->blob_cnt;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (v->blobs[mid]->meta.id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < v->blob_cnt && v->blobs[lo]->meta.id == id ? lo : SIZE_MAX;
-}
-
 /* Makes room for n more entries in c->removed_blobs (exactly sized: it only grows here). */
 static fr_status removed_reserve(struct vchange *c, size_t n)
 {
@@ -454,9 +437,9 @@ static fr_status tree_apply_blobs(struct vset *vs, const struct vedit *e, struct
 			const struct sst_meta *m = &v->levels[l][i]->meta;
 
 			for (size_t r = 0; r < m->blob_ref_cnt && !rc; r++) {
-				size_t k = blob_index(v, m->blob_refs[r].file_id);
+				size_t k = tv_blob_index(v, m->blob_refs[r].file_id);
 
-				if (k == SIZE_MAX)
+				if (k == v->blob_cnt)
 					rc = bad_edit(b, "table %" PRIu64 " refers to blob file %"
 						      PRIu64 " not in tree %" PRIu32, m->id,
 						      m->blob_refs[r].file_id, v->tree_id);
@@ -1220,10 +1203,8 @@ static int collect_name(void *ctx, const char *name)
 	struct name_list *nl = ctx;
 	char *s = fr_strdup(name);
 
-	size_t cap = cap_for(nl->cnt + 1);
-
-	if (s && (!nl->names || cap > cap_for(nl->cnt))) {
-		char **a = fr_realloc(nl->names, cap * sizeof(*a));
+	if (s) {
+		char **a = grow_for_one(nl->names, nl->cnt, sizeof(*a));
 
 		if (a) {
 			nl->names = a;

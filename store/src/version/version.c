@@ -315,8 +315,7 @@ fr_status tv_files_each(const struct tree_version *v, tv_file_fn fn, void *ctx, 
 	return FR_OK;
 }
 
-/* Index of blob file id in v->blobs, or v->blob_cnt. */
-static size_t blob_pos(const struct tree_version *v, uint64_t id)
+size_t tv_blob_index(const struct tree_version *v, uint64_t id)
 {
 	size_t lo = 0, hi = v->blob_cnt;
 
@@ -333,7 +332,7 @@ static size_t blob_pos(const struct tree_version *v, uint64_t id)
 
 struct blob_file *tv_blob(const struct tree_version *v, uint64_t id)
 {
-	size_t k = blob_pos(v, id);
+	size_t k = tv_blob_index(v, id);
 
 	return k < v->blob_cnt ? v->blobs[k] : NULL;
 }
@@ -373,7 +372,7 @@ fr_status tv_blob_live_all(const struct tree_version *v, uint64_t **out)
 			const struct sst_meta *m = &v->levels[l][i]->meta;
 
 			for (size_t r = 0; r < m->blob_ref_cnt; r++) {
-				size_t k = blob_pos(v, m->blob_refs[r].file_id);
+				size_t k = tv_blob_index(v, m->blob_refs[r].file_id);
 
 				if (k < v->blob_cnt)
 					live[k] += m->blob_refs[r].bytes;

@@ -85,6 +85,8 @@ uint64_t tv_table_bytes(const struct tree_version *v);
 size_t tv_table_cnt(const struct tree_version *v);
 /* The blob file `id` of v, or NULL. */
 struct blob_file *tv_blob(const struct tree_version *v, uint64_t id);
+/* Index of blob file `id` in v->blobs (sorted by id), or v->blob_cnt when absent. */
+size_t tv_blob_index(const struct tree_version *v, uint64_t id);
 /* Stored bytes of blob file `id` that the tables of v refer to. */
 uint64_t tv_blob_live_bytes(const struct tree_version *v, uint64_t id);
 /* Blob files of v, their size on disk, and the stored bytes no table of v refers to. */
