@@ -196,8 +196,13 @@ copy_with_tar() {
 	(cd "$mnt/include" && tar --format=posix -cf - .) | (cd "$mnt/tar" && tar -xpf -)
 }
 
-# git without the system's or the user's configuration.
-git_() { GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git -C "$mnt/tar" "$@"; }
+# git without the system's or the user's configuration, and without automatic housekeeping:
+# a commit of this many files starts `git gc --auto` detached in the background, which keeps
+# the mount busy so the unmount that follows fails (EBUSY) at random.
+git_() {
+	GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git -c gc.auto=0 -c maintenance.auto=false \
+		-C "$mnt/tar" "$@"
+}
 
 git_commit() {
 	git_ init -q
