@@ -15,8 +15,6 @@
 #include "tx/batch.h"
 #include "version/version.h"
 
-#define KEY_MAX (1u << 20)
-#define VAL_MAX (1u << 30)
 
 static uint64_t visible(fr_db *db)
 {
@@ -24,12 +22,21 @@ static uint64_t visible(fr_db *db)
 	return atomic_load_acq_u64(&db->visible_seqno);
 }
 
-static fr_status check_key(const void *k, size_t n, fr_error *err)
+fr_status api_check_key(const void *k, size_t n, fr_error *err)
 {
 	if (!k && n)
 		return FR_ERR(err, FR_INVALID, "key is NULL");
 	if (n > KEY_MAX)
 		return FR_ERR(err, FR_INVALID, "key of %zu bytes exceeds %u", n, KEY_MAX);
+	return FR_OK;
+}
+
+fr_status api_check_val(const void *v, size_t n, fr_error *err)
+{
+	if (!v && n)
+		return FR_ERR(err, FR_INVALID, "value is NULL");
+	if (n > VAL_MAX)
+		return FR_ERR(err, FR_INVALID, "value of %zu bytes exceeds %u", n, VAL_MAX);
 	return FR_OK;
 }
 
@@ -255,11 +262,11 @@ static fr_status single(fr_keyspace *ks, uint8_t op, const void *k, size_t klen,
 {
 	fr_status rc = check_ks(ks, err);
 	if (!rc)
-		rc = check_key(k, klen, err);
+		rc = api_check_key(k, klen, err);
 	if (!rc && op == BOP_RANGE_DEL)
-		rc = check_key(v, vlen, err);
-	if (!rc && op == BOP_PUT && ((!v && vlen) || vlen > VAL_MAX))
-		rc = FR_ERR(err, FR_INVALID, "bad value");
+		rc = api_check_key(v, vlen, err);
+	if (!rc && op == BOP_PUT)
+		rc = api_check_val(v, vlen, err);
 	if (rc)
 		return rc;
 	fr_batch b;
@@ -327,7 +334,7 @@ static fr_status get_at(fr_keyspace *ks, uint64_t snap, const void *key, size_t 
 {
 	fr_status rc = check_ks(ks, err);
 	if (!rc)
-		rc = check_key(key, key_len, err);
+		rc = api_check_key(key, key_len, err);
 	if (rc)
 		return rc;
 	struct tkey tk;
@@ -581,11 +588,11 @@ void fr_batch_free(fr_batch *b)
 static fr_status batch_op(fr_batch *b, uint8_t op, fr_keyspace *ks, const void *k, size_t klen,
 			  const void *v, size_t vlen)
 {
-	if (!b || check_ks(ks, NULL) || check_key(k, klen, NULL) || ks->db != b->db)
+	if (!b || check_ks(ks, NULL) || api_check_key(k, klen, NULL) || ks->db != b->db)
 		return FR_INVALID;
-	if (op == BOP_PUT && ((!v && vlen) || vlen > VAL_MAX))
+	if (op == BOP_PUT && api_check_val(v, vlen, NULL))
 		return FR_INVALID;
-	if (op == BOP_RANGE_DEL && check_key(v, vlen, NULL))
+	if (op == BOP_RANGE_DEL && api_check_key(v, vlen, NULL))
 		return FR_INVALID;
 	return batch_add(b, op, ks, k, klen, v, vlen);
 }
@@ -810,7 +817,7 @@ fr_status fr_iter_seek(fr_iter *it, const void *key, size_t key_len, fr_error *e
 {
 	if (!it)
 		return FR_ERR(err, FR_INVALID, "iterator is NULL");
-	fr_status rc = check_key(key, key_len, err);
+	fr_status rc = api_check_key(key, key_len, err);
 	if (rc)
 		return rc;
 	struct tkey tk;

@@ -13,10 +13,6 @@
 #include "db/txn.h"
 #include "tx/batch.h"
 
-/* the same limits as api.c */
-#define KEY_MAX (1u << 20)
-#define VAL_MAX (1u << 30)
-
 static fr_status check_args(fr_tx *tx, const fr_keyspace *ks, const void *k, size_t n,
 			    fr_error *err)
 {
@@ -26,18 +22,7 @@ static fr_status check_args(fr_tx *tx, const fr_keyspace *ks, const void *k, siz
 		return FR_ERR(err, FR_INVALID, "keyspace of another database");
 	if (atomic_load_acq_bool(&((fr_keyspace *)ks)->dropped))
 		return FR_ERR(err, FR_NOT_FOUND, "keyspace %s was deleted", ks->name);
-	if (!k && n)
-		return FR_ERR(err, FR_INVALID, "key is NULL");
-	if (n > KEY_MAX)
-		return FR_ERR(err, FR_INVALID, "key of %zu bytes exceeds %u", n, KEY_MAX);
-	return FR_OK;
-}
-
-static fr_status check_val(const void *v, size_t n, fr_error *err)
-{
-	if ((!v && n) || n > VAL_MAX)
-		return FR_ERR(err, FR_INVALID, "bad value");
-	return FR_OK;
+	return api_check_key(k, n, err);
 }
 
 fr_status fr_tx_begin(fr_db *db, fr_tx_kind kind, fr_tx **out, fr_error *err)
@@ -79,7 +64,7 @@ static fr_status write_op(fr_tx *tx, fr_keyspace *ks, uint8_t op, const void *ke
 {
 	fr_status rc = check_args(tx, ks, key, key_len, err);
 	if (!rc && op == BOP_PUT)
-		rc = check_val(val, val_len, err);
+		rc = api_check_val(val, val_len, err);
 	if (rc)
 		return rc;
 	return txn_write(tx, ks, op, key, key_len, val, val_len, err);
@@ -152,7 +137,7 @@ static fr_status update(fr_tx *tx, fr_keyspace *ks, const void *key, size_t key_
 		FR_ERR(err, rc, "the update function failed: nothing was written");
 		goto out_free;
 	}
-	if (!rm && (rc = check_val(nv, nl, err)))
+	if (!rm && (rc = api_check_val(nv, nl, err)))
 		goto out_free;
 	if (new_copy && !rm) {
 		*new_copy = fr_malloc(nl ? nl : 1);

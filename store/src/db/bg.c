@@ -364,6 +364,42 @@ out:
 	return rc;
 }
 
+fr_status bg_flush_sealed(fr_db *db, struct tree *t, fr_error *err)
+{
+	for (;;) {
+		fr_mutex_lock(&db->mu);
+		while (t->flushing && !atomic_load_acq_bool(&db->poisoned))
+			fr_cond_wait(&db->done_cv, &db->mu);
+		fr_mutex_lock(&t->mu);
+		size_t sealed = t->sealed_cnt;
+		fr_mutex_unlock(&t->mu);
+		if (!sealed || atomic_load_acq_bool(&db->poisoned)) {
+			fr_mutex_unlock(&db->mu);
+			return db_check_writable(db, err);
+		}
+		/* claimed like a worker claims it (bg_step), so no worker flushes t meanwhile */
+		t->flushing = true;
+		db->jobs_active++;
+		fr_mutex_unlock(&db->mu);
+
+		fr_error e;
+		fr_status rc = bg_flush_tree(db, t, &e);
+		if (rc)
+			db_poison(db, rc, &e);
+		fr_mutex_lock(&db->mu);
+		t->flushing = false;
+		db->jobs_active--;
+		fr_cond_broadcast(&db->done_cv);
+		fr_cond_broadcast(&db->bg_cv);
+		fr_mutex_unlock(&db->mu);
+		if (rc) {
+			if (err)
+				*err = e;
+			return rc;
+		}
+	}
+}
+
 /* A planned compaction of one tree, holding the version its plan was made from. */
 struct cjob {
 	struct tree *t;

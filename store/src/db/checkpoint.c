@@ -48,44 +48,6 @@ static void cut_fini(struct cpt_cut *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* Flushes every sealed memtable of t, waiting for a flush another thread runs. Requires: the
- * caller is the only writer (no memtable is sealed meanwhile). */
-static fr_status flush_tree_all(fr_db *db, struct tree *t, fr_error *err)
-{
-	for (;;) {
-		fr_mutex_lock(&db->mu);
-		while (t->flushing && !atomic_load_acq_bool(&db->poisoned))
-			fr_cond_wait(&db->done_cv, &db->mu);
-		fr_mutex_lock(&t->mu);
-		size_t sealed = t->sealed_cnt;
-		fr_mutex_unlock(&t->mu);
-		if (!sealed || atomic_load_acq_bool(&db->poisoned)) {
-			fr_mutex_unlock(&db->mu);
-			return db_check_writable(db, err);
-		}
-		/* claimed like a worker claims it (bg_step), so no worker flushes t meanwhile */
-		t->flushing = true;
-		db->jobs_active++;
-		fr_mutex_unlock(&db->mu);
-
-		fr_error e;
-		fr_status rc = bg_flush_tree(db, t, &e);
-		if (rc)
-			db_poison(db, rc, &e);
-		fr_mutex_lock(&db->mu);
-		t->flushing = false;
-		db->jobs_active--;
-		fr_cond_broadcast(&db->done_cv);
-		fr_cond_broadcast(&db->bg_cv);
-		fr_mutex_unlock(&db->mu);
-		if (rc) {
-			if (err)
-				*err = e;
-			return rc;
-		}
-	}
-}
-
 /* Runs as the only writer: flushes everything and takes the versions. */
 static fr_status cut_fn(fr_db *db, void *ctx, fr_error *err)
 {
@@ -111,7 +73,7 @@ static fr_status cut_fn(fr_db *db, void *ctx, fr_error *err)
 			continue;
 		if (tree_seal(db, t))
 			return FR_ERR(err, FR_NOMEM, "sealing a memtable");
-		rc = flush_tree_all(db, t, err);
+		rc = bg_flush_sealed(db, t, err);
 		if (rc)
 			return rc;
 	}

@@ -195,6 +195,14 @@ struct fr_db {
 	struct tree *catalog;
 };
 
+/* ---- api.c: the argument checks every api*.c file makes ---- */
+#define KEY_MAX (1u << 20) /* longest user key */
+#define VAL_MAX (1u << 30) /* longest value */
+/* FR_INVALID for a NULL key with a length, or one longer than KEY_MAX. */
+fr_status api_check_key(const void *k, size_t n, fr_error *err);
+/* FR_INVALID for a NULL value with a length, or one longer than VAL_MAX. */
+fr_status api_check_val(const void *v, size_t n, fr_error *err);
+
 /* ---- tree.c ---- */
 fr_status tree_get(fr_db *db, uint32_t id, bool create, struct tree **out);
 /* The memtables and version a reader needs, all referenced. */
@@ -283,6 +291,9 @@ void bg_kick(fr_db *db);
 fr_status bg_drain(fr_db *db, fr_error *err);
 /* Runs one flush of the oldest sealed memtable of t (any thread). */
 fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err);
+/* Flushes every sealed memtable of t, waiting for a flush a worker runs. Requires: the only
+ * writer (db_exclusive), so no memtable is sealed meanwhile. */
+fr_status bg_flush_sealed(fr_db *db, struct tree *t, fr_error *err);
 /* Marks t for a major compaction (bg_drain then runs it). */
 void bg_request_major(fr_db *db, struct tree *t);
 void db_poison(fr_db *db, fr_status rc, const fr_error *err);

@@ -204,37 +204,7 @@ static fr_status flush_tree(fr_db *db, struct tree *t, fr_error *err)
 		if (tree_seal(db, t))
 			return FR_ERR(err, FR_NOMEM, "sealing a memtable");
 	}
-	fr_mutex_lock(&db->mu);
-	for (;;) {
-		if (atomic_load_acq_bool(&db->poisoned))
-			break;
-		fr_mutex_lock(&t->mu);
-		size_t sealed = t->sealed_cnt;
-		fr_mutex_unlock(&t->mu);
-		if (!sealed)
-			break;
-		if (t->flushing) {
-			fr_cond_timedwait(&db->done_cv, &db->mu, 100000000ull);
-			continue;
-		}
-		t->flushing = true;
-		db->jobs_active++;
-		fr_mutex_unlock(&db->mu);
-		fr_status rc = bg_flush_tree(db, t, err);
-		if (rc)
-			db_poison(db, rc, err);
-		fr_mutex_lock(&db->mu);
-		t->flushing = false;
-		db->jobs_active--;
-		fr_cond_broadcast(&db->done_cv);
-		fr_cond_broadcast(&db->bg_cv);
-		if (rc) {
-			fr_mutex_unlock(&db->mu);
-			return rc;
-		}
-	}
-	fr_mutex_unlock(&db->mu);
-	return db_check_writable(db, err);
+	return bg_flush_sealed(db, t, err);
 }
 
 /* Keeps compactions of t from starting and waits for a running one to end. */
