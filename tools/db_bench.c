@@ -1145,6 +1145,7 @@ static void report(const struct bench *b, const struct result *res)
 	printf(",\"compression\":\"%s\"", b->cfg.compress ? b->engine->codec : "none");
 	printf(",\"key_size\":%zu,\"value_size\":%zu", b->key_size, b->value_size);
 	json_u64("batch_size", b->batch_size);
+	json_u64("blob_threshold", b->cfg.blob_threshold);
 	printf(",\"sync\":%s}\n", b->cfg.sync ? "true" : "false");
 	fflush(stdout);
 }
@@ -1206,8 +1207,8 @@ static void usage(FILE *f, int status)
 	fputs("usage: " PROG " [--benchmarks=LIST] [--engine=NAME] [--num=N] [--reads=N]\n"
 	      "       [--key_size=N] [--value_size=N] [--batch_size=N] [--sync=0|1] [--threads=N]\n"
 	      "       [--cache_size=BYTES] [--write_buffer_size=BYTES] [--bloom_bits=N]\n"
-	      "       [--compression=lz4|none] [--db=DIR] [--keep] [--use_existing_db]\n"
-	      "       [--seed=N] [--quick]\n"
+	      "       [--compression=lz4|none] [--blob_threshold=BYTES] [--db=DIR] [--keep]\n"
+	      "       [--use_existing_db] [--seed=N] [--quick]\n"
 	      "\n"
 	      "  --benchmarks=LIST   comma-separated, run in order on one database (default\n"
 	      "                      fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,\n"
@@ -1239,6 +1240,9 @@ static void usage(FILE *f, int status)
 	      "  --bloom_bits=N      bloom filter bits per key, 0 for none (default 10)\n"
 	      "  --compression=C     lz4 (default) or none; LevelDB has no LZ4 and uses Snappy\n"
 	      "                      instead, which the output's \"compression\" field shows\n"
+	      "  --blob_threshold=BYTES  KV separation: values of at least BYTES go to blob\n"
+	      "                      files, compressed as --compression says (default 0: off;\n"
+	      "                      fractio and rocksdb only)\n"
 	      "  --db=DIR            database directory (kept); it must be new, empty, or made\n"
 	      "                      by this program (default: a temporary directory)\n"
 	      "  --keep              keep the temporary directory and print its name\n"
@@ -1338,6 +1342,7 @@ enum {
 	OPT_WRITE_BUFFER_SIZE,
 	OPT_BLOOM_BITS,
 	OPT_COMPRESSION,
+	OPT_BLOB_THRESHOLD,
 	OPT_DB,
 	OPT_KEEP,
 	OPT_USE_EXISTING_DB,
@@ -1370,6 +1375,7 @@ int main(int argc, char **argv)
 		{ "write_buffer_size", required_argument, NULL, OPT_WRITE_BUFFER_SIZE },
 		{ "bloom_bits", required_argument, NULL, OPT_BLOOM_BITS },
 		{ "compression", required_argument, NULL, OPT_COMPRESSION },
+		{ "blob_threshold", required_argument, NULL, OPT_BLOB_THRESHOLD },
 		{ "db", required_argument, NULL, OPT_DB },
 		{ "keep", optional_argument, NULL, OPT_KEEP },
 		{ "use_existing_db", optional_argument, NULL, OPT_USE_EXISTING_DB },
@@ -1447,6 +1453,10 @@ int main(int argc, char **argv)
 			else
 				errx(EX_USAGE, "--compression: lz4 or none, not '%s'", optarg);
 			break;
+		case OPT_BLOB_THRESHOLD:
+			/* the bound of fr_keyspace_options.blob_threshold */
+			b.cfg.blob_threshold = parse_u64(opt, optarg, 0, UINT32_MAX);
+			break;
 		case OPT_DB:
 			db_path = optarg;
 			break;
@@ -1479,6 +1489,9 @@ int main(int argc, char **argv)
 		b.reads = b.num;
 	if (b.use_existing && db_path == NULL)
 		errx(EX_USAGE, "--use_existing_db needs --db");
+	if (b.cfg.blob_threshold > 0 && !b.engine->blobs)
+		errx(EX_USAGE, "--blob_threshold: the %s engine has no KV separation",
+		     b.engine->name);
 	for_each_workload(&b, check_only); /* a bad name fails before any work */
 	b.bench_idx = 0;
 

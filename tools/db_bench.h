@@ -27,6 +27,9 @@ struct bench_config {
 	int bloom_bits;              /* per key; 0: no filter */
 	bool compress;               /* LZ4 (LevelDB: Snappy, its only fast codec) */
 	bool sync;                   /* every commit synced to the device */
+	/* KV separation: values of at least this many bytes go to blob files, compressed when
+	 * compress is set; 0: off. Only engines with `blobs` set accept it. */
+	uint64_t blob_threshold;
 };
 
 #define BENCH_ERR_MAX 256
@@ -52,6 +55,8 @@ struct bench_engine {
 	const char *name;
 	/* The codec used when bench_config.compress is set ("lz4" or "snappy"). */
 	const char *codec;
+	/* Honours bench_config.blob_threshold (the program refuses the flag otherwise). */
+	bool blobs;
 	/* Opens or creates the database in the existing directory dir. */
 	int (*open)(const char *dir, const struct bench_config *cfg, struct bench_db **out,
 		    struct bench_err *e);

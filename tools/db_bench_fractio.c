@@ -8,8 +8,9 @@
  * that so one memtable can be filled while another is flushed (RocksDB's default of two write
  * buffers); bloom bits and LZ4 are the keyspace's table options; sync commits use
  * FR_PERSIST_SYNC_DATA (fdatasync), others FR_PERSIST_BUFFER. The tree is leveled with
- * RocksDB's default shape (L0 trigger 4, level ratio 10, 64 MiB tables). Everything else keeps
- * the engine's defaults.
+ * RocksDB's default shape (L0 trigger 4, level ratio 10, 64 MiB tables). A blob threshold is the
+ * keyspace's blob_threshold, with blob_compress following the compression setting (blob files
+ * of 64 MiB, GC at 50% stale: the defaults). Everything else keeps the engine's defaults.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,8 @@ static int fx_open(const char *dir, const struct bench_config *cfg, struct bench
 	ko.l0_trigger = 4;
 	ko.level_ratio = 10;
 	ko.table_target_size = 64u << 20;
+	ko.blob_threshold = (uint32_t)cfg->blob_threshold;
+	ko.blob_compress = cfg->compress;
 	st = fr_keyspace_open(db->db, KEYSPACE, &ko, &db->ks, &fe);
 	if (st != FR_OK) {
 		fail(e, "fr_keyspace_open", st, &fe);
@@ -301,6 +304,7 @@ static int fx_ingest_finish(struct bench_ingest *in, struct bench_err *e)
 const struct bench_engine bench_engine_fractio = {
 	.name = "fractio",
 	.codec = "lz4",
+	.blobs = true,
 	.open = fx_open,
 	.close = fx_close,
 	.put = fx_put,

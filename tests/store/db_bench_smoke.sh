@@ -4,9 +4,10 @@
 # db_bench_smoke.sh BENCH - runs every workload of fractio-db-bench (BENCH) once on a small
 # database and checks its output: one well-formed JSON line per benchmark, with the fields the
 # comparisons read, and no verify errors (the program checks every read against the keys it
-# wrote, and exits 1 on a wrong one). Then reopens a kept database with --use_existing_db, and
-# checks that bad command lines are refused. RocksDB and LevelDB get the same short run when
-# the build compiled them in. Plain sh, grep and sed: no other interpreter is needed.
+# wrote, and exits 1 on a wrong one). Then reopens a kept database with --use_existing_db, runs
+# with KV separation (--blob_threshold), and checks that bad command lines are refused. RocksDB
+# and LevelDB get the same short run when the build compiled them in (LevelDB must refuse
+# --blob_threshold). Plain sh, grep and sed: no other interpreter is needed.
 set -eu
 
 bench=${1:?usage: db_bench_smoke.sh PATH-TO-fractio-db-bench}
@@ -111,13 +112,36 @@ line=$(grep '"benchmark":"readrandom"' "$tmp/ingest.out")
 line=$(grep '"benchmark":"readseq"' "$tmp/ingest.out")
 [ "$(field ops "$line")" = 20000 ] || fail "fractio ingest: readseq: $line"
 
+# KV separation: values past --blob_threshold go to blob files, and overwrite leaves stale ones
+# behind; every read is checked, and the database must really hold blob files (RocksDB's *.blob
+# in the directory, ours under blobs/). run_blobs ENGINE
+blob_list=fillseq,overwrite,readrandom,readseq
+run_blobs() {
+	engine=$1
+	"$bench" --engine="$engine" --quick --num=2000 --value_size=8192 --blob_threshold=4096 \
+		--db="$tmp/$engine.blobs" --benchmarks="$blob_list" >"$tmp/$engine.blobs.out" ||
+		fail "$engine blobs: exit status $?"
+	check_output "$tmp/$engine.blobs.out" "$engine" "$blob_list"
+	grep -q '"benchmark":"readrandom".*"blob_threshold":4096' "$tmp/$engine.blobs.out" ||
+		fail "$engine blobs: no blob_threshold in the output"
+	line=$(grep '"benchmark":"readrandom"' "$tmp/$engine.blobs.out")
+	[ "$(field found "$line")" = 2000 ] || fail "$engine blobs: readrandom: $line"
+	line=$(grep '"benchmark":"readseq"' "$tmp/$engine.blobs.out")
+	[ "$(field ops "$line")" = 2000 ] || fail "$engine blobs: readseq: $line"
+	blobs=$(find "$tmp/$engine.blobs" -name '*.blob' | wc -l)
+	[ "$blobs" -gt 0 ] || fail "$engine blobs: no blob file in the database"
+}
+
+run_blobs fractio
+
 # Refusals: a directory the program did not make, unknown names, bad numbers.
 mkdir "$tmp/foreign" && echo keep >"$tmp/foreign/file"
 status=0
 "$bench" --quick --db="$tmp/foreign" --benchmarks=fillseq >/dev/null 2>&1 || status=$?
 [ "$status" -eq 64 ] || fail "a foreign --db directory: exit status $status, want 64"
 [ -f "$tmp/foreign/file" ] || fail "a foreign --db directory was emptied"
-for args in --benchmarks=nosuch --engine=nosuch --num=0 --key_size=4 --compression=zstd; do
+for args in --benchmarks=nosuch --engine=nosuch --num=0 --key_size=4 --compression=zstd \
+	--blob_threshold=4294967296; do
 	status=0
 	"$bench" --quick "$args" >/dev/null 2>&1 || status=$?
 	[ "$status" -eq 64 ] || fail "$args: exit status $status, want 64"
@@ -137,6 +161,17 @@ for engine in rocksdb leveldb; do
 		"$bench" --engine="$engine" --quick --benchmarks=ingest >/dev/null 2>&1 ||
 			status=$?
 		[ "$status" -eq 64 ] || fail "$engine ingest: exit status $status, want 64"
+		if [ "$engine" = rocksdb ]; then
+			run_blobs rocksdb
+		else
+			status=0
+			"$bench" --engine="$engine" --quick --blob_threshold=4096 >/dev/null \
+				2>"$tmp/err" || status=$?
+			[ "$status" -eq 64 ] ||
+				fail "$engine --blob_threshold: exit status $status, want 64"
+			grep -q "no KV separation" "$tmp/err" ||
+				fail "$engine --blob_threshold: unclear message"
+		fi
 		;;
 	*)
 		status=0
