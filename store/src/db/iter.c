@@ -36,6 +36,7 @@ struct version_ent {
 
 struct titer {
 	fr_db *db;
+	struct tree *tree;
 	struct read_view view;
 	struct kv_iter *merged;
 	struct rdset *rds;
@@ -234,6 +235,7 @@ fr_status titer_open_overlay(fr_db *db, struct tree *t, const uint8_t *lo, size_
 	it->overlay = overlay;
 	it->own = overlay != NULL;
 	it->db = db;
+	it->tree = t;
 	it->snap = snap;
 	it->reverse = reverse;
 	it->has_hi = hi != NULL;
@@ -423,6 +425,22 @@ static fr_status rev_find(struct titer *it, fr_error *err)
 	return m->status ? fail(it, err) : FR_OK;
 }
 
+/* A seek whose key lies in two or more L0 tables pays a block load in each: counted towards a
+ * compaction of L0 (bg_note_l0_seek). */
+static void note_l0_seek(struct titer *it, const uint8_t *k, size_t klen)
+{
+	const struct tree_version *v = it->view.ver;
+	size_t hits = 0;
+	for (size_t i = 0; i < v->level_cnt[0] && hits < 2; i++) {
+		const struct table *tb = v->levels[0][i];
+		if (bytes_cmp(tb->meta.smallest, tb->meta.smallest_len, k, klen) <= 0 &&
+		    bytes_cmp(k, klen, tb->meta.largest, tb->meta.largest_len) <= 0)
+			hits++;
+	}
+	if (hits >= 2)
+		bg_note_l0_seek(it->db, it->tree, v);
+}
+
 static fr_status seek_ukey(struct titer *it, const uint8_t *k, size_t klen, fr_error *err)
 {
 	uint8_t stackbuf[256];
@@ -433,6 +451,7 @@ static fr_status seek_ukey(struct titer *it, const uint8_t *k, size_t klen, fr_e
 		return FR_ERR(err, FR_NOMEM, "iterator");
 	fr_status rc;
 	if (!it->reverse) {
+		note_l0_seek(it, k, klen);
 		ikey_encode(ik, k, klen, SEQNO_MAX, VT_SEEK);
 		kv_seek(it->merged, ik, klen + IKEY_TRAILER_LEN);
 		rc = fwd_find(it, err);
