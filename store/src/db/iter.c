@@ -357,6 +357,15 @@ static fr_status take_version(struct titer *it, long w, fr_error *err)
 		it->valid = true;
 		return FR_OK;
 	}
+	if (e->val_off == 0 && e->val_len == it->group_vals.len) {
+		/* the only value collected: hand the buffer over instead of copying it (the
+		 * next step clears group_vals before it collects again) */
+		struct fr_buf t = it->val;
+		it->val = it->group_vals;
+		it->group_vals = t;
+		it->valid = true;
+		return FR_OK;
+	}
 	if (buf_append(&it->val, it->group_vals.data + e->val_off, e->val_len))
 		return FR_ERR(err, FR_NOMEM, "iterator");
 	it->valid = true;
