@@ -11,6 +11,11 @@
  * the stale threshold that its inputs refer to; when the strategy has nothing to do and such a
  * file remains, a relocation plan rewrites one table referring to it in place (pick_blob_gc),
  * until no table refers to it and it leaves the version.
+ *
+ * Seek compaction (leveled): iterators count the forward seeks whose key lies in two or more
+ * L0 tables (bg_note_l0_seek); past a budget they ask for L0 to be compacted although it is
+ * below its trigger (pick_seek), so that a read-mostly tree stops paying a block load per L0
+ * table on every seek. It comes after everything the strategy finds due.
  */
 #include <limits.h>
 #include <stdlib.h>
