@@ -134,6 +134,95 @@ static void test_leveled_spreads(void **state)
 	free(dir);
 }
 
+/* The seek budget of L0 (bg_note_l0_seek): 100 seeks plus one per 16 KiB of L0 tables. */
+static uint64_t l0_seek_budget(fr_keyspace *ks)
+{
+	struct tree_version *v = vset_current(ks->db->vs, ks->tree->id);
+	uint64_t b = 100;
+	for (size_t i = 0; i < v->level_cnt[0]; i++)
+		b += v->levels[0][i]->meta.file_size / (16u << 10);
+	tv_unref(v);
+	return b;
+}
+
+/* Forward seeks whose key lies in two or more L0 tables pay for each of them: past their
+ * budget they compact L0 although it is below its trigger. Seeks that find one L0 table, and
+ * seeks below the budget, leave L0 alone. */
+static void test_seek_compaction(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("seekcpt");
+	fr_db *db = open_db(dir, 4u << 20, 0); /* work runs in fr_db_wait_idle: deterministic */
+	fr_keyspace *ks;
+	OK(fr_keyspace_open(db, "k", NULL, &ks, NULL));
+	const uint64_t n = 2000;
+	put_n(ks, "k", 0, n, 30);
+	OK(fr_db_flush(db, NULL));
+	put_n(ks, "k", 0, n, 31); /* every key again, longer values: two overlapping tables */
+	OK(fr_db_flush(db, NULL));
+	put_n(ks, "z", 0, 10, 30); /* a third table that no seek below finds together with another */
+	OK(fr_db_flush(db, NULL));
+	OK(fr_db_wait_idle(db, NULL));
+	fr_keyspace_stats st;
+	OK(fr_keyspace_stats_get(ks, &st, NULL));
+	assert_int_equal(st.level_table_cnt[0], 3); /* below the trigger of 4: nothing due */
+
+	char k[64];
+	fr_iter *it;
+	/* many seeks into the table of its own: no compaction */
+	for (int i = 0; i < 500; i++) {
+		key_of(k, sizeof(k), "z", (uint64_t)i % 10);
+		OK(fr_iter_open(ks, NULL, &it, NULL));
+		OK(fr_iter_seek(it, k, strlen(k), NULL));
+		assert_true(fr_iter_valid(it));
+		fr_iter_close(it);
+	}
+	OK(fr_db_wait_idle(db, NULL));
+	OK(fr_keyspace_stats_get(ks, &st, NULL));
+	assert_int_equal(st.level_table_cnt[0], 3);
+
+	/* seeks into the two overlapping tables: one short of the budget, then the last one */
+	uint64_t budget = l0_seek_budget(ks);
+	OK(fr_iter_open(ks, NULL, &it, NULL));
+	for (uint64_t i = 0; i + 1 < budget; i++) {
+		key_of(k, sizeof(k), "k", (i * 7919) % n);
+		OK(fr_iter_seek(it, k, strlen(k), NULL));
+		assert_true(fr_iter_valid(it));
+	}
+	OK(fr_db_wait_idle(db, NULL));
+	OK(fr_keyspace_stats_get(ks, &st, NULL));
+	assert_int_equal(st.level_table_cnt[0], 3);
+	key_of(k, sizeof(k), "k", 5);
+	OK(fr_iter_seek(it, k, strlen(k), NULL));
+	fr_iter_close(it);
+	OK(fr_db_wait_idle(db, NULL));
+	OK(fr_keyspace_stats_get(ks, &st, NULL));
+	assert_int_equal(st.level_table_cnt[0], 0); /* the whole of L0 went down */
+	uint64_t deep = 0;
+	for (int l = 1; l < LEVEL_CNT; l++)
+		deep += st.level_table_cnt[l];
+	assert_true(deep > 0);
+	assert_true(st.compactions_done > 0);
+	check_levels_disjoint(ks);
+
+	/* the newest versions survived: every value is the second, longer one */
+	uint64_t cnt = 0;
+	OK(fr_iter_open(ks, NULL, &it, NULL));
+	for (; fr_iter_valid(it); OK(fr_iter_next(it, NULL))) {
+		size_t kl, vl;
+		const char *kk = fr_iter_key(it, &kl);
+		fr_iter_value(it, &vl);
+		assert_int_equal(vl, kk[0] == 'k' ? 31 : 30);
+		cnt++;
+	}
+	fr_iter_close(it);
+	assert_int_equal(cnt, n + 10);
+	fr_keyspace_close(ks);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void test_options_persist(void **state)
 {
 	(void)state;
@@ -802,6 +891,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_leveled_spreads),
+		cmocka_unit_test(test_seek_compaction),
 		cmocka_unit_test(test_options_persist),
 		cmocka_unit_test(test_snapshot_across_compactions),
 		cmocka_unit_test(test_fifo_drops_oldest),

@@ -11,6 +11,11 @@
  * the stale threshold that its inputs refer to; when the strategy has nothing to do and such a
  * file remains, a relocation plan rewrites one table referring to it in place (pick_blob_gc),
  * until no table refers to it and it leaves the version.
+ *
+ * Seek compaction (leveled): iterators count the forward seeks whose key lies in two or more
+ * L0 tables (bg_note_l0_seek); past a budget they ask for L0 to be compacted although it is
+ * below its trigger (pick_seek), so that a read-mostly tree stops paying a block load per L0
+ * table on every seek. It comes after everything the strategy finds due.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -406,6 +411,7 @@ struct cjob {
 	struct tree_version *v;
 	struct compact_pick pk;
 	bool major;
+	bool seek; /* the plan answers t->seek_compact */
 };
 
 static void cjob_fini(struct cjob *cj)
@@ -602,6 +608,29 @@ static fr_status pick_blob_gc(struct tree *t, const struct tree_version *v,
 	return FR_OK;
 }
 
+/* The L0 compaction seeks asked for (bg_note_l0_seek), when nothing is due otherwise: the plan
+ * of a leveled tree whose L0 trigger were the number of tables L0 holds now, if that plan is
+ * an L0 one (a lower trigger also lowers L1's target). A request with nothing to do lapses;
+ * one that makes a plan is cleared when the plan runs (bg_step). Under db->mu. */
+static fr_status pick_seek(struct tree *t, const struct tree_version *v,
+			   const struct compact_policy *pol, uint64_t now_s, struct compact_pick *pk)
+{
+	if (!t->seek_compact)
+		return FR_OK;
+	if (pol->strategy == CS_LEVELED && v->level_cnt[0] >= 2) {
+		struct compact_policy p = *pol;
+		p.l0_trigger = (uint32_t)v->level_cnt[0];
+		fr_status rc = compact_pick(v, &p, now_s, false, pk);
+		if (rc)
+			return rc;
+		if (pk->kind != PICK_NONE && pk->in_cnt && pk->in[0].level == 0)
+			return FR_OK;
+		compact_pick_fini(pk);
+	}
+	t->seek_compact = false;
+	return FR_OK;
+}
+
 static void tree_policy(struct tree *t, struct compact_policy *p)
 {
 	fr_mutex_lock(&t->mu);
@@ -623,14 +652,25 @@ static bool pick_compaction(fr_db *db, struct cjob *out)
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < db->tree_cap; i++) {
 		struct tree *t = db->trees[i];
-		if (!t || t->compacting || t->ingesting || (!t->cpt_dirty && !t->force_compact))
+		if (!t || t->compacting || t->ingesting ||
+		    (!t->cpt_dirty && !t->force_compact && !t->seek_compact))
 			continue;
 		struct compact_policy pol;
 		tree_policy(t, &pol);
 		struct cjob cj = {.t = t, .v = vset_current(db->vs, t->id), .major = t->force_compact};
-		if (compact_pick(cj.v, &pol, now, cj.major, &cj.pk) ||
-		    (cj.pk.kind == PICK_NONE && pick_blob_gc(t, cj.v, &pol, &cj.pk))) {
+		if (compact_pick(cj.v, &pol, now, cj.major, &cj.pk)) {
 			cjob_fini(&cj); /* out of memory: try again at the next wake */
+			continue;
+		}
+		if (cj.pk.kind == PICK_NONE) {
+			if (pick_seek(t, cj.v, &pol, now, &cj.pk)) {
+				cjob_fini(&cj);
+				continue;
+			}
+			cj.seek = cj.pk.kind != PICK_NONE;
+		}
+		if (cj.pk.kind == PICK_NONE && pick_blob_gc(t, cj.v, &pol, &cj.pk)) {
+			cjob_fini(&cj);
 			continue;
 		}
 		if (cj.pk.kind == PICK_NONE) {
@@ -690,6 +730,8 @@ static bool bg_step(fr_db *db)
 	} else if (pick_compaction(db, &cj)) {
 		t = cj.t;
 		t->compacting = true;
+		if (cj.seek)
+			t->seek_compact = false;
 		db->compactions_active++;
 	} else {
 		return false;
@@ -794,6 +836,32 @@ void bg_request_major(fr_db *db, struct tree *t)
 {
 	fr_mutex_lock(&db->mu);
 	t->force_compact = true;
+	bg_kick(db);
+	fr_mutex_unlock(&db->mu);
+}
+
+/*
+ * A seek that must look at k L0 tables costs about k block loads where one would do after a
+ * compaction; LevelDB reckons one extra seek costs what compacting 16 KiB does and lets a file
+ * take size / 16 KiB of them (at least 100). Here the L0 tables share one budget: their bytes
+ * / 16 KiB plus 100 seeks that hit two or more of them.
+ */
+#define SEEK_COST_BYTES (16u << 10)
+#define SEEK_BUDGET_MIN 100u
+
+void bg_note_l0_seek(fr_db *db, struct tree *t, const struct tree_version *v)
+{
+	if (db->opts.read_only)
+		return;
+	uint64_t budget = SEEK_BUDGET_MIN;
+	for (size_t i = 0; i < v->level_cnt[0]; i++)
+		budget += v->levels[0][i]->meta.file_size / SEEK_COST_BYTES;
+	if (atomic_add_u64(&t->l0_seeks, 1) < budget)
+		return;
+	/* racing seeks past the budget may each ask: asking twice is harmless */
+	atomic_store_rlx_u64(&t->l0_seeks, 0);
+	fr_mutex_lock(&db->mu);
+	t->seek_compact = true;
 	bg_kick(db);
 	fr_mutex_unlock(&db->mu);
 }

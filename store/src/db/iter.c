@@ -36,6 +36,7 @@ struct version_ent {
 
 struct titer {
 	fr_db *db;
+	struct tree *tree;
 	struct read_view view;
 	struct kv_iter *merged;
 	struct rdset *rds;
@@ -88,25 +89,40 @@ static void rd_collect(void *ctx, const struct range_del *rd)
 	l->a[l->cnt++] = *rd;
 }
 
-static fr_status add_child(struct kv_iter ***kids, size_t *cnt, size_t *cap, struct kv_iter *k)
+/* The children of the merge: a few inline (most views are a memtable or two, up to four L0
+ * tables and a few levels), more on the heap. */
+#define KIDS_INLINE 16
+
+struct kids {
+	struct kv_iter **a;
+	size_t cnt, cap;
+	struct kv_iter *inl[KIDS_INLINE];
+};
+
+static fr_status add_child(struct kids *k, struct kv_iter *c)
 {
-	if (*cnt == *cap) {
-		size_t c = *cap ? *cap * 2 : 8;
-		struct kv_iter **a = fr_realloc(*kids, c * sizeof(*a));
+	if (k->cnt == k->cap) {
+		size_t cap = k->cap * 2;
+		struct kv_iter **a = k->a == k->inl ? fr_malloc(cap * sizeof(*a))
+						     : fr_realloc(k->a, cap * sizeof(*a));
 		if (!a)
 			return FR_NOMEM;
-		*kids = a;
-		*cap = c;
+		if (k->a == k->inl)
+			memcpy(a, k->inl, k->cnt * sizeof(*a));
+		k->a = a;
+		k->cap = cap;
 	}
-	(*kids)[(*cnt)++] = k;
+	k->a[k->cnt++] = c;
 	return FR_OK;
 }
 
 /* Builds the merged input and the range tombstone set of the view. */
 static fr_status build_sources(struct titer *it, fr_error *err)
 {
-	struct kv_iter **kids = NULL;
-	size_t cnt = 0, cap = 0;
+	struct kids kids;
+	kids.a = kids.inl;
+	kids.cnt = 0;
+	kids.cap = KIDS_INLINE;
 	struct rd_list rl = {.snap = it->snap};
 	struct sst_reader **readers = NULL; /* pinned while rdset copies their tombstones */
 	size_t rcnt = 0;
@@ -114,15 +130,19 @@ static fr_status build_sources(struct titer *it, fr_error *err)
 	const struct tree_version *v = it->view.ver;
 
 	if (it->overlay) {
-		rc = add_child(&kids, &cnt, &cap, it->overlay);
+		rc = add_child(&kids, it->overlay);
 		if (rc)
 			rc = FR_ERR(err, rc, "iterator");
 		else
 			it->overlay = NULL;
 	}
 	for (size_t i = 0; i < it->view.mem_cnt && !rc; i++) {
+		/* An empty memtable is left out: the snapshot was taken before the view, and
+		 * whatever is written to the memtable from now on is newer than it. */
+		if (mem_is_empty(it->view.mems[i]))
+			continue;
 		struct kv_iter *m = mem_iter_new(it->view.mems[i]);
-		rc = m ? add_child(&kids, &cnt, &cap, m) : FR_NOMEM;
+		rc = m ? add_child(&kids, m) : FR_NOMEM;
 		if (rc) {
 			kv_free(m);
 			rc = FR_ERR(err, rc, "iterator");
@@ -130,10 +150,6 @@ static fr_status build_sources(struct titer *it, fr_error *err)
 			mem_range_dels_each(it->view.mems[i], rd_collect, &rl);
 		}
 	}
-	size_t tcnt = tv_table_cnt(v);
-	readers = fr_calloc(tcnt + 1, sizeof(*readers));
-	if (!readers && !rc)
-		rc = FR_ERR(err, FR_NOMEM, "iterator");
 	for (int l = 0; l < LEVEL_CNT && !rc; l++) {
 		size_t first = v->level_cnt[l], last = 0;
 		for (size_t i = 0; i < v->level_cnt[l] && !rc; i++) {
@@ -144,6 +160,13 @@ static fr_status build_sources(struct titer *it, fr_error *err)
 				first = i;
 			last = i + 1;
 			if (tb->meta.range_del_cnt) {
+				if (!readers) {
+					readers = fr_calloc(tv_table_cnt(v), sizeof(*readers));
+					if (!readers) {
+						rc = FR_ERR(err, FR_NOMEM, "iterator");
+						break;
+					}
+				}
 				struct sst_reader *r;
 				rc = table_reader(tb, &r, err);
 				if (rc)
@@ -162,7 +185,7 @@ static fr_status build_sources(struct titer *it, fr_error *err)
 					rc = sst_iter_new(r, &k, err);
 					sst_reader_unref(r);
 				}
-				if (!rc && add_child(&kids, &cnt, &cap, k)) {
+				if (!rc && add_child(&kids, k)) {
 					kv_free(k);
 					rc = FR_ERR(err, FR_NOMEM, "iterator");
 				}
@@ -171,7 +194,7 @@ static fr_status build_sources(struct titer *it, fr_error *err)
 		if (l > 0 && !rc && first < last) {
 			struct kv_iter *k;
 			rc = level_iter_new(v->levels[l] + first, last - first, &k, err);
-			if (!rc && add_child(&kids, &cnt, &cap, k)) {
+			if (!rc && add_child(&kids, k)) {
 				kv_free(k);
 				rc = FR_ERR(err, FR_NOMEM, "iterator");
 			}
@@ -185,15 +208,19 @@ static fr_status build_sources(struct titer *it, fr_error *err)
 		sst_reader_unref(readers[i]);
 	fr_free(readers);
 	fr_free(rl.a);
-	if (!rc) {
-		it->merged = merge_iter_new(kids, cnt);
+	if (!rc && kids.cnt == 1) {
+		/* one source needs no merging: its own order is the merged order */
+		it->merged = kids.a[0];
+	} else if (!rc) {
+		it->merged = merge_iter_new(kids.a, kids.cnt);
 		if (!it->merged)
 			rc = FR_ERR(err, FR_NOMEM, "iterator");
 	} else {
-		for (size_t i = 0; i < cnt; i++)
-			kv_free(kids[i]);
+		for (size_t i = 0; i < kids.cnt; i++)
+			kv_free(kids.a[i]);
 	}
-	fr_free(kids);
+	if (kids.a != kids.inl)
+		fr_free(kids.a);
 	return rc;
 }
 
@@ -234,6 +261,7 @@ fr_status titer_open_overlay(fr_db *db, struct tree *t, const uint8_t *lo, size_
 	it->overlay = overlay;
 	it->own = overlay != NULL;
 	it->db = db;
+	it->tree = t;
 	it->snap = snap;
 	it->reverse = reverse;
 	it->has_hi = hi != NULL;
@@ -326,6 +354,15 @@ static fr_status take_version(struct titer *it, long w, fr_error *err)
 		return FR_OK;
 	}
 	if (e->type == VT_BLOB) { /* keys only: the handle is no value to show */
+		it->valid = true;
+		return FR_OK;
+	}
+	if (e->val_off == 0 && e->val_len == it->group_vals.len) {
+		/* the only value collected: hand the buffer over instead of copying it (the
+		 * next step clears group_vals before it collects again) */
+		struct fr_buf t = it->val;
+		it->val = it->group_vals;
+		it->group_vals = t;
 		it->valid = true;
 		return FR_OK;
 	}
@@ -423,6 +460,22 @@ static fr_status rev_find(struct titer *it, fr_error *err)
 	return m->status ? fail(it, err) : FR_OK;
 }
 
+/* A seek whose key lies in two or more L0 tables pays a block load in each: counted towards a
+ * compaction of L0 (bg_note_l0_seek). */
+static void note_l0_seek(struct titer *it, const uint8_t *k, size_t klen)
+{
+	const struct tree_version *v = it->view.ver;
+	size_t hits = 0;
+	for (size_t i = 0; i < v->level_cnt[0] && hits < 2; i++) {
+		const struct table *tb = v->levels[0][i];
+		if (bytes_cmp(tb->meta.smallest, tb->meta.smallest_len, k, klen) <= 0 &&
+		    bytes_cmp(k, klen, tb->meta.largest, tb->meta.largest_len) <= 0)
+			hits++;
+	}
+	if (hits >= 2)
+		bg_note_l0_seek(it->db, it->tree, v);
+}
+
 static fr_status seek_ukey(struct titer *it, const uint8_t *k, size_t klen, fr_error *err)
 {
 	uint8_t stackbuf[256];
@@ -433,6 +486,7 @@ static fr_status seek_ukey(struct titer *it, const uint8_t *k, size_t klen, fr_e
 		return FR_ERR(err, FR_NOMEM, "iterator");
 	fr_status rc;
 	if (!it->reverse) {
+		note_l0_seek(it, k, klen);
 		ikey_encode(ik, k, klen, SEQNO_MAX, VT_SEEK);
 		kv_seek(it->merged, ik, klen + IKEY_TRAILER_LEN);
 		rc = fwd_find(it, err);

@@ -140,30 +140,44 @@ static fr_status reader_pread(const struct sst_reader *r, void *buf, size_t len,
 }
 
 /*
- * Reads and unwraps the stored block at h into memory of its own (FORMAT.md §4.2).
+ * Reads and unwraps the stored block at h into memory of its own (FORMAT.md §4.2). A small
+ * stored block is read on the stack: a compressed one (the usual kind) is then decompressed
+ * into the only allocation of the read, and an uncompressed one copied out.
  * h must have passed handle_fits(h, r->footer_off).
  */
 static fr_status read_block(const struct sst_reader *r, const struct sst_handle *h,
 			    struct sst_blockref *out, fr_error *err)
 {
 	size_t n = (size_t)h->size + SST_BLOCK_TRAILER_LEN;
+	uint8_t small[8192];
 	uint8_t *stored, *owned;
 	fr_status rc;
 
 	memset(out, 0, sizeof(*out));
-	stored = fr_malloc(n);
+	stored = n <= sizeof(small) ? small : fr_malloc(n);
 	if (!stored)
 		return FR_ERR(err, FR_NOMEM, "table %s: block of %zu bytes", r->path, n);
 	rc = reader_pread(r, stored, n, h->off, err);
 	if (!rc)
 		rc = blk_stored_decode(stored, n, r->path, h->off, &out->data, &out->len, &owned,
 				       err);
+	if (!rc && !owned && stored == small) {
+		/* the block is the stored bytes themselves: they must outlive the stack */
+		uint8_t *mem = fr_memdup(small, n);
+		if (!mem)
+			rc = FR_ERR(err, FR_NOMEM, "table %s: block of %zu bytes", r->path, n);
+		out->data = mem;
+		stored = mem;
+	}
 	if (rc) {
-		fr_free(stored);
+		if (stored != small)
+			fr_free(stored);
+		memset(out, 0, sizeof(*out));
 		return rc;
 	}
 	if (owned) {
-		fr_free(stored);
+		if (stored != small)
+			fr_free(stored);
 		out->mem = owned;
 	} else {
 		out->mem = stored;
