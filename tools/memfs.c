@@ -7,7 +7,7 @@
  * is the most any FUSE file system reaches on the machine. The ratio fractiofs/memfs is the
  * part of a gap that is ours; the ratio memfs/ext4 is the part that is FUSE's.
  *
- * usage: fractio-memfs STORE MOUNTPOINT [FUSE options]   (STORE is ignored: the same command
+ * usage: fractio-memfs [FUSE options] STORE MOUNTPOINT   (STORE is ignored: the same command
  * line as fractiofs, so the benchmark can run either)
  *
  * Enough of POSIX for the benchmark's workloads: files, directories, symlinks, hard links,
@@ -772,14 +772,23 @@ int main(int argc, char **argv)
 	struct fuse_ctx root_cx = { .uid = 0, .gid = 0 };
 	int ret = 1;
 
-	if (argc < 3 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: %s STORE MOUNTPOINT [FUSE options] (STORE is ignored)\n",
+	/* drop STORE, the first operand (options may come first, "-o x" taking two words): the
+	 * rest is a FUSE command line */
+	int store = 0;
+	for (int i = 1; i < argc && !store; i++) {
+		if (strcmp(argv[i], "-o") == 0)
+			i++;
+		else if (argv[i][0] != '-')
+			store = i;
+	}
+	if (!store) {
+		fprintf(stderr, "usage: %s [options] STORE MOUNTPOINT (STORE is ignored)\n",
 			argv[0]);
 		return 64;
 	}
-	/* drop STORE: the rest is a FUSE command line */
-	argv[1] = argv[0];
-	args = (struct fuse_args)FUSE_ARGS_INIT(argc - 1, argv + 1);
+	for (int i = store; i + 1 < argc; i++)
+		argv[i] = argv[i + 1];
+	args = (struct fuse_args)FUSE_ARGS_INIT(argc - 1, argv);
 	if (fuse_parse_cmdline(&args, &copts) != 0 || !copts.mountpoint)
 		return 64;
 	htab = calloc(hcap, sizeof(*htab));
