@@ -472,14 +472,57 @@ static fr_status leader_rotate(fr_db *db, fr_error *err)
 	return rc ? FR_ERR(err, rc, "journal segment list") : FR_OK;
 }
 
+/* Scratch that a large group grew is let go rather than kept for the next one. */
+#define SCRATCH_KEEP_OPS 1024
+#define SCRATCH_KEEP_BYTES (1u << 20)
+
+/* The leader's per-writer operation lists for a group of n, from the scratch kept in db:
+ * allocates only when a group is larger than any kept one. NULL on out of memory. */
+static struct leader_ops *scratch_los(fr_db *db, size_t n)
+{
+	if (n <= db->lo_scratch_cnt)
+		return db->lo_scratch;
+	struct leader_ops *los = fr_realloc(db->lo_scratch, n * sizeof(*los));
+	if (!los)
+		return NULL;
+	memset(los + db->lo_scratch_cnt, 0, (n - db->lo_scratch_cnt) * sizeof(*los));
+	db->lo_scratch = los;
+	db->lo_scratch_cnt = n;
+	return los;
+}
+
+/* Empties the first n lists and the record buffer for the next group, keeping their memory
+ * unless it grew large. */
+static void scratch_done(fr_db *db, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (db->lo_scratch[i].cap > SCRATCH_KEEP_OPS)
+			lo_fini(&db->lo_scratch[i]);
+		else
+			lo_reset(&db->lo_scratch[i]);
+	}
+	if (db->rec_scratch.cap > SCRATCH_KEEP_BYTES)
+		buf_fini(&db->rec_scratch);
+	buf_clear(&db->rec_scratch);
+}
+
+void db_write_scratch_free(fr_db *db)
+{
+	for (size_t i = 0; i < db->lo_scratch_cnt; i++)
+		lo_fini(&db->lo_scratch[i]);
+	fr_free(db->lo_scratch);
+	db->lo_scratch = NULL;
+	db->lo_scratch_cnt = 0;
+	buf_fini(&db->rec_scratch);
+}
+
 /* Writes a group of batch writers. Each batch gets its own seqno and journal record. */
 static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_error *err)
 {
-	struct leader_ops *los = fr_calloc(n, sizeof(*los));
+	struct leader_ops *los = scratch_los(db, n);
 	if (!los)
 		return FR_ERR(err, FR_NOMEM, "commit");
-	struct fr_buf rec;
-	buf_init(&rec);
+	struct fr_buf rec = db->rec_scratch;
 	fr_persist mode = FR_PERSIST_BUFFER;
 	uint64_t user_bytes = 0;
 	fr_status rc = db_check_writable(db, err);
@@ -576,10 +619,8 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 out_poison:
 	db_poison(db, rc, err);
 out:
-	for (size_t i = 0; i < n; i++)
-		lo_fini(&los[i]);
-	fr_free(los);
-	buf_fini(&rec);
+	db->rec_scratch = rec;
+	scratch_done(db, n);
 	return rc;
 }
 

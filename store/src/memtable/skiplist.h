@@ -25,8 +25,8 @@
 
 /* Branching 2: with the key summaries (skiplist.c) an insert touches only the nodes it steps
  * onto, about one per level, so more levels of fewer steps each touch fewer nodes than
- * LevelDB's 4 (half as many on a 400,000-entry memtable), for 8 more bytes per entry. The cap
- * allows about a million entries before the top level grows crowded. */
+ * LevelDB's 4: half as many on a 400,000-entry memtable, for about 20 more bytes per entry.
+ * The cap allows about a million entries before the top level grows crowded. */
 #define SKL_MAX_HEIGHT 20
 #define SKL_BRANCHING 2
 /* Bound on the shared user key prefix the writer's key summaries skip (a multiple of 4). */
