@@ -2,8 +2,9 @@
 /*
  * test_skiplist.c - the arena (base/arena.c) and the memtable skiplist (memtable/skiplist.c):
  * inserts, seeks and iteration in both directions against a sorted array model with random
- * keys, newest-first order of versions, rejected duplicates, allocation failures, and readers
- * running concurrently with the writer.
+ * keys, newest-first order of versions, rejected duplicates, allocation failures, readers
+ * running concurrently with the writer, and the writer's key summaries while the prefix shared
+ * by all keys shrinks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -212,8 +213,8 @@ static void test_skiplist_random_model(void **state)
 	}
 	for (i = 0; i < n; i++)
 		assert_true(skl_contains(&f->skl, m[i].key, m[i].len));
-	/* heights grow like log4(n) (about 7 here) and stay capped */
-	assert_true(f->skl.height >= 5 && f->skl.height <= SKL_MAX_HEIGHT);
+	/* heights grow like log2(n) (about 14 here) and stay capped */
+	assert_true(f->skl.height >= 10 && f->skl.height <= SKL_MAX_HEIGHT);
 	qsort(m, n, sizeof(*m), ment_cmp);
 
 	/* forward */
@@ -393,6 +394,116 @@ static void test_skiplist_duplicates_and_bad_keys(void **state)
 		assert_int_equal(vlen, 1);
 		assert_memory_equal(v, "e", 1);
 	}
+}
+
+/* Long keys for the shared-prefix model: up to 48 user bytes and a trailer. */
+#define PK_MAX 56
+
+struct pent {
+	uint8_t key[PK_MAX];
+	size_t len;
+	uint32_t val;
+};
+
+static int pent_cmp(const void *a, const void *b)
+{
+	const struct pent *x = a, *y = b;
+
+	return ikey_cmp(x->key, x->len, y->key, y->len);
+}
+
+/* Checks the list against the first cnt model entries (sorted here): order, contents, lookups,
+ * seeks to each key, and that re-inserting any of them is refused. */
+static void check_prefix_model(struct skiplist *s, struct pent *m, size_t cnt)
+{
+	struct skl_iter it;
+	size_t i = 0;
+
+	qsort(m, cnt, sizeof(*m), pent_cmp);
+	skl_iter_init(&it, s);
+	for (skl_iter_seek_first(&it); skl_iter_valid(&it); skl_iter_next(&it), i++) {
+		size_t klen, vlen;
+		const uint8_t *k = skl_iter_key(&it, &klen);
+		const uint8_t *v = skl_iter_val(&it, &vlen);
+
+		assert_true(i < cnt);
+		assert_int_equal(klen, m[i].len);
+		assert_memory_equal(k, m[i].key, klen);
+		assert_int_equal(vlen, 4);
+		assert_int_equal(dec_u32(v), m[i].val);
+	}
+	assert_int_equal(i, cnt);
+	for (i = 0; i < cnt; i++) {
+		size_t klen;
+
+		assert_true(skl_contains(s, m[i].key, m[i].len));
+		assert_int_equal(skl_insert(s, m[i].key, m[i].len, "dupl", 4), FR_INVALID);
+		skl_iter_seek(&it, m[i].key, m[i].len);
+		assert_true(skl_iter_valid(&it));
+		assert_memory_equal(skl_iter_key(&it, &klen), m[i].key, m[i].len);
+	}
+}
+
+static void test_skiplist_shrinking_prefix(void **state)
+{
+	struct fixture *f = *state;
+	/* phases: keys share a prefix of shared[p] bytes (longer than SKL_SKIP_MAX first), then
+	 * less and less, so the summaries are recomputed over a full list each time; the last
+	 * phase shares nothing */
+	static const size_t shared[] = {40, 21, 9, 4, 0};
+	const size_t per = 1500, n = per * 5;
+	static const uint32_t want_skip[] = {SKL_SKIP_MAX, 20, 8, 4, 0};
+	struct pent *m = calloc(n, sizeof(*m));
+	uint64_t rs = tu_seed() ^ 0x5eed;
+	uint8_t base[48];
+	size_t cnt = 0;
+
+	assert_non_null(m);
+	/* zero bytes make padded summaries tie with shorter keys; few letters make ties too */
+	for (size_t i = 0; i < sizeof(base); i++)
+		base[i] = i % 3 ? (uint8_t)('k' + i % 5) : 0;
+	for (size_t p = 0; p < 5; p++) {
+		for (size_t i = 0; i < per; i++) {
+			struct pent *e = &m[cnt];
+			uint8_t uk[48];
+			size_t ulen = shared[p] + (size_t)tu_rand_below(&rs, 48 - shared[p] + 1);
+			uint64_t seqno = cnt + 1;
+			uint8_t v[4];
+
+			memcpy(uk, base, shared[p]);
+			/* the first key of each phase differs from the longer shared prefix right at
+			 * its end; the others mostly repeat the base, with random bytes of {0, 'k',
+			 * 'l'} so that many summaries tie and the node's key decides */
+			for (size_t j = shared[p]; j < ulen; j++) {
+				uint64_t r = tu_rand_below(&rs, 4);
+
+				uk[j] = r == 0 ? base[j] : r == 1 ? 0 : (uint8_t)('k' + r - 2);
+			}
+			if (i == 0 && p > 0 && ulen > shared[p])
+				uk[shared[p]] = (uint8_t)(base[shared[p]] + 1);
+			/* a few exact repeats of an earlier user key, as newer versions */
+			if (i % 7 == 3 && cnt > 0) {
+				const struct pent *o = &m[tu_rand_below(&rs, cnt)];
+
+				ulen = o->len - IKEY_TRAILER_LEN;
+				memcpy(uk, o->key, ulen);
+			}
+			ikey_encode(e->key, uk, ulen, seqno, (uint8_t)(seqno % 3 ? VT_PUT : VT_DEL));
+			e->len = ulen + IKEY_TRAILER_LEN;
+			e->val = (uint32_t)cnt;
+			enc_u32(v, e->val);
+			assert_int_equal(skl_insert(&f->skl, e->key, e->len, v, 4), FR_OK);
+			cnt++;
+		}
+		/* the exact shared prefix can be longer than shared[p] (random bytes may match
+		 * the base); skip is at most it, rounded down */
+		assert_true(f->skl.skip <= want_skip[p] + 4 && f->skl.skip % 4 == 0);
+		if (p > 0)
+			assert_true(f->skl.skip <= want_skip[p - 1]);
+		check_prefix_model(&f->skl, m, cnt);
+	}
+	assert_int_equal(f->skl.skip, 0);
+	free(m);
 }
 
 static void test_skiplist_nomem(void **state)
@@ -590,6 +701,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_skiplist_duplicates_and_bad_keys, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_skiplist_nomem, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_skiplist_shrinking_prefix, setup, teardown),
 		cmocka_unit_test(test_skiplist_concurrent_readers),
 	};
 

@@ -269,17 +269,29 @@ static fr_status single(fr_keyspace *ks, uint8_t op, const void *k, size_t klen,
 		rc = api_check_val(v, vlen, err);
 	if (rc)
 		return rc;
+	/* One operation and, for small ones, its bytes on the stack: a put allocates nothing
+	 * here. batch_add reserves at most two prefixes and the key and value, so a buffer of
+	 * that capacity is never reallocated. */
 	fr_batch b;
+	struct bop one;
+	uint8_t small[256];
 	memset(&b, 0, sizeof(b));
 	b.db = ks->db;
+	b.ops = &one;
+	b.cap = 1;
+	bool on_stack = klen + vlen <= sizeof(small) - 2 * KS_PREFIX_LEN;
+	if (on_stack) {
+		b.data.data = small;
+		b.data.cap = sizeof(small);
+	}
 	rc = batch_add(&b, op, ks, k, klen, v, vlen);
 	if (rc)
 		rc = FR_ERR(err, rc, "batch");
 	else
 		rc = db_commit(ks->db, &b, ks->db->opts.default_persist, NULL, err);
 	batch_reset(&b);
-	fr_free(b.ops);
-	buf_fini(&b.data);
+	if (!on_stack)
+		buf_fini(&b.data);
 	return rc;
 }
 

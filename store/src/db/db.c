@@ -166,6 +166,7 @@ static void db_free(fr_db *db)
 	if (!db)
 		return;
 	ks_table_free(db);
+	db_write_scratch_free(db);
 	jnl_close(db->jnl, NULL);
 	for (size_t i = 0; i < db->tree_cap; i++)
 		tree_free(db->trees[i]);

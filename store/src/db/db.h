@@ -183,6 +183,11 @@ struct fr_db {
 	uint64_t jnl_bytes_seen;      /* commit leader only: jnl_bytes_written when last counted */
 	uint64_t pin_checked_seg;     /* commit leader only: oldest segment when journal_max was
 				       * last enforced */
+	/* commit leader only: its scratch, kept between groups so that a commit allocates
+	 * nothing in the common case (write.c) */
+	struct leader_ops *lo_scratch;
+	size_t lo_scratch_cnt;
+	struct fr_buf rec_scratch;
 	uint64_t compaction_time_us;  /* atomic */
 	uint64_t stall_us;            /* atomic */
 	uint64_t stalls;              /* atomic */
@@ -261,6 +266,8 @@ fr_status db_journal_sync(fr_db *db, fr_persist mode, fr_error *err);
 /* Runs fn as the only writer (no commit runs meanwhile). */
 fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error *err), void *ctx,
 		       fr_error *err);
+/* Frees the commit leader's scratch (db_free). */
+void db_write_scratch_free(fr_db *db);
 /* Appends a live journal segment. Requires: db->mu held. */
 fr_status db_seg_push(fr_db *db, uint64_t id, uint64_t max_seqno);
 /* Replays one journal record into the memtables (recovery). */

@@ -250,10 +250,27 @@ static fr_status lo_build(fr_db *db, fr_batch *b, struct leader_ops *lo, fr_erro
 	return rc ? FR_ERR(err, rc, "batch") : FR_OK;
 }
 
-static fr_status apply_op(fr_db *db, uint64_t seqno, const struct batch_op *o, fr_error *err)
+/* The tree of id, looked up (under db->mu) only when it is not the one the group used last
+ * (*last, NULL at first): a group mostly writes to one tree. Trees are freed only with the
+ * database, so the pointer stays good. */
+static fr_status group_tree(fr_db *db, uint32_t id, bool create, struct tree **last,
+			    struct tree **out)
+{
+	if (*last && (*last)->id == id) {
+		*out = *last;
+		return FR_OK;
+	}
+	fr_status rc = tree_get(db, id, create, out);
+	if (!rc)
+		*last = *out;
+	return rc;
+}
+
+static fr_status apply_op(fr_db *db, uint64_t seqno, const struct batch_op *o, struct tree **last,
+			  fr_error *err)
 {
 	struct tree *t;
-	fr_status rc = tree_get(db, o->tree_id, true, &t);
+	fr_status rc = group_tree(db, o->tree_id, true, last, &t);
 	if (rc)
 		return FR_ERR(err, rc, "tree %u", o->tree_id);
 	switch (o->op) {
@@ -350,7 +367,8 @@ static fr_status leader_unpin_journal(fr_db *db, bool *synced, bool *sealed_any,
 
 /* After a group was applied: seals the memtables it filled, keeps all memtables within the
  * write-buffer budget (the largest active one goes first) and the journal within its limit. */
-static fr_status leader_seal(fr_db *db, const struct leader_ops *los, size_t n, fr_error *err)
+static fr_status leader_seal(fr_db *db, const struct leader_ops *los, size_t n,
+			     struct tree **last, fr_error *err)
 {
 	bool synced = false, sealed_any = false;
 	fr_status rc;
@@ -359,7 +377,7 @@ static fr_status leader_seal(fr_db *db, const struct leader_ops *los, size_t n, 
 			const struct batch_op *o = &los[i].ops[j];
 			struct tree *t;
 			if ((j && o->tree_id == los[i].ops[j - 1].tree_id) ||
-			    tree_get(db, o->tree_id, false, &t))
+			    group_tree(db, o->tree_id, false, last, &t))
 				continue;
 			uint64_t bytes = mem_bytes(t->active);
 			if (bytes > t->wb_seen) {
@@ -403,7 +421,8 @@ static fr_status leader_seal(fr_db *db, const struct leader_ops *los, size_t n, 
 /* Write stalls, per tree the batch writes to: halts while the tree has SEALED_MAX sealed
  * memtables or L0_STOP tables in L0, and throttles (a short sleep per commit, longer the
  * deeper L0 is) from L0_SLOWDOWN on. A poisoned database ends the wait with its error. */
-static fr_status leader_stall(fr_db *db, const struct leader_ops *lo, fr_error *err)
+static fr_status leader_stall(fr_db *db, const struct leader_ops *lo, struct tree **last,
+			      fr_error *err)
 {
 	uint64_t t0 = 0;
 	uint32_t throttle_ms = 0;
@@ -412,7 +431,7 @@ static fr_status leader_stall(fr_db *db, const struct leader_ops *lo, fr_error *
 		struct tree *t;
 		if (i && lo->ops[i].tree_id == lo->ops[i - 1].tree_id)
 			continue;
-		if (tree_get(db, lo->ops[i].tree_id, false, &t))
+		if (group_tree(db, lo->ops[i].tree_id, false, last, &t))
 			continue;
 		for (;;) {
 			fr_mutex_lock(&t->mu);
@@ -472,24 +491,68 @@ static fr_status leader_rotate(fr_db *db, fr_error *err)
 	return rc ? FR_ERR(err, rc, "journal segment list") : FR_OK;
 }
 
+/* Scratch that a large group grew is let go rather than kept for the next one. */
+#define SCRATCH_KEEP_OPS 1024
+#define SCRATCH_KEEP_BYTES (1u << 20)
+
+/* The leader's per-writer operation lists for a group of n, from the scratch kept in db:
+ * allocates only when a group is larger than any kept one. NULL on out of memory. */
+static struct leader_ops *scratch_los(fr_db *db, size_t n)
+{
+	if (n <= db->lo_scratch_cnt)
+		return db->lo_scratch;
+	struct leader_ops *los = fr_realloc(db->lo_scratch, n * sizeof(*los));
+	if (!los)
+		return NULL;
+	memset(los + db->lo_scratch_cnt, 0, (n - db->lo_scratch_cnt) * sizeof(*los));
+	db->lo_scratch = los;
+	db->lo_scratch_cnt = n;
+	return los;
+}
+
+/* Empties the first n lists and the record buffer for the next group, keeping their memory
+ * unless it grew large. */
+static void scratch_done(fr_db *db, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (db->lo_scratch[i].cap > SCRATCH_KEEP_OPS)
+			lo_fini(&db->lo_scratch[i]);
+		else
+			lo_reset(&db->lo_scratch[i]);
+	}
+	if (db->rec_scratch.cap > SCRATCH_KEEP_BYTES)
+		buf_fini(&db->rec_scratch);
+	buf_clear(&db->rec_scratch);
+}
+
+void db_write_scratch_free(fr_db *db)
+{
+	for (size_t i = 0; i < db->lo_scratch_cnt; i++)
+		lo_fini(&db->lo_scratch[i]);
+	fr_free(db->lo_scratch);
+	db->lo_scratch = NULL;
+	db->lo_scratch_cnt = 0;
+	buf_fini(&db->rec_scratch);
+}
+
 /* Writes a group of batch writers. Each batch gets its own seqno and journal record. */
 static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_error *err)
 {
-	struct leader_ops *los = fr_calloc(n, sizeof(*los));
+	struct leader_ops *los = scratch_los(db, n);
 	if (!los)
 		return FR_ERR(err, FR_NOMEM, "commit");
-	struct fr_buf rec;
-	buf_init(&rec);
+	struct fr_buf rec = db->rec_scratch;
 	fr_persist mode = FR_PERSIST_BUFFER;
 	uint64_t user_bytes = 0;
 	fr_status rc = db_check_writable(db, err);
+	struct tree *last_tree = NULL;
 	struct writer *w = first;
 	/* The group's links are read without write_mu: stop at its last member, whose next
 	 * field a new writer may be setting right now. */
 	for (size_t i = 0; i < n && !rc; i++, w = i < n ? w->next : w) {
 		rc = lo_build(db, w->b, &los[i], err);
 		if (!rc)
-			rc = leader_stall(db, &los[i], err);
+			rc = leader_stall(db, &los[i], &last_tree, err);
 		if (w->mode > mode)
 			mode = w->mode;
 		user_bytes += w->b->user_bytes;
@@ -540,7 +603,7 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	w = first;
 	for (size_t i = 0; i < n && !rc; i++, w = i < n ? w->next : w)
 		for (size_t j = 0; j < los[i].cnt && !rc && !w->conflict; j++)
-			rc = apply_op(db, w->seqno, &los[i].ops[j], err);
+			rc = apply_op(db, w->seqno, &los[i].ops[j], &last_tree, err);
 	if (rc)
 		goto out_poison;
 	uint64_t jw = jnl_bytes_written(db->jnl);
@@ -569,17 +632,15 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 			ks_after_drop(db, los[i].dropped[j]);
 	rc = leader_rotate(db, err);
 	if (!rc)
-		rc = leader_seal(db, los, n, err);
+		rc = leader_seal(db, los, n, &last_tree, err);
 	if (rc)
 		goto out_poison;
 	goto out;
 out_poison:
 	db_poison(db, rc, err);
 out:
-	for (size_t i = 0; i < n; i++)
-		lo_fini(&los[i]);
-	fr_free(los);
-	buf_fini(&rec);
+	db->rec_scratch = rec;
+	scratch_done(db, n);
 	return rc;
 }
 
@@ -717,7 +778,7 @@ static fr_status replay_op(void *ctx, uint64_t seqno, const struct batch_op *o, 
 	tv_unref(v);
 	if (seqno <= flushed)
 		return FR_OK; /* already in a table */
-	return apply_op(db, seqno, o, err);
+	return apply_op(db, seqno, o, &t, err);
 }
 
 fr_status db_replay_record(fr_db *db, uint64_t seg_id, const uint8_t *rec, size_t len,

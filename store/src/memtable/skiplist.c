@@ -11,6 +11,17 @@
  * acquire load (link_get_acq), so whatever it reaches is fully written. The list height is a
  * hint read relaxed: a reader that sees a stale height just starts lower; one that sees a new
  * height finds either NULL or a published node in the head's upper links.
+ *
+ * Key summaries. Inserting is a search, and on a large memtable each node it looks at is a
+ * cache miss; the node a level's search stops at is looked at only to learn that it is not
+ * smaller than the new key. So each link also carries a summary of the key it points to: the
+ * 8 bytes of the user key from offset s->skip on, big-endian, zero-padded. All user keys in the
+ * list share their first skip bytes (the keyspace prefix, for one), so when two summaries
+ * differ they order the keys, and the writer decides without touching the node; only equal
+ * summaries need the node's key. Summaries are written and read by the writer alone (writers
+ * are serialised), so they need no atomics. When a new key shares fewer leading bytes with the
+ * list, skip shrinks and every summary is recomputed: at most SKL_SKIP_MAX / 4 times per list,
+ * and in practice on the first few inserts.
  */
 #include "memtable/skiplist.h"
 
@@ -24,13 +35,18 @@
 #include "base/ikey.h"
 #include "base/sync.h"
 
+struct skl_link {
+	/* atomic: published by the writer with a release store (link_set_rel) and read with an
+	 * acquire load (link_get_acq) */
+	void *next;
+	uint64_t sum; /* writer only: key_sum of next's key (undefined while next is NULL) */
+};
+
 struct skl_node {
 	uint64_t val_len;
 	uint32_t key_len; /* internal key, >= IKEY_TRAILER_LEN; 0 for the head */
 	uint32_t height;  /* number of links, 1..SKL_MAX_HEIGHT */
-	/* atomic: link i is published by the writer with a release store (link_set_rel) and
-	 * read with an acquire load (link_get_acq); key bytes, then value bytes, follow. */
-	void *next[];
+	struct skl_link link[]; /* key bytes, then value bytes, follow */
 };
 
 /* A seek target split into parts, so mem_get can seek without building an internal key. */
@@ -43,14 +59,14 @@ struct skl_target {
 static inline struct skl_node *link_get_acq(const struct skl_node *n, uint32_t level)
 {
 	/* acquire: pairs with the release store in link_set_rel; the node we get is complete */
-	return atomic_load_acq_ptr(&n->next[level]);
+	return atomic_load_acq_ptr(&n->link[level].next);
 }
 
 static inline void link_set_rel(struct skl_node *n, uint32_t level, struct skl_node *to)
 {
 	/* release: pairs with the acquire load in link_get_acq; publishes everything written to
 	 * `to` (and before it) to readers that follow this link */
-	atomic_store_rel_ptr(&n->next[level], to);
+	atomic_store_rel_ptr(&n->link[level].next, to);
 }
 
 static inline uint32_t list_height(const struct skiplist *s)
@@ -62,7 +78,25 @@ static inline uint32_t list_height(const struct skiplist *s)
 
 static inline const uint8_t *node_key(const struct skl_node *n)
 {
-	return (const uint8_t *)(n->next + n->height);
+	return (const uint8_t *)(n->link + n->height);
+}
+
+/* The writer's view of a link: relaxed, as the writer is the only one storing links. */
+static inline struct skl_node *link_get_w(const struct skl_node *n, uint32_t level)
+{
+	return atomic_load_rlx_ptr(&n->link[level].next);
+}
+
+/* The summary of user key k (see the file comment): bytes [skip, skip + 8), big-endian. */
+static inline uint64_t key_sum(const uint8_t *k, size_t ulen, uint32_t skip)
+{
+	uint8_t b[8] = {0};
+
+	if (ulen >= (size_t)skip + 8)
+		return dec_be64(k + skip);
+	if (ulen > skip)
+		memcpy(b, k + skip, ulen - skip);
+	return dec_be64(b);
 }
 
 static int node_cmp(const struct skl_node *n, const struct skl_target *t)
@@ -112,6 +146,77 @@ static struct skl_node *find_ge(const struct skiplist *s, const struct skl_targe
 		if (level == 0)
 			return nx;
 		level--;
+	}
+}
+
+/* find_ge for the writer: compares link summaries first (tsum: t's summary) and looks at a
+ * node's key only when they are equal. prev as for find_ge; *eq tells whether the node
+ * returned equals t. */
+static struct skl_node *find_ge_w(const struct skiplist *s, const struct skl_target *t,
+				  uint64_t tsum, struct skl_node **prev, bool *eq)
+{
+	struct skl_node *x = s->head;
+	uint32_t level = list_height(s) - 1;
+
+	for (;;) {
+		struct skl_node *nx = link_get_w(x, level);
+		int c = 1;
+
+		if (nx) {
+			uint64_t sum = x->link[level].sum;
+
+			c = sum < tsum ? -1 : sum > tsum ? 1 : node_cmp(nx, t);
+			if (c < 0) {
+				x = nx;
+				continue;
+			}
+		}
+		prev[level] = x;
+		if (level == 0) {
+			*eq = c == 0;
+			return nx;
+		}
+		level--;
+	}
+}
+
+/* Recomputes every link's summary after s->skip changed. */
+static void resum_all(struct skiplist *s)
+{
+	for (struct skl_node *x = s->head; x; x = link_get_w(x, 0)) {
+		for (uint32_t i = 0; i < x->height; i++) {
+			const struct skl_node *nx = link_get_w(x, i);
+
+			if (nx)
+				x->link[i].sum = key_sum(node_key(nx), ikey_user_len(nx->key_len),
+							 s->skip);
+		}
+	}
+}
+
+/* Narrows the shared prefix to what user key k (ulen bytes) shares with it; recomputes the
+ * summaries when skip moves. */
+static void note_prefix(struct skiplist *s, const uint8_t *k, size_t ulen)
+{
+	uint32_t n = 0, skip;
+
+	if (!link_get_w(s->head, 0)) {
+		/* first key: the whole of it (up to the bound) is shared so far */
+		n = ulen < SKL_SKIP_MAX ? (uint32_t)ulen : SKL_SKIP_MAX;
+		memcpy(s->common, k, n);
+		s->common_len = n;
+		s->skip = n & ~3u;
+		return;
+	}
+	while (n < s->common_len && n < ulen && k[n] == s->common[n])
+		n++;
+	if (n == s->common_len)
+		return;
+	s->common_len = n;
+	skip = n & ~3u;
+	if (skip != s->skip) {
+		s->skip = skip;
+		resum_all(s);
 	}
 }
 
@@ -176,10 +281,12 @@ static uint32_t random_height(struct skiplist *s)
 
 fr_status skl_init(struct skiplist *s, struct arena *a)
 {
-	size_t sz = sizeof(*s->head) + SKL_MAX_HEIGHT * sizeof(s->head->next[0]);
+	size_t sz = sizeof(*s->head) + SKL_MAX_HEIGHT * sizeof(s->head->link[0]);
 
 	s->arena = a;
 	s->height = 1;
+	s->common_len = 0;
+	s->skip = 0;
 	s->rnd = UINT64_C(0x9E3779B97F4A7C15);
 	s->head = fr_calloc(1, sz); /* all links NULL */
 	if (!s->head)
@@ -203,7 +310,7 @@ struct skl_node *skl_node_new(struct skiplist *s, size_t klen, size_t vlen)
 	if (klen < IKEY_TRAILER_LEN || klen > UINT32_MAX)
 		return NULL;
 	h = random_height(s);
-	sz = sizeof(*n) + h * sizeof(n->next[0]) + klen;
+	sz = sizeof(*n) + h * sizeof(n->link[0]) + klen;
 	if (vlen > SIZE_MAX - sz)
 		return NULL;
 	n = arena_alloc(s->arena, sz + vlen);
@@ -212,14 +319,16 @@ struct skl_node *skl_node_new(struct skiplist *s, size_t klen, size_t vlen)
 	n->val_len = vlen;
 	n->key_len = (uint32_t)klen;
 	n->height = h;
-	for (uint32_t i = 0; i < h; i++)
-		n->next[i] = NULL; /* not reachable yet: plain stores */
+	for (uint32_t i = 0; i < h; i++) {
+		n->link[i].next = NULL; /* not reachable yet: plain stores */
+		n->link[i].sum = 0;
+	}
 	return n;
 }
 
 uint8_t *skl_node_key_buf(struct skl_node *n)
 {
-	return (uint8_t *)(n->next + n->height);
+	return (uint8_t *)(n->link + n->height);
 }
 
 uint8_t *skl_node_val_buf(struct skl_node *n)
@@ -231,12 +340,15 @@ fr_status skl_node_insert(struct skiplist *s, struct skl_node *n)
 {
 	struct skl_node *prev[SKL_MAX_HEIGHT];
 	struct skl_target t;
-	struct skl_node *x;
+	uint64_t tsum;
+	bool eq;
 	uint32_t h;
 
 	target_from_ikey(&t, node_key(n), n->key_len);
-	x = find_ge(s, &t, prev);
-	if (x && node_cmp(x, &t) == 0)
+	note_prefix(s, t.ukey, t.ulen);
+	tsum = key_sum(t.ukey, t.ulen, s->skip);
+	(void)find_ge_w(s, &t, tsum, prev, &eq);
+	if (eq)
 		return FR_INVALID;
 
 	h = list_height(s);
@@ -249,8 +361,10 @@ fr_status skl_node_insert(struct skiplist *s, struct skl_node *n)
 	for (uint32_t i = 0; i < n->height; i++) {
 		/* relaxed: n is not reachable yet, the release store below publishes it; reading
 		 * prev's link relaxed is fine because this thread is the only one writing links */
-		atomic_store_rlx_ptr(&n->next[i], atomic_load_rlx_ptr(&prev[i]->next[i]));
+		atomic_store_rlx_ptr(&n->link[i].next, link_get_w(prev[i], i));
+		n->link[i].sum = prev[i]->link[i].sum;
 		link_set_rel(prev[i], i, n);
+		prev[i]->link[i].sum = tsum;
 	}
 	return FR_OK;
 }
