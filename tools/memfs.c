@@ -14,7 +14,7 @@
  * rename without flags, truncate, times and modes. No extended attributes (ENOTSUP). Nothing
  * is freed before unmount except file contents on truncate; it is a benchmark tool.
  */
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312 /* as fractiofs: the loop config API of 3.12 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -805,8 +805,10 @@ int main(int argc, char **argv)
 	cfg = fuse_loop_cfg_create();
 	if (!cfg)
 		goto out_unmount;
-	fuse_loop_cfg_set_max_threads(cfg, 10);
+	/* as fractiofs sets them */
+	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)copts.clone_fd);
 	fuse_loop_cfg_set_idle_threads(cfg, copts.max_idle_threads);
+	fuse_loop_cfg_set_max_threads(cfg, 10);
 	ret = fuse_session_loop_mt(se, cfg) != 0;
 	fuse_loop_cfg_destroy(cfg);
 out_unmount:
