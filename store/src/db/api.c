@@ -113,22 +113,7 @@ fr_status fr_db_persist(fr_db *db, fr_persist mode, fr_error *err)
 static fr_status seal_all_fn(fr_db *db, void *ctx, fr_error *err)
 {
 	(void)ctx;
-	fr_status rc = db_check_writable(db, err);
-	if (rc)
-		return rc;
-	/* each tree's flush makes its part of the batches durable alone: the journal must hold
-	 * the whole batches durably first (see leader_seal_one in write.c) */
-	rc = db_journal_sync(db, FR_PERSIST_SYNC_DATA, err);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < db->tree_cap; i++) {
-		fr_mutex_lock(&db->mu);
-		struct tree *t = i < db->tree_cap ? db->trees[i] : NULL;
-		fr_mutex_unlock(&db->mu);
-		if (t && tree_seal(db, t))
-			return FR_ERR(err, FR_NOMEM, "sealing a memtable");
-	}
-	return FR_OK;
+	return db_seal_all(db, false, err);
 }
 
 fr_status fr_db_flush(fr_db *db, fr_error *err)
@@ -556,19 +541,12 @@ fr_status fr_major_compact(fr_keyspace *ks, fr_error *err)
 
 fr_status fr_blob_gc(fr_keyspace *ks, fr_error *err)
 {
-	fr_status rc = check_ks(ks, err);
-	if (rc)
-		return rc;
-	fr_db *db = ks->db;
 	/* Staleness is what tables no longer refer to: the major compaction first drops the
-	 * overwritten and deleted versions no snapshot needs (relocating the files already
-	 * past the threshold as it goes); the picker then plans a relocation of each table
-	 * still referring to a file past the threshold until none is left (bg.c). */
-	rc = fr_db_flush(db, err);
-	if (rc)
-		return rc;
-	bg_request_major(db, ks->tree);
-	return bg_drain(db, err);
+	 * overwritten and deleted versions no snapshot needs (relocating the files already past
+	 * the threshold as it goes); the picker then plans a relocation of each table still
+	 * referring to a file past the threshold until none is left (bg.c), and bg_drain waits
+	 * for all of it. */
+	return fr_major_compact(ks, err);
 }
 
 /* ---- batches ---- */

@@ -54,29 +54,9 @@ static fr_status cut_fn(fr_db *db, void *ctx, fr_error *err)
 	struct cpt_cut *c = ctx;
 	uint32_t *ids = NULL;
 	size_t n = 0;
-	fr_status rc = db_check_writable(db, err);
+	fr_status rc = db_seal_all(db, true, err);
 	if (rc)
 		return rc;
-	/* each tree's flush makes its part of a batch durable alone: the journal must hold the
-	 * whole batches durably first, as for fr_db_flush. */
-	rc = db_journal_sync(db, FR_PERSIST_SYNC_DATA, err);
-	if (rc)
-		return rc;
-	for (size_t i = 0;; i++) {
-		fr_mutex_lock(&db->mu);
-		struct tree *t = i < db->tree_cap ? db->trees[i] : NULL;
-		bool more = i < db->tree_cap;
-		fr_mutex_unlock(&db->mu);
-		if (!more)
-			break;
-		if (!t)
-			continue;
-		if (tree_seal(db, t))
-			return FR_ERR(err, FR_NOMEM, "sealing a memtable");
-		rc = bg_flush_sealed(db, t, err);
-		if (rc)
-			return rc;
-	}
 	if (vset_tree_ids(db->vs, &ids, &n))
 		return FR_ERR(err, FR_NOMEM, "checkpoint: tree list");
 	c->vers = fr_calloc(n ? n : 1, sizeof(*c->vers));

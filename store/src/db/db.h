@@ -263,6 +263,9 @@ fr_status db_commit(fr_db *db, fr_batch *b, fr_persist mode, uint64_t *seqno, fr
 /* Persists the journal to `mode`; poisons the database on failure. Requires: the only writer
  * (the commit leader or db_exclusive). */
 fr_status db_journal_sync(fr_db *db, fr_persist mode, fr_error *err);
+/* Syncs the journal and seals the active memtable of every tree; with flush, also flushes
+ * every sealed memtable and waits for it. Requires: the only writer (db_exclusive). */
+fr_status db_seal_all(fr_db *db, bool flush, fr_error *err);
 /* Runs fn as the only writer (no commit runs meanwhile). */
 fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error *err), void *ctx,
 		       fr_error *err);

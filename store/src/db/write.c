@@ -737,6 +737,32 @@ fr_status db_journal_sync(fr_db *db, fr_persist mode, fr_error *err)
 	return rc;
 }
 
+fr_status db_seal_all(fr_db *db, bool flush, fr_error *err)
+{
+	fr_status rc = db_check_writable(db, err);
+	if (rc)
+		return rc;
+	/* each tree's flush makes its part of a batch durable apart from the other trees'
+	 * parts: the journal must hold the whole batches durably first (see leader_seal_one) */
+	rc = db_journal_sync(db, FR_PERSIST_SYNC_DATA, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0;; i++) {
+		fr_mutex_lock(&db->mu);
+		bool more = i < db->tree_cap;
+		struct tree *t = more ? db->trees[i] : NULL;
+		fr_mutex_unlock(&db->mu);
+		if (!more)
+			return FR_OK;
+		if (!t)
+			continue;
+		if (tree_seal(db, t))
+			return FR_ERR(err, FR_NOMEM, "sealing a memtable");
+		if (flush && (rc = bg_flush_sealed(db, t, err)) != FR_OK)
+			return rc;
+	}
+}
+
 fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error *err), void *ctx,
 		       fr_error *err)
 {
