@@ -528,6 +528,42 @@ static void test_kvsep_corrupt_blob(void **state)
 	free(dir);
 }
 
+/* One 6 MiB compressible value: it lands in one blob file, compressed, while the tree's tables
+ * hold only its handle (a table of a few hundred bytes); it reads back whole before and after
+ * the flush and after reopening. */
+static void test_kvsep_one_large_value(void **state)
+{
+	(void)state;
+	const size_t n = 6u << 20;
+	char *dir = tu_tmpdir("kvsep-large");
+	fr_db *db = open_db(dir, false);
+	fr_keyspace *ks = open_ks(db, THRESHOLD);
+	fr_error e;
+	put(ks, 0, n, 1); /* key 0: compressible text */
+	check_get(ks, 0, n, 1);
+	assert_int_equal(fr_db_flush(db, &e), FR_OK);
+	check_get(ks, 0, n, 1);
+	fr_keyspace_stats st;
+	assert_int_equal(fr_keyspace_stats_get(ks, &st, &e), FR_OK);
+	assert_int_equal(st.blob_file_cnt, 1);
+	assert_true(st.blob_bytes > 0 && st.blob_bytes < n / 4); /* LZ4 on repetitive text */
+	assert_int_equal(st.blob_stale_bytes, 0);
+	assert_int_equal(st.table_cnt, 1);
+	assert_true(st.table_bytes < 1024);
+	fr_keyspace_close(ks);
+	assert_int_equal(fr_db_close(db, &e), FR_OK);
+	char blobs[1024];
+	snprintf(blobs, sizeof(blobs), "%s/blobs", dir);
+	assert_int_equal(count_files(blobs, ".blob", NULL), 1);
+	db = open_db(dir, false);
+	ks = open_ks(db, THRESHOLD);
+	check_get(ks, 0, n, 1);
+	fr_keyspace_close(ks);
+	assert_int_equal(fr_db_close(db, &e), FR_OK);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void test_kvsep_orphans(void **state)
 {
 	(void)state;
@@ -831,6 +867,7 @@ int main(void)
 		cmocka_unit_test(test_kvsep_gc_space),
 		cmocka_unit_test(test_kvsep_snapshot_across_gc),
 		cmocka_unit_test(test_kvsep_corrupt_blob),
+		cmocka_unit_test(test_kvsep_one_large_value),
 		cmocka_unit_test(test_kvsep_orphans),
 		cmocka_unit_test(test_kvsep_options),
 		cmocka_unit_test(test_kvsep_crash_during_gc),
