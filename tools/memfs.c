@@ -186,15 +186,20 @@ static void dir_del(struct mnode *dir, struct dent **pp)
 	free(d);
 }
 
+static void entry_param(const struct mnode *n, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = n->st.st_ino;
+	e->attr = n->st;
+	e->attr_timeout = TIMEOUT;
+	e->entry_timeout = TIMEOUT;
+}
+
 static void reply_entry(fuse_req_t req, const struct mnode *n)
 {
 	struct fuse_entry_param e;
 
-	memset(&e, 0, sizeof(e));
-	e.ino = n->st.st_ino;
-	e.attr = n->st;
-	e.attr_timeout = TIMEOUT;
-	e.entry_timeout = TIMEOUT;
+	entry_param(n, &e);
 	fuse_reply_entry(req, &e);
 }
 
@@ -355,11 +360,7 @@ out:
 	if (fi) {
 		struct fuse_entry_param e;
 
-		memset(&e, 0, sizeof(e));
-		e.ino = n->st.st_ino;
-		e.attr = n->st;
-		e.attr_timeout = TIMEOUT;
-		e.entry_timeout = TIMEOUT;
+		entry_param(n, &e);
 		pthread_mutex_unlock(&mu);
 		fuse_reply_create(req, &e, fi);
 		return;
@@ -677,17 +678,13 @@ static void listdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool
 		} else {
 			break;
 		}
-		memset(&e, 0, sizeof(e));
-		e.ino = n->st.st_ino;
-		e.attr = n->st;
-		if (plus && off >= 2) {
-			e.attr_timeout = TIMEOUT;
-			e.entry_timeout = TIMEOUT;
-			need = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, off + 1);
-		} else if (plus) {
+		entry_param(n, &e);
+		if (plus) {
 			/* "." and "..": no lookup count for the kernel to forget */
-			e.ino = 0;
-			e.attr.st_ino = n->st.st_ino;
+			if (off < 2) {
+				memset(&e, 0, sizeof(e));
+				e.attr = n->st;
+			}
 			need = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, off + 1);
 		} else {
 			need = fuse_add_direntry(req, buf + pos, size - pos, name, &e.attr, off + 1);
