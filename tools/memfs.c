@@ -110,6 +110,13 @@ static void now(struct timespec *ts)
 	clock_gettime(CLOCK_REALTIME, ts);
 }
 
+/* A change of contents: mtime and ctime both become now. */
+static void touch(struct mnode *n)
+{
+	now(&n->st.st_mtim);
+	n->st.st_ctim = n->st.st_mtim;
+}
+
 static struct mnode *node_new(mode_t mode, dev_t rdev, const struct fuse_ctx *cx)
 {
 	struct mnode *n;
@@ -168,8 +175,7 @@ static int dir_add(struct mnode *dir, const char *name, uint64_t ino)
 	dir->ents[dir->ent_cnt++] = d;
 	hcnt++;
 	dir->st.st_size++;
-	now(&dir->st.st_mtim);
-	dir->st.st_ctim = dir->st.st_mtim;
+	touch(dir);
 	return 0;
 }
 
@@ -181,8 +187,7 @@ static void dir_del(struct mnode *dir, struct dent **pp)
 	dir->ents[d->slot] = NULL;
 	dir->st.st_size--;
 	hcnt--;
-	now(&dir->st.st_mtim);
-	dir->st.st_ctim = dir->st.st_mtim;
+	touch(dir);
 	free(d);
 }
 
@@ -602,8 +607,7 @@ static void m_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 		err = resize(n, (size_t)off + size);
 	if (!err) {
 		memcpy(n->data + off, buf, size);
-		now(&n->st.st_mtim);
-		n->st.st_ctim = n->st.st_mtim;
+		touch(n);
 	}
 	pthread_mutex_unlock(&mu);
 	if (err)
