@@ -551,14 +551,14 @@ static int cmd_checkpoint(fr_db *db, const struct cli *c)
 		return 1;
 	}
 	printf("checkpoint: %s\n", dir);
-	printf("seqno: %" PRIu64 "\n", (uint64_t)seqno);
-	printf("data_files: %" PRIu64 "\n", ckpt_count.data_files);
-	printf("linked_files: %" PRIu64 "\n", ckpt_count.linked_files);
-	printf("linked_bytes: %" PRIu64 "\n", ckpt_count.linked_bytes);
-	printf("copied_files: %" PRIu64 "\n", ckpt_count.data_files - ckpt_count.linked_files);
-	printf("copied_bytes: %" PRIu64 "\n", ckpt_count.copied_bytes);
-	printf("metadata_files: %" PRIu64 "\n", ckpt_count.meta_files);
-	printf("metadata_bytes: %" PRIu64 "\n", ckpt_count.meta_bytes);
+	PRINT_STAT("seqno", seqno);
+	PRINT_STAT("data_files", ckpt_count.data_files);
+	PRINT_STAT("linked_files", ckpt_count.linked_files);
+	PRINT_STAT("linked_bytes", ckpt_count.linked_bytes);
+	PRINT_STAT("copied_files", ckpt_count.data_files - ckpt_count.linked_files);
+	PRINT_STAT("copied_bytes", ckpt_count.copied_bytes);
+	PRINT_STAT("metadata_files", ckpt_count.meta_files);
+	PRINT_STAT("metadata_bytes", ckpt_count.meta_bytes);
 	if (ferror(stdout) || fflush(stdout) != 0) {
 		warn("stdout");
 		return 1;
