@@ -273,6 +273,8 @@ fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error
 void db_write_scratch_free(fr_db *db);
 /* Appends a live journal segment. Requires: db->mu held. */
 fr_status db_seg_push(fr_db *db, uint64_t id, uint64_t max_seqno);
+/* The bytes of the live journal segments. Requires: db->mu held. */
+uint64_t db_seg_bytes(const fr_db *db);
 /* Replays one journal record into the memtables (recovery). */
 fr_status db_replay_record(fr_db *db, uint64_t seg_id, const uint8_t *rec, size_t len,
 			   fr_error *err);
