@@ -49,15 +49,8 @@ static fr_status check_ks(const fr_keyspace *ks, fr_error *err)
 	return FR_OK;
 }
 
-/* tree key = keyspace prefix + key, on the stack when small */
-struct tkey {
-	uint8_t *p;
-	size_t len;
-	uint8_t buf[256];
-};
-
-static fr_status tkey_make(struct tkey *t, const fr_keyspace *ks, const void *k, size_t n,
-			   fr_error *err)
+fr_status tkey_make(struct tkey *t, const fr_keyspace *ks, const void *k, size_t n,
+		    fr_error *err)
 {
 	t->len = KS_PREFIX_LEN + n;
 	t->p = t->len <= sizeof(t->buf) ? t->buf : fr_malloc(t->len);
@@ -69,7 +62,7 @@ static fr_status tkey_make(struct tkey *t, const fr_keyspace *ks, const void *k,
 	return FR_OK;
 }
 
-static void tkey_fini(struct tkey *t)
+void tkey_fini(struct tkey *t)
 {
 	if (t->p != t->buf)
 		fr_free(t->p);

@@ -263,13 +263,6 @@ out:
 	return rc;
 }
 
-/* Deletes the outputs of a job that failed before its edit could reach the manifest. */
-static void drop_outputs(fr_db *db, struct compact_job *j)
-{
-	(void)db;
-	compact_job_delete_outputs(j);
-}
-
 /* Adds the blob files a job wrote to its edit. */
 static fr_status add_blob_outs(struct vedit *e, struct tree *t, const struct compact_job *j)
 {
@@ -361,7 +354,7 @@ fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err)
 	db_release_segments(db);
 out:
 	if (rc && !j.out_cnt_keep)
-		drop_outputs(db, &j);
+		compact_job_delete_outputs(&j);
 	compact_job_fini(&j);
 	vedit_fini(&e);
 	fr_free(rv.a);
@@ -555,7 +548,7 @@ static fr_status run_compaction(fr_db *db, struct cjob *cj, fr_error *err)
 	tree_version_changed(db, t);
 out:
 	if (rc && !j.out_cnt_keep)
-		drop_outputs(db, &j);
+		compact_job_delete_outputs(&j);
 	for (size_t i = 0; i < rcnt; i++)
 		sst_reader_unref(readers[i]);
 	fr_free(readers);

@@ -337,8 +337,7 @@ fr_status db_stats(fr_db *db, fr_db_stats *out)
 	fr_mutex_unlock(&db->cat_mu);
 	fr_mutex_lock(&db->mu);
 	out->journal_segment_cnt = db->seg_cnt;
-	for (size_t i = 0; i < db->seg_cnt; i++)
-		out->journal_bytes += db->segs[i].bytes;
+	out->journal_bytes = db_seg_bytes(db);
 	out->compactions_active = db->compactions_active;
 	struct blk_cache_stats cs = {0};
 	if (db->bcache)

@@ -273,6 +273,8 @@ fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error
 void db_write_scratch_free(fr_db *db);
 /* Appends a live journal segment. Requires: db->mu held. */
 fr_status db_seg_push(fr_db *db, uint64_t id, uint64_t max_seqno);
+/* The bytes of the live journal segments. Requires: db->mu held. */
+uint64_t db_seg_bytes(const fr_db *db);
 /* Replays one journal record into the memtables (recovery). */
 fr_status db_replay_record(fr_db *db, uint64_t seg_id, const uint8_t *rec, size_t len,
 			   fr_error *err);
@@ -294,6 +296,15 @@ void ks_after_drop(fr_db *db, const char *name);
 fr_status ks_load_tree_options(fr_db *db, fr_error *err);
 void ks_table_free(fr_db *db);
 void ks_prefix(uint32_t ks_id, uint8_t out[KS_PREFIX_LEN]);
+/* tree key = keyspace prefix + key, in buf when small (api.c) */
+struct tkey {
+	uint8_t *p;
+	size_t len;
+	uint8_t buf[256];
+};
+fr_status tkey_make(struct tkey *t, const fr_keyspace *ks, const void *k, size_t n,
+		    fr_error *err);
+void tkey_fini(struct tkey *t);
 /* FR_INVALID when options ask for something the engine cannot do. NULL is fine. */
 fr_status ks_options_check(const fr_keyspace_options *o, fr_error *err);
 

@@ -337,37 +337,31 @@ static fr_status take_version(struct titer *it, long w, fr_error *err)
 {
 	const struct version_ent *e = &it->group[w];
 	buf_clear(&it->val);
-	if (e->type == VT_BLOB && !it->keys_only) {
-		/* resolved here, from the version the iterator pins; a bad blob fails this key's
-		 * step with FR_CORRUPTION and leaves the iterator unpositioned */
-		void *bv;
-		size_t bn;
-		fr_status rc = tv_blob_read(it->view.ver, it->group_vals.data + e->val_off,
-					    e->val_len, &bv, &bn, err);
-		if (rc)
-			return rc;
-		rc = buf_append(&it->val, bv, bn);
-		fr_free(bv);
-		if (rc)
-			return FR_ERR(err, FR_NOMEM, "iterator");
-		it->valid = true;
-		return FR_OK;
-	}
-	if (e->type == VT_BLOB) { /* keys only: the handle is no value to show */
-		it->valid = true;
-		return FR_OK;
-	}
-	if (e->val_off == 0 && e->val_len == it->group_vals.len) {
+	if (e->type == VT_BLOB) {
+		/* keys only: the handle is no value to show. Otherwise resolved here, from the
+		 * version the iterator pins; a bad blob fails this key's step with FR_CORRUPTION
+		 * and leaves the iterator unpositioned */
+		if (!it->keys_only) {
+			void *bv;
+			size_t bn;
+			fr_status rc = tv_blob_read(it->view.ver, it->group_vals.data + e->val_off,
+						    e->val_len, &bv, &bn, err);
+			if (rc)
+				return rc;
+			rc = buf_append(&it->val, bv, bn);
+			fr_free(bv);
+			if (rc)
+				return FR_ERR(err, FR_NOMEM, "iterator");
+		}
+	} else if (e->val_off == 0 && e->val_len == it->group_vals.len) {
 		/* the only value collected: hand the buffer over instead of copying it (the
 		 * next step clears group_vals before it collects again) */
 		struct fr_buf t = it->val;
 		it->val = it->group_vals;
 		it->group_vals = t;
-		it->valid = true;
-		return FR_OK;
-	}
-	if (buf_append(&it->val, it->group_vals.data + e->val_off, e->val_len))
+	} else if (buf_append(&it->val, it->group_vals.data + e->val_off, e->val_len)) {
 		return FR_ERR(err, FR_NOMEM, "iterator");
+	}
 	it->valid = true;
 	return FR_OK;
 }

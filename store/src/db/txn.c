@@ -135,19 +135,6 @@ static fr_status ws_put(fr_tx *tx, fr_keyspace *ks, uint8_t op, const uint8_t *k
 	return FR_OK;
 }
 
-/* tree key = keyspace prefix + key */
-static uint8_t *tkey_new(const fr_keyspace *ks, const void *k, size_t n, uint8_t *stack,
-			 size_t stack_len)
-{
-	uint8_t *p = KS_PREFIX_LEN + n <= stack_len ? stack : fr_malloc(KS_PREFIX_LEN + n);
-	if (!p)
-		return NULL;
-	memcpy(p, ks->prefix, KS_PREFIX_LEN);
-	if (n)
-		memcpy(p + KS_PREFIX_LEN, k, n);
-	return p;
-}
-
 static fr_status set_broken(fr_tx *tx, fr_status rc, fr_error *err, const char *what)
 {
 	tx->broken = rc;
@@ -239,11 +226,12 @@ fr_status txn_get(fr_tx *tx, fr_keyspace *ks, const void *k, size_t klen, void *
 	fr_status rc = check_broken(tx, err);
 	if (rc)
 		return rc;
-	uint8_t stack[256];
-	uint8_t *tk = tkey_new(ks, k, klen, stack, sizeof(stack));
-	if (!tk)
-		return FR_ERR(err, FR_NOMEM, "key");
-	size_t tlen = KS_PREFIX_LEN + klen;
+	struct tkey key;
+	rc = tkey_make(&key, ks, k, klen, err);
+	if (rc)
+		return rc;
+	const uint8_t *tk = key.p;
+	size_t tlen = key.len;
 	uint32_t tree = ks->tree->id;
 	if (tx->kind == FR_TX_OPTIMISTIC && orc_set_add_key(&tx->otx.set, tree, tk, tlen)) {
 		rc = set_broken(tx, FR_NOMEM, err, "recording a read");
@@ -277,8 +265,7 @@ fr_status txn_get(fr_tx *tx, fr_keyspace *ks, const void *k, size_t klen, void *
 			*vlen = vl;
 	}
 out:
-	if (tk != stack)
-		fr_free(tk);
+	tkey_fini(&key);
 	if (rc && val)
 		*val = NULL;
 	return rc;
@@ -290,18 +277,18 @@ fr_status txn_write(fr_tx *tx, fr_keyspace *ks, uint8_t op, const void *k, size_
 	fr_status rc = check_broken(tx, err);
 	if (rc)
 		return rc;
-	uint8_t stack[256];
-	uint8_t *tk = tkey_new(ks, k, klen, stack, sizeof(stack));
-	if (!tk)
-		return FR_ERR(err, FR_NOMEM, "key");
-	size_t tlen = KS_PREFIX_LEN + klen;
+	struct tkey key;
+	rc = tkey_make(&key, ks, k, klen, err);
+	if (rc)
+		return rc;
+	const uint8_t *tk = key.p;
+	size_t tlen = key.len;
 	/* a failure below leaves the write set or the conflict set short of this write */
 	if (ks_hold(tx, ks) || ws_put(tx, ks, op, tk, tlen, v, vlen) ||
 	    (tx->kind == FR_TX_OPTIMISTIC &&
 	     orc_set_add_key(&tx->otx.set, ks->tree->id, tk, tlen)))
 		rc = set_broken(tx, FR_NOMEM, err, "recording a write");
-	if (tk != stack)
-		fr_free(tk);
+	tkey_fini(&key);
 	return rc;
 }
 

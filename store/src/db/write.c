@@ -341,14 +341,14 @@ static struct tree *largest_active(fr_db *db)
 static fr_status leader_unpin_journal(fr_db *db, bool *synced, bool *sealed_any, fr_error *err)
 {
 	fr_mutex_lock(&db->mu);
-	uint64_t bytes = 0;
-	for (size_t i = 0; i < db->seg_cnt; i++)
-		bytes += db->segs[i].bytes;
 	uint64_t oldest = db->seg_cnt > 1 ? db->segs[0].id : 0;
 	uint64_t pin = db->seg_cnt > 1 ? db->segs[0].max_seqno : 0;
+	/* summed only while the oldest segment is still to be looked at */
+	bool due = oldest && oldest != db->pin_checked_seg &&
+		   db_seg_bytes(db) > db->opts.journal_max;
 	size_t cap = db->tree_cap;
 	fr_mutex_unlock(&db->mu);
-	if (bytes <= db->opts.journal_max || !oldest || oldest == db->pin_checked_seg)
+	if (!due)
 		return FR_OK;
 	db->pin_checked_seg = oldest;
 	for (size_t i = 0; i < cap; i++) {
@@ -783,6 +783,14 @@ fr_status db_seg_push(fr_db *db, uint64_t id, uint64_t max_seqno)
 	}
 	db->segs[db->seg_cnt++] = (struct seg_info){.id = id, .max_seqno = max_seqno};
 	return FR_OK;
+}
+
+uint64_t db_seg_bytes(const fr_db *db)
+{
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < db->seg_cnt; i++)
+		bytes += db->segs[i].bytes;
+	return bytes;
 }
 
 /* ---- recovery ---- */
