@@ -167,9 +167,9 @@ void fr_keyspace_options_init(fr_keyspace_options *o)
 	o->table_target_size = 64u << 20;
 	o->fifo_limit_bytes = 1u << 30;
 	o->blob_threshold = 0;
-	o->blob_file_target = UINT64_C(64) << 20;
+	o->blob_file_target = BLOB_FILE_TARGET_DEFAULT;
 	o->blob_compress = true;
-	o->blob_gc_stale_pct = 50;
+	o->blob_gc_stale_pct = BLOB_GC_STALE_PCT_DEFAULT;
 }
 
 fr_status fr_keyspace_open(fr_db *db, const char *name, const fr_keyspace_options *o,

@@ -53,6 +53,10 @@ struct writer;
 
 _Static_assert(FR_LEVEL_CNT == LEVEL_CNT, "the public and internal level counts agree");
 
+/* Defaults of the blob options, for fr_keyspace_options_init and tree_opts_default alike. */
+#define BLOB_FILE_TARGET_DEFAULT (UINT64_C(64) << 20)
+#define BLOB_GC_STALE_PCT_DEFAULT 50
+
 /* KV separation of a tree (fr_keyspace_options.blob_*). */
 struct tree_blob_opts {
 	uint32_t threshold;    /* 0: off */

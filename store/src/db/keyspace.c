@@ -83,7 +83,6 @@ static fr_status cat_get_ks(fr_db *db, const char *name, uint64_t snap, uint32_t
  * (bit 0: compress), u32 GC stale percentage (FORMAT.md §6) */
 #define BLOB_OPTS_VERSION 1
 #define BLOB_OPTS_LEN 18
-#define BLOB_FILE_TARGET_DEFAULT (UINT64_C(64) << 20)
 
 void tree_opts_default(struct tree_opts *o)
 {
@@ -91,7 +90,8 @@ void tree_opts_default(struct tree_opts *o)
 		sst_options_default(&o->level[l]);
 	compact_policy_default(&o->policy);
 	o->blob = (struct tree_blob_opts){.threshold = 0, .file_target = BLOB_FILE_TARGET_DEFAULT,
-					  .compress = true, .gc_stale_pct = 50};
+					  .compress = true,
+					  .gc_stale_pct = BLOB_GC_STALE_PCT_DEFAULT};
 }
 
 static void sst_opts_encode(uint8_t *out, const struct sst_options *o)
