@@ -41,8 +41,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	tu_rmtree(f->dir);
-	free(f->dir);
+	tu_rmtree_free(f->dir);
 	for (int i = 0; i < N_VALS; i++)
 		free(f->vals[i]);
 	free(f);

@@ -185,8 +185,7 @@ static void test_bloom_table_bits(void **state)
 	assert_true(sst_reader_meta(r10)->file_size > sst_reader_meta(r0)->file_size + 500);
 	sst_reader_unref(r0);
 	sst_reader_unref(r10);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 int main(void)

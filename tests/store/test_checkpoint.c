@@ -30,16 +30,11 @@
 #include "io/io_fault.h"
 #include "io/io_mem.h"
 #include "testutil.h"
+#include "testutil_db.h"
 
 static fr_error E;
 
-#define OK(call)                                                                           \
-	do {                                                                               \
-		fr_status rc_ = (call);                                                    \
-		if (rc_ != FR_OK)                                                          \
-			fail_msg("line %d: %s -> %s: %s", __LINE__, #call,                 \
-				 fr_status_str(rc_), E.msg);                               \
-	} while (0)
+#define OK(call) TU_OK(call, E)
 
 struct fx {
 	char *dir; /* holds src/ and the checkpoints */
@@ -65,8 +60,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	if (f->db)
 		fr_db_close(f->db, NULL);
-	tu_rmtree(f->dir);
-	free(f->dir);
+	tu_rmtree_free(f->dir);
 	free(f);
 	return 0;
 }

@@ -85,6 +85,14 @@ static fr_db *open_db(const char *dir, size_t memtable_max, uint32_t workers)
 	return db;
 }
 
+/* Closes ks, then db (which must succeed), and removes dir. */
+static void close_all(fr_db *db, fr_keyspace *ks, char *dir)
+{
+	fr_keyspace_close(ks);
+	OK(fr_db_close(db, NULL));
+	tu_rmtree_free(dir);
+}
+
 static void test_leveled_spreads(void **state)
 {
 	(void)state;
@@ -128,10 +136,7 @@ static void test_leveled_spreads(void **state)
 	uint64_t len = 0;
 	OK(fr_len(ks, &len, NULL));
 	assert_int_equal(len, n);
-	fr_keyspace_close(ks);
-	OK(fr_db_close(db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	close_all(db, ks, dir);
 }
 
 /* The seek budget of L0 (bg_note_l0_seek): 100 seeks plus one per 16 KiB of L0 tables. */
@@ -217,10 +222,7 @@ static void test_seek_compaction(void **state)
 	}
 	fr_iter_close(it);
 	assert_int_equal(cnt, n + 10);
-	fr_keyspace_close(ks);
-	OK(fr_db_close(db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	close_all(db, ks, dir);
 }
 
 static void test_options_persist(void **state)
@@ -289,8 +291,7 @@ static void test_options_persist(void **state)
 		fr_keyspace_close(ks);
 		OK(fr_db_close(db, NULL));
 	}
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 static void test_snapshot_across_compactions(void **state)
@@ -335,10 +336,7 @@ static void test_snapshot_across_compactions(void **state)
 	/* without the snapshot a major compaction drops the old versions and the tombstone */
 	OK(fr_major_compact(ks, NULL));
 	assert_int_equal(fr_get(ks, "gone", 4, NULL, NULL, NULL), FR_NOT_FOUND);
-	fr_keyspace_close(ks);
-	OK(fr_db_close(db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	close_all(db, ks, dir);
 }
 
 static void test_fifo_drops_oldest(void **state)
@@ -377,10 +375,7 @@ static void test_fifo_drops_oldest(void **state)
 	assert_true(seen);
 	assert_true(first > 0);
 	assert_int_equal(first % 100, 0); /* whole tables go */
-	fr_keyspace_close(ks);
-	OK(fr_db_close(db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	close_all(db, ks, dir);
 }
 
 static void test_fifo_ttl(void **state)
@@ -403,10 +398,7 @@ static void test_fifo_ttl(void **state)
 	OK(fr_db_wait_idle(db, NULL));
 	assert_false(has_key(ks, "old", 5));
 	assert_true(has_key(ks, "new", 5));
-	fr_keyspace_close(ks);
-	OK(fr_db_close(db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	close_all(db, ks, dir);
 }
 
 struct writer_arg {
@@ -480,10 +472,7 @@ static void test_stall_resumes(void **state)
 	assert_true(atomic_load_acq_u32(&ks->tree->l0_cnt) < L0_STOP);
 	for (uint64_t i = 0; i < w.n; i += 37)
 		assert_true(has_key(ks, "s", i));
-	fr_keyspace_close(ks);
-	OK(fr_db_close(db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	close_all(db, ks, dir);
 }
 
 static void test_stall_poisoned(void **state)
@@ -500,10 +489,7 @@ static void test_stall_poisoned(void **state)
 	db_poison(db, FR_IO, NULL);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(w.rc, FR_POISONED);
-	fr_keyspace_close(ks);
-	OK(fr_db_close(db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	close_all(db, ks, dir);
 }
 
 static void test_write_buffer_budget(void **state)
@@ -543,8 +529,7 @@ static void test_write_buffer_budget(void **state)
 	for (int i = 0; i < 8; i++)
 		fr_keyspace_close(ks[i]);
 	OK(fr_db_close(db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 static void test_journal_limit(void **state)
@@ -593,10 +578,7 @@ static void test_journal_limit(void **state)
 	OK(fr_len(busy, &len, NULL));
 	assert_int_equal(len, 20000);
 	fr_keyspace_close(idle);
-	fr_keyspace_close(busy);
-	OK(fr_db_close(db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	close_all(db, busy, dir);
 }
 
 /* Closing while flushes and compactions run: no hang, nothing lost after reopen. */
@@ -623,10 +605,7 @@ static void test_close_during_work(void **state)
 	assert_int_equal(len, 20000);
 	OK(fr_db_wait_idle(db, NULL));
 	check_levels_disjoint(ks);
-	fr_keyspace_close(ks);
-	OK(fr_db_close(db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	close_all(db, ks, dir);
 }
 
 /* Writers, readers (point reads, snapshots, iterators), flushes and major compactions at
@@ -759,10 +738,7 @@ static void test_concurrent(void **state)
 	uint64_t len;
 	OK(fr_len(cw.ks, &len, NULL));
 	assert_int_equal(len, (uint64_t)CW_WRITERS * CW_KEYS);
-	fr_keyspace_close(cw.ks);
-	OK(fr_db_close(cw.db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	close_all(cw.db, cw.ks, dir);
 }
 
 static size_t fd_count(void)
@@ -836,10 +812,7 @@ static void test_file_and_cache_bounds(void **state)
 		assert_true(has_key(ks, "b", 4999));
 	OK(fr_db_stats_get(db, &st, NULL));
 	assert_true(st.cache_hits >= hits + 100);
-	fr_keyspace_close(ks);
-	OK(fr_db_close(db, NULL));
-	tu_rmtree(dir);
-	free(dir);
+	close_all(db, ks, dir);
 }
 
 /* Journal segments were deleted on the strength of manifest edits; a manifest cut back past
@@ -887,8 +860,7 @@ static void test_manifest_behind_journal(void **state)
 	fr_error e;
 	assert_int_equal(fr_db_open(dir, &o, &db, &e), FR_CORRUPTION);
 	assert_non_null(strstr(e.msg, "manifest"));
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 int main(void)

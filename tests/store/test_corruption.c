@@ -284,8 +284,7 @@ static void test_corruption_table_data_block(void **state)
 	fr_iter_close(it);
 	fr_keyspace_close(ks);
 	fr_db_close(db, &e);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 /* The offset of the second record of a record file (record header: u32 len, u32 check, u64
@@ -339,8 +338,7 @@ static void test_corruption_manifest_middle(void **state)
 	if (!strstr(e.msg, "MANIFEST"))
 		fail_msg("the message does not name the manifest: %s", e.msg);
 	/* and a damaged record in the middle of the later ones too */
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 	dir = copy_db(src, "corrupt-mfst2");
 	find_file(dir, NULL, "MANIFEST-", true, mf, sizeof(mf));
 	flip_at(mf, second + 20);
@@ -349,8 +347,7 @@ static void test_corruption_manifest_middle(void **state)
 	assert_int_equal(rc, FR_CORRUPTION);
 	if (!strstr(e.msg, "MANIFEST"))
 		fail_msg("the message does not name the manifest: %s", e.msg);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 static void test_corruption_journal_record(void **state)
@@ -379,8 +376,7 @@ static void test_corruption_journal_record(void **state)
 	const char *base = strrchr(jf, '/') + 1;
 	if (!strstr(e.msg, base))
 		fail_msg("the message does not name %s: %s", base, e.msg);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 
 	/* the first record (already flushed to a table) is checked all the same */
 	dir = copy_db(src, "corrupt-jnl2");
@@ -391,8 +387,7 @@ static void test_corruption_journal_record(void **state)
 	assert_int_equal(rc, FR_CORRUPTION);
 	if (!strstr(e.msg, ".jnl"))
 		fail_msg("the message does not name the journal: %s", e.msg);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 static void test_corruption_journal_torn_tail(void **state)
@@ -429,8 +424,7 @@ static void test_corruption_journal_torn_tail(void **state)
 	assert_int_equal(fr_get(ks, "zlast", 5, NULL, NULL, &e), FR_NOT_FOUND);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 /* ---- the sweep, in memory ---- */
@@ -848,8 +842,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	tu_rmtree(*state);
-	free(*state);
+	tu_rmtree_free(*state);
 	return 0;
 }
 

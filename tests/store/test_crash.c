@@ -408,8 +408,7 @@ static void test_crash_kill_during_commits(void **state)
 	assert_true(tables > 0);
 	fprintf(stderr, "# up to %" PRIu64 " blob files\n", max_blob_files);
 	assert_true(max_blob_files > 0);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 int main(void)

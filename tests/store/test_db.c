@@ -25,81 +25,50 @@
 #include "db/db.h"
 #include "fractio.h"
 #include "testutil.h"
+#include "testutil_db.h"
 
 /* the error of the last failed call checked with OK() */
 static fr_error E;
 
-#define OK(call)                                                                           \
-	do {                                                                               \
-		fr_status rc_ = (call);                                                    \
-		if (rc_ != FR_OK)                                                          \
-			fail_msg("line %d: %s -> %s: %s", __LINE__, #call,                 \
-				 fr_status_str(rc_), E.msg);                               \
-	} while (0)
-
-struct fx {
-	char *dir;
-	fr_db *db;
-	fr_db_options o;
-};
-
-static int fx_setup(void **state, bool inline_mode)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	if (!f)
-		return -1;
-	f->dir = tu_tmpdir("db");
-	fr_db_options_init(&f->o);
-	if (inline_mode) {
-		/* 8 KiB: memtables grow by arena blocks of 4 KiB and more, so a 4 KiB limit
-		 * would seal (and flush) after every single commit */
-		f->o.background = false;
-		f->o.memtable_max = 8192;
-	}
-	*state = f;
-	return 0;
-}
+#define OK(call) TU_OK(call, E)
 
 static int setup(void **state)
 {
-	return fx_setup(state, false);
+	*state = tu_fx_new("db", false);
+	return *state ? 0 : -1;
 }
 
 static int setup_inline(void **state)
 {
-	return fx_setup(state, true);
+	*state = tu_fx_new("db", true);
+	return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	if (f->db)
-		fr_db_close(f->db, NULL);
-	tu_rmtree(f->dir);
-	free(f->dir);
-	free(f);
+	tu_fx_free(*state);
 	return 0;
 }
 
-static void t_db_open(struct fx *f)
+static void t_db_open(struct tu_fx *f)
 {
 	OK(fr_db_open(f->dir, &f->o, &f->db, &E));
 	assert_non_null(f->db);
 }
 
-static void t_db_close(struct fx *f)
+static void t_db_close(struct tu_fx *f)
 {
 	OK(fr_db_close(f->db, &E));
 	f->db = NULL;
 }
 
-static void t_db_reopen(struct fx *f)
+static void t_db_reopen(struct tu_fx *f)
 {
 	t_db_close(f);
 	t_db_open(f);
 }
 
-static fr_keyspace *t_ks_open(struct fx *f, const char *name, const char *tree)
+static fr_keyspace *t_ks_open(struct tu_fx *f, const char *name, const char *tree)
 {
 	fr_keyspace_options o;
 	fr_keyspace_options_init(&o);
@@ -303,7 +272,7 @@ static fr_db_stats t_db_stats(fr_db *db)
 
 static void test_db_open_busy_reopen(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	assert_true(file_exists(f->dir, "FORMAT"));
 	fr_db *db2 = (fr_db *)&E;
@@ -332,7 +301,7 @@ static void test_db_open_busy_reopen(void **state)
 
 static void test_db_format_unknown_version(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "a", NULL);
 	put_s(ks, "k", "v");
@@ -367,13 +336,12 @@ static void test_db_format_unknown_version(void **state)
 	rc = fr_db_open(d, &f->o, &db, &E);
 	assert_int_not_equal(rc, FR_OK);
 	assert_null(db);
-	tu_rmtree(d);
-	free(d);
+	tu_rmtree_free(d);
 }
 
 static void test_db_open_missing_no_create(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	f->o.create_if_missing = false;
 	fr_db *db = (fr_db *)&E;
 	assert_int_equal(fr_db_open(f->dir, &f->o, &db, &E), FR_NOT_FOUND);
@@ -430,7 +398,7 @@ static bool t_ks_exists(fr_db *db, const char *name)
 
 static void test_db_keyspace_lifecycle(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	assert_list(f->db, "");
 	assert_false(t_ks_exists(f->db, "b"));
@@ -505,7 +473,7 @@ static void test_db_keyspace_lifecycle(void **state)
 
 static void test_db_keyspace_options_persist(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace_options o;
 	fr_keyspace_options_init(&o);
@@ -557,7 +525,7 @@ static void test_db_keyspace_options_persist(void **state)
 /* 3 keyspaces x 200 keys through 10 reopens, with updates and flushes in between */
 static void test_db_keyspaces_survive_reopens(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	static const char *names[3] = {"alpha", "beta", "gamma"};
 	static const char *trees[3] = {NULL, "t", "t"};
 	int ver[3][200] = {{0}};
@@ -602,7 +570,7 @@ static void test_db_keyspaces_survive_reopens(void **state)
 
 static void test_db_shared_tree(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *s[3], *solo = t_ks_open(f, "solo", NULL);
 	char name[8];
@@ -686,7 +654,7 @@ static void test_db_shared_tree(void **state)
 
 static void test_db_point_ops(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "p", NULL);
 	expect_s(ks, "a", NULL);
@@ -757,7 +725,7 @@ static void test_db_point_ops(void **state)
  * rewrite and the weak delete flushed together (older versions in older tables) */
 static void test_db_weak_after_delete_flushed(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "w", NULL);
 	put_s(ks, "k", "v1");
@@ -779,7 +747,7 @@ static void test_db_weak_after_delete_flushed(void **state)
 /* a flush keeps what a later weak delete uncovers, when snapshots split a key's versions */
 static void test_db_weak_snapshot_stripes(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "w", NULL);
 	fr_iter_options rev = {.reverse = true};
@@ -822,7 +790,7 @@ static void test_db_weak_snapshot_stripes(void **state)
  * different sources */
 static void test_db_weak_iter_directions(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "w", "t");
 	fr_iter_options rev = {.reverse = true};
@@ -876,7 +844,7 @@ static void delete_range_check(fr_keyspace *ks, const char *b)
 
 static void test_db_delete_range(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	/* mode 0: all in memtables; 1: keys and tombstone flushed to separate tables;
 	 * 2: and then compacted */
@@ -921,7 +889,7 @@ static void test_db_delete_range(void **state)
 
 static void test_db_first_last_len(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "fl", "t");
 	fr_keyspace *other = t_ks_open(f, "fm", "t"); /* the next id in the same tree */
@@ -966,7 +934,7 @@ static void test_db_first_last_len(void **state)
 
 static void test_db_clear(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *s1 = t_ks_open(f, "s1", "shared"), *s2 = t_ks_open(f, "s2", "shared");
 	fr_keyspace *o1 = t_ks_open(f, "o1", NULL);
@@ -1024,7 +992,7 @@ static void test_db_clear(void **state)
 
 static void test_db_batch_basic(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *k1 = t_ks_open(f, "k1", NULL), *k2 = t_ks_open(f, "k2", "t");
 	fr_batch *b;
@@ -1133,7 +1101,7 @@ static void *atomic_reader(void *arg)
 
 static void test_db_batch_atomic_across_keyspaces(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	f->o.memtable_max = 8192;
 	t_db_open(f);
 	struct atomic_ctx c = {.db = f->db};
@@ -1164,7 +1132,7 @@ static void test_db_batch_atomic_across_keyspaces(void **state)
 
 static void test_db_batch_create_keyspace(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *k1 = t_ks_open(f, "k1", NULL);
 	fr_seqno before = fr_db_seqno(f->db), s;
@@ -1228,7 +1196,7 @@ static void expect_bytes(fr_keyspace *ks, const char *k, const uint8_t *want, si
 
 static void test_db_batch_large_value(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "big", NULL);
 	size_t n = 768u << 10;
@@ -1266,7 +1234,7 @@ static void test_db_batch_large_value(void **state)
 
 static void test_db_seqno_stable(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "s", NULL);
 	fr_seqno last = 0;
@@ -1318,7 +1286,7 @@ static void snap_check(const fr_snapshot *snap, fr_keyspace *ks)
 
 static void test_db_snapshot_isolation(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "s", NULL);
 	put_s(ks, "k1", "v1");
@@ -1358,7 +1326,7 @@ static void test_db_snapshot_isolation(void **state)
 
 static void test_db_snapshot_release_compacts(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "r", NULL);
 	char k[16], v[16];
@@ -1411,7 +1379,7 @@ static void test_db_snapshot_release_compacts(void **state)
 
 static void test_db_iter_bounds(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "i", "t");
 	fr_keyspace *nb = t_ks_open(f, "j", "t");
@@ -1465,7 +1433,7 @@ static void test_db_iter_bounds(void **state)
 
 static void test_db_iter_prefix(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "p", "t");
 	fr_keyspace *nb = t_ks_open(f, "q", "t");
@@ -1541,7 +1509,7 @@ static void expect_seek(fr_keyspace *ks, const fr_iter_options *o, const char *k
 
 static void test_db_iter_seek(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "s", NULL);
 	const char *keys[] = {"a", "b", "c", "d", "e"};
@@ -1590,7 +1558,7 @@ static void test_db_iter_seek(void **state)
 
 static void test_db_iter_isolation(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "i", NULL);
 	put_s(ks, "a", "1");
@@ -1623,7 +1591,7 @@ static void test_db_iter_isolation(void **state)
  * write stalls) happen under the iterator. */
 static void test_db_iter_rewrite(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	if (f->o.memtable_max > 16384)
 		f->o.memtable_max = 16384;
 	t_db_open(f);
@@ -1679,7 +1647,7 @@ static void test_db_iter_rewrite(void **state)
 
 static void test_db_journal_replay_20k(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "j", NULL);
 	const uint64_t n = 20000;
@@ -1710,7 +1678,7 @@ static void test_db_journal_replay_20k(void **state)
 
 static void test_db_journal_big_value(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	size_t n = 128u << 10;
 	uint8_t *big = malloc(n);
 	assert_non_null(big);
@@ -1769,7 +1737,7 @@ static size_t dir_entries(const char *dir)
 
 static void test_db_abs_path_chdir(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	assert_true(f->dir[0] == '/');
 	char cwd[PATH_MAX];
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
@@ -1793,14 +1761,13 @@ static void test_db_abs_path_chdir(void **state)
 	t_db_close(f);
 	size_t stray = dir_entries(elsewhere);
 	assert_int_equal(chdir(cwd), 0);
-	tu_rmtree(elsewhere);
-	free(elsewhere);
+	tu_rmtree_free(elsewhere);
 	assert_int_equal(stray, 0);
 }
 
 static void test_db_stray_files(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *ks = t_ks_open(f, "s", NULL);
 	put_s(ks, "a", "1");
@@ -1840,7 +1807,7 @@ static void test_db_stray_files(void **state)
 
 static void test_db_inline_flush_compact(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	t_db_open(f);
 	fr_keyspace *a = t_ks_open(f, "a", NULL), *b = t_ks_open(f, "b", "sh");
 	fr_keyspace *c = t_ks_open(f, "c", "sh");

@@ -180,8 +180,7 @@ static int teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	tu_rmtree(fx->dir);
-	free(fx->dir);
+	tu_rmtree_free(fx->dir);
 	free(fx);
 	return 0;
 }

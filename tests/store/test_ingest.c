@@ -33,72 +33,43 @@
 #include "io/io.h"
 #include "sst/sst.h"
 #include "testutil.h"
+#include "testutil_db.h"
 #include "version/version.h"
 
 static fr_error E;
 
-#define OK(call)                                                                           \
-	do {                                                                               \
-		fr_status rc_ = (call);                                                    \
-		if (rc_ != FR_OK)                                                          \
-			fail_msg("line %d: %s -> %s: %s", __LINE__, #call,                 \
-				 fr_status_str(rc_), E.msg);                               \
-	} while (0)
-
-struct fx {
-	char *dir;
-	fr_db *db;
-	fr_db_options o;
-};
-
-static int fx_setup(void **state, bool inline_mode)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	if (!f)
-		return -1;
-	f->dir = tu_tmpdir("ingest");
-	fr_db_options_init(&f->o);
-	if (inline_mode) {
-		f->o.background = false;
-		f->o.memtable_max = 8192;
-	}
-	*state = f;
-	return 0;
-}
+#define OK(call) TU_OK(call, E)
 
 static int setup(void **state)
 {
-	return fx_setup(state, false);
+	*state = tu_fx_new("ingest", false);
+	return *state ? 0 : -1;
 }
 
 static int setup_inline(void **state)
 {
-	return fx_setup(state, true);
+	*state = tu_fx_new("ingest", true);
+	return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	if (f->db)
-		fr_db_close(f->db, NULL);
-	tu_rmtree(f->dir);
-	free(f->dir);
-	free(f);
+	tu_fx_free(*state);
 	return 0;
 }
 
-static void fx_open(struct fx *f)
+static void fx_open(struct tu_fx *f)
 {
 	OK(fr_db_open(f->dir, &f->o, &f->db, &E));
 }
 
-static void fx_close(struct fx *f)
+static void fx_close(struct tu_fx *f)
 {
 	OK(fr_db_close(f->db, &E));
 	f->db = NULL;
 }
 
-static fr_keyspace *fx_ks(struct fx *f, const char *name, uint64_t target, const char *tree)
+static fr_keyspace *fx_ks(struct tu_fx *f, const char *name, uint64_t target, const char *tree)
 {
 	fr_keyspace_options o;
 	fr_keyspace *ks;
@@ -238,7 +209,7 @@ static void expect_iter(fr_keyspace *ks, const fr_snapshot *s, int lo, int hi, b
 
 static void test_ingest_reader_global_seqno(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	char path[PATH_MAX];
 	struct sst_options so;
 	struct sst_writer *w;
@@ -411,7 +382,7 @@ static int evens[500];
 
 static void test_ingest_visible(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fx_open(f);
 	fr_keyspace *ks = fx_ks(f, "a", 0, NULL);
 	put(ks, 3, "old-3"); /* odd keys are not ingested */
@@ -517,7 +488,7 @@ static void check_shadowing(fr_keyspace *ks)
 	}
 }
 
-static void shadowing(struct fx *f)
+static void shadowing(struct tu_fx *f)
 {
 	fx_open(f);
 	fr_keyspace *ks = fx_ks(f, "a", 0, NULL);
@@ -561,7 +532,7 @@ static void test_ingest_shadowing_inline(void **state)
 
 static void test_ingest_refused(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fx_open(f);
 	fr_keyspace *ks = fx_ks(f, "a", 4096, NULL);
 	put(ks, 5, "five");
@@ -649,7 +620,7 @@ static void test_ingest_refused(void **state)
 
 static void test_ingest_shared_tree(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fx_open(f);
 	fr_keyspace *a = fx_ks(f, "a", 0, "shared");
 	fr_keyspace *b = fx_ks(f, "b", 0, "shared");
@@ -698,7 +669,7 @@ static void level_counts(fr_keyspace *ks, uint64_t *cnt)
 
 static void test_ingest_levels(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fx_open(f);
 	fr_keyspace *ks = fx_ks(f, "a", 4096, NULL);
 	uint64_t c[FR_LEVEL_CNT];
@@ -788,7 +759,7 @@ static void crash_child(const char *dir, int n, bool finish, int fd)
 		pause();
 }
 
-static void crash(struct fx *f, bool finish)
+static void crash(struct tu_fx *f, bool finish)
 {
 	/* the keyspace exists before, with a key of its own */
 	fx_open(f);
@@ -983,7 +954,7 @@ static void *conc_reader(void *arg)
 
 static void test_ingest_concurrent(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	f->o.memtable_max = 65536;
 	fx_open(f);
 	struct conc c = {.db = f->db};
@@ -1019,7 +990,7 @@ static void test_ingest_concurrent(void **state)
  * go above the output. */
 static void test_ingest_during_compaction(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	f->o.memtable_max = 64u << 20;
 	f->o.write_buffer_max = 256u << 20;
 	f->o.worker_threads = 1;
@@ -1135,7 +1106,7 @@ static void model_check(fr_keyspace *ks, const struct mval *m, const char *when,
 	fr_iter_close(it);
 }
 
-static void model(struct fx *f)
+static void model(struct tu_fx *f)
 {
 	uint64_t rs = tu_seed();
 	struct mval m[MODEL_KEYS];

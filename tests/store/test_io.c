@@ -431,8 +431,7 @@ static int teardown(void **state)
 	io_destroy(e->io);
 	io_destroy(e->inner);
 	if (e->tmp) {
-		tu_rmtree(e->tmp);
-		free(e->tmp);
+		tu_rmtree_free(e->tmp);
 	}
 	free(e);
 	return 0;

@@ -48,8 +48,7 @@ static int teardown(void **state)
 {
 	struct fixture *fx = *state;
 	fr_log_set(NULL, NULL, FR_LOG_ERR);
-	tu_rmtree(fx->tmp);
-	free(fx->tmp);
+	tu_rmtree_free(fx->tmp);
 	free(fx);
 	return 0;
 }

@@ -257,8 +257,7 @@ static void test_kvsep_around_threshold(void **state)
 	check_get(ks, 100, 4000, 9);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 #define GC_KEYS 200
@@ -359,8 +358,7 @@ static void test_kvsep_gc_space(void **state)
 		check_get(ks, 2 * k + 1, GC_VAL, ver[k]);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 static void test_kvsep_snapshot_across_gc(void **state)
@@ -410,8 +408,7 @@ static void test_kvsep_snapshot_across_gc(void **state)
 		check_get(ks, k, 3000, k < 40 ? 2 : 1);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 /* ---- a corrupt blob file ---- */
@@ -524,8 +521,7 @@ static void test_kvsep_corrupt_blob(void **state)
 	assert_int_equal(rc, FR_CORRUPTION);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 /* One 6 MiB compressible value: it lands in one blob file, compressed, while the tree's tables
@@ -560,8 +556,7 @@ static void test_kvsep_one_large_value(void **state)
 	check_get(ks, 0, n, 1);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 static void test_kvsep_orphans(void **state)
@@ -592,8 +587,7 @@ static void test_kvsep_orphans(void **state)
 		check_get(ks, k, 500, 1);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 static void test_kvsep_options(void **state)
@@ -616,8 +610,7 @@ static void test_kvsep_options(void **state)
 	ko.blob_file_target = 100;
 	assert_int_equal(fr_keyspace_open(db, "x", &ko, &ks, &e), FR_INVALID);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 /* ---- a crash during GC ---- */
@@ -752,8 +745,7 @@ static void test_kvsep_crash_during_gc(void **state)
 	fprintf(stderr, "# %" PRIu64 " batches acknowledged over 12 crashes, last %" PRIu64 "\n",
 		total, r);
 	assert_true(total > 12);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 /* ---- I/O failures during GC ---- */

@@ -49,8 +49,7 @@ static int setup_dir(void **state)
 
 static int teardown_dir(void **state)
 {
-	tu_rmtree(*state);
-	free(*state);
+	tu_rmtree_free(*state);
 	return 0;
 }
 

@@ -1192,8 +1192,7 @@ static void test_model_random(void **state)
 	for (int i = 0; i < KS_CNT; i++)
 		m_free(&c->m[i]);
 	log_free(c);
-	tu_rmtree(c->dir);
-	free(c->dir);
+	tu_rmtree_free(c->dir);
 	free(c);
 }
 

@@ -49,8 +49,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *fx = *state;
-	tu_rmtree(fx->dir);
-	free(fx->dir);
+	tu_rmtree_free(fx->dir);
 	free(fx);
 	return 0;
 }

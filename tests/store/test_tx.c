@@ -24,53 +24,37 @@
 #include "db/oracle.h"
 #include "fractio.h"
 #include "testutil.h"
+#include "testutil_db.h"
 
 static __thread fr_error E;
 
-#define OK(call)                                                                           \
-	do {                                                                               \
-		fr_status rc_ = (call);                                                    \
-		if (rc_ != FR_OK)                                                          \
-			fail_msg("line %d: %s -> %s: %s", __LINE__, #call,                 \
-				 fr_status_str(rc_), E.msg);                               \
-	} while (0)
+#define OK(call) TU_OK(call, E)
 
 static void next_ok(fr_iter *it)
 {
 	OK(fr_iter_next(it, &E));
 }
 
-struct fx {
-	char *dir;
-	fr_db *db;
-	fr_db_options o;
-};
-
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
+	struct tu_fx *f = tu_fx_new("tx", false);
 	if (!f)
 		return -1;
-	f->dir = tu_tmpdir("tx");
-	fr_db_options_init(&f->o);
-	if (fr_db_open(f->dir, &f->o, &f->db, NULL))
+	if (fr_db_open(f->dir, &f->o, &f->db, NULL)) {
+		tu_fx_free(f);
 		return -1;
+	}
 	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	if (f->db)
-		fr_db_close(f->db, NULL);
-	tu_rmtree(f->dir);
-	free(f->dir);
-	free(f);
+	tu_fx_free(*state);
 	return 0;
 }
 
-static fr_keyspace *t_ks(struct fx *f, const char *name, const char *tree)
+static fr_keyspace *t_ks(struct tu_fx *f, const char *name, const char *tree)
 {
 	fr_keyspace_options o;
 	fr_keyspace_options_init(&o);
@@ -156,7 +140,7 @@ static void tx_iter_expect(fr_tx *tx, fr_keyspace *ks, const fr_iter_options *o,
 
 /* One round of writes and reads inside a transaction, with (outside) or without writes made
  * by others after it began. An optimistic transaction that read what others wrote loses. */
-static void ryow_round(struct fx *f, fr_keyspace *a, fr_keyspace *b, fr_keyspace *c, int kind,
+static void ryow_round(struct tu_fx *f, fr_keyspace *a, fr_keyspace *b, fr_keyspace *c, int kind,
 		       bool outside)
 {
 	{
@@ -291,7 +275,7 @@ static void ryow_round(struct fx *f, fr_keyspace *a, fr_keyspace *b, fr_keyspace
 
 static void test_tx_read_own_writes(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	fr_keyspace *b = t_ks(f, "b", "shared");
 	fr_keyspace *c = t_ks(f, "c", "shared");
@@ -345,7 +329,7 @@ static fr_status add_one(void *ctx, const void *old, size_t old_len, bool found,
 
 static void test_tx_updates(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	put_s(a, "n", "5");
 	put_s(a, "t", "taken");
@@ -426,7 +410,7 @@ static void test_tx_updates(void **state)
 
 static void test_tx_rollback(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	put_s(a, "keep", "1");
 	for (int kind = 0; kind < 2; kind++) {
@@ -486,7 +470,7 @@ static void *second_writer(void *arg)
 
 static void test_tx_single_writer_exclusive(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	struct sw s = {.db = f->db, .ks = a};
 	fr_mutex_init(&s.mu);
@@ -523,7 +507,7 @@ static void test_tx_single_writer_exclusive(void **state)
 
 /* ---- optimistic anomalies ---- */
 
-static fr_tx *obegin(struct fx *f)
+static fr_tx *obegin(struct tu_fx *f)
 {
 	fr_tx *tx = NULL;
 	OK(fr_tx_begin(f->db, FR_TX_OPTIMISTIC, &tx, &E));
@@ -532,7 +516,7 @@ static fr_tx *obegin(struct fx *f)
 
 static void test_tx_lost_update(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	put_s(a, "counter", "0");
 	fr_tx *t1 = obegin(f), *t2 = obegin(f);
@@ -580,7 +564,7 @@ static int count_prefix(fr_tx *tx, fr_keyspace *ks, const char *p, const char *o
 
 static void test_tx_write_skew(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	put_s(a, "oncall/alice", "on");
 	put_s(a, "oncall/bob", "on");
@@ -599,7 +583,7 @@ static void test_tx_write_skew(void **state)
 
 static void test_tx_phantom(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	fr_keyspace *sum = t_ks(f, "sum", NULL);
 	put_s(a, "item/1", "x");
@@ -646,7 +630,7 @@ static void test_tx_phantom(void **state)
 
 static void test_tx_read_missing(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	fr_keyspace *b = t_ks(f, "b", "shared");
 	fr_keyspace *c = t_ks(f, "c", "shared");
@@ -702,7 +686,7 @@ static void test_tx_read_missing(void **state)
 
 static void test_tx_disjoint(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	put_s(a, "x", "0");
 	put_s(a, "y", "0");
@@ -887,7 +871,7 @@ static void *bank_checker(void *arg)
 	return NULL;
 }
 
-static void run_bank(struct fx *f, fr_tx_kind kind)
+static void run_bank(struct tu_fx *f, fr_tx_kind kind)
 {
 	fr_keyspace *ks = t_ks(f, "bank", NULL);
 	for (int i = 0; i < ACCOUNTS; i++) {
@@ -1032,7 +1016,7 @@ static bool any_between(const uint64_t *a, size_t n, uint64_t lo, uint64_t hi)
 
 static void test_tx_history(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	struct hist *h = calloc(1, sizeof(*h));
 	assert_non_null(h);
 	h->db = f->db;
@@ -1084,7 +1068,7 @@ static void test_tx_oracle_bounded(void **state)
 #ifndef FR_TESTING
 	skip(); /* the oracle's counters are a test hook */
 #else
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	size_t held, most = 0;
 	uint64_t rec0, rec;
@@ -1126,7 +1110,7 @@ static void test_tx_oracle_bounded(void **state)
 
 static void test_tx_reopen(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	fr_keyspace *b = t_ks(f, "b", "shared");
 	for (int kind = 0; kind < 2; kind++) {
@@ -1171,7 +1155,7 @@ static void ingest_keys(fr_keyspace *ks, const char *const *keys, size_t cnt)
 
 static void test_tx_ingest_conflicts(void **state)
 {
-	struct fx *f = *state;
+	struct tu_fx *f = *state;
 	fr_keyspace *a = t_ks(f, "a", NULL);
 	fr_keyspace *b = t_ks(f, "b", "shared");
 	static const char *const keys[] = {"k1", "k5", "k9"};

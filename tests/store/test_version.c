@@ -503,8 +503,7 @@ static int teardown_tables(void **state)
 	for (size_t i = 0; i < fx->model_cnt; i++)
 		free(fx->model[i].ikey);
 	free(fx->model);
-	tu_rmtree(fx->dir);
-	free(fx->dir);
+	tu_rmtree_free(fx->dir);
 	free(fx);
 	return 0;
 }
@@ -874,8 +873,7 @@ static void test_version_read_env(void **state)
 	assert_int_equal(ftab_open_cnt(env.files), 1);
 	ftab_free(env.files);
 	blk_cache_free(env.cache);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmtree_free(dir);
 }
 
 int main(void)

@@ -33,6 +33,12 @@ void tu_rmtree(const char *path)
 		fprintf(stderr, "warning: could not remove %s\n", path);
 }
 
+void tu_rmtree_free(char *path)
+{
+	tu_rmtree(path);
+	free(path);
+}
+
 uint64_t tu_seed(void)
 {
 	static uint64_t seed;

@@ -14,6 +14,8 @@
 char *tu_tmpdir(const char *tag);
 /* Removes a directory tree (rm -rf). */
 void tu_rmtree(const char *path);
+/* tu_rmtree, then frees path (a tu_tmpdir result). */
+void tu_rmtree_free(char *path);
 /* Seed from $FR_SEED or the clock; printed once to stderr. */
 uint64_t tu_seed(void);
 /* xorshift64* PRNG */
