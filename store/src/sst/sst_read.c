@@ -1131,20 +1131,16 @@ size_t sst_reader_range_dels(const struct sst_reader *r, const struct range_del 
 	return r->rd_cnt;
 }
 
-/* Asks the filter whether the user key of this hash (bloom_hash) may be in the table (*may
- * false: certainly absent); without a filter, *may is true. */
-static fr_status filter_check(const struct sst_reader *r, uint64_t hash, bool *may, fr_error *err)
+/* Whether the user key of this hash (bloom_hash) may be in the table (false: certainly
+ * absent); true without a filter. The filter is in memory from the open on: this cannot fail. */
+static bool filter_may(const struct sst_reader *r, uint64_t hash)
 {
-	(void)err;
-	*may = !r->has_filter || bloom_may_contain(r->filter, r->filter_len, hash);
-	return FR_OK;
+	return !r->has_filter || bloom_may_contain(r->filter, r->filter_len, hash);
 }
 
 bool sst_reader_may_contain(const struct sst_reader *r, const void *ukey, size_t ulen)
 {
-	bool may;
-
-	return filter_check(r, bloom_hash(ukey, ulen), &may, NULL) || may;
+	return filter_may(r, bloom_hash(ukey, ulen));
 }
 
 /* ---- point reads ---- */
@@ -1159,17 +1155,14 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 	struct blk_iter di;
 	uint64_t hash = 0;
 	fr_status rc;
-	bool first = true, may;
+	bool first = true;
 
 	*val = NULL;
 	/* the filter and the data blocks' hash indexes (§4.3.1) hash the user key alike */
 	if (r->has_filter || r->data_hash)
 		hash = bloom_hash(ukey, ulen);
-	rc = filter_check(r, hash, &may, err);
-	if (rc)
-		return rc;
 	/* every entry of an ingested table is at its global seqno */
-	if (!may || (r->gseq && snap < r->gseq))
+	if (!filter_may(r, hash) || (r->gseq && snap < r->gseq))
 		return FR_NOT_FOUND;
 	if (ulen > sizeof(small) - IKEY_TRAILER_LEN) {
 		if (ulen > SIZE_MAX - IKEY_TRAILER_LEN)
