@@ -244,12 +244,9 @@ static fr_status unpack(const char *path, const struct blob_handle *h, uint8_t *
 		return FR_ERR(err, FR_NOMEM, "blob value of %llu bytes",
 			      (unsigned long long)h->value_len);
 	}
-	int got = h->stored_len <= INT32_MAX && h->value_len <= INT32_MAX
-			  ? LZ4_decompress_safe((const char *)s, (char *)v, (int)h->stored_len,
-						(int)h->value_len)
-			  : -1;
+	bool ok = fr_lz4_decompress(s, (size_t)h->stored_len, v, (size_t)h->value_len);
 	fr_free(s);
-	if (got < 0 || (uint64_t)got != h->value_len) {
+	if (!ok) {
 		fr_free(v);
 		return FR_CORRUPT(err, path, h->off, "blob value does not decompress");
 	}
@@ -374,7 +371,9 @@ fr_status blob_scan(struct fr_io *io, const char *path, uint64_t id, blob_scan_f
 			rc = FR_ERR(err, FR_NOMEM, "scanning %s", path);
 			goto out;
 		}
-		rc = io_pread_exact(f, path, rec.data, rlen, off, err);
+		/* the head is read already: only the key and the stored value are left */
+		memcpy(rec.data, head, n);
+		rc = rlen > n ? io_pread_exact(f, path, rec.data + n, rlen - n, off + n, err) : FR_OK;
 		if (rc)
 			goto out;
 		if (fr_xxh3(rec.data + 8, n - 8 + (size_t)klen) != dec_u64(head)) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "io/compress.h"
 
+#include <limits.h>
 #include <lz4.h>
 #include <stdbool.h>
 
@@ -21,4 +22,12 @@ int fr_lz4_compress(const void *src, int len, void *dst, int cap)
 	}
 	int n = LZ4_compress_fast_continue(&tls_stream, src, dst, len, cap, 1);
 	return n > 0 ? n : 0;
+}
+
+bool fr_lz4_decompress(const void *src, size_t slen, void *dst, size_t dlen)
+{
+	if (slen > INT_MAX || dlen > INT_MAX)
+		return false;
+	int got = LZ4_decompress_safe(src, dst, (int)slen, (int)dlen);
+	return got >= 0 && (size_t)got == dlen;
 }

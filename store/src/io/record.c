@@ -97,11 +97,14 @@ out_free:
 	return rc;
 }
 
-fr_status rec_writer_add(struct rec_writer *w, const void *rec, size_t len, fr_error *err)
+fr_status rec_writer_add2(struct rec_writer *w, const void *head, size_t hlen, const void *body,
+			  size_t blen, fr_error *err)
 {
+	size_t len = hlen + blen;
+
 	if (w->failed)
 		return rec_writer_refuse(w, err);
-	if (len > REC_MAX_LEN)
+	if (len < hlen || len > REC_MAX_LEN)
 		return FR_ERR(err, FR_INVALID, "%s: record of %zu bytes exceeds the maximum %u",
 			      w->path, len, REC_MAX_LEN);
 	if (buf_reserve(&w->buf, REC_HEADER_LEN + len))
@@ -110,11 +113,19 @@ fr_status rec_writer_add(struct rec_writer *w, const void *rec, size_t len, fr_e
 	uint8_t *p = w->buf.data + w->buf.len;
 	enc_u32(p, (uint32_t)len);
 	enc_u32(p + 4, rec_hdr_check(p, off));
-	enc_u64(p + 8, fr_xxh3_seed(len ? rec : "", len, off));
-	if (len)
-		memcpy(p + REC_HEADER_LEN, rec, len);
+	if (hlen)
+		memcpy(p + REC_HEADER_LEN, head, hlen);
+	if (blen)
+		memcpy(p + REC_HEADER_LEN + hlen, body, blen);
+	/* the record's bytes are whole in the buffer now: one checksum over them */
+	enc_u64(p + 8, fr_xxh3_seed(len ? p + REC_HEADER_LEN : (const uint8_t *)"", len, off));
 	w->buf.len += REC_HEADER_LEN + len;
 	return FR_OK;
+}
+
+fr_status rec_writer_add(struct rec_writer *w, const void *rec, size_t len, fr_error *err)
+{
+	return rec_writer_add2(w, rec, len, NULL, 0, err);
 }
 
 fr_status rec_writer_flush(struct rec_writer *w, fr_error *err)

@@ -39,7 +39,7 @@ struct jnl {
 	struct rec_writer *w;   /* current segment's writer */
 	uint64_t closed_bytes;  /* bytes written to segments this writer finished */
 	uint64_t cur_written;   /* bytes of the current segment handed to the OS */
-	struct fr_buf frame;    /* the framed record being added */
+	struct fr_buf frame;    /* the compressed record being added */
 	/* Compression backs off on data that does not compress: after a failed try the next
 	 * `skip` records of the same size class (below 4 KiB, or not) are stored as they are,
 	 * `skip` doubling up to JNL_BACKOFF_MAX with each failure and resetting on a success. */
@@ -170,13 +170,9 @@ fr_status jnl_add(struct jnl *j, const void *rec, size_t len, fr_error *err)
 		j->backoff[cls] = b ? (b * 2 > JNL_BACKOFF_MAX ? JNL_BACKOFF_MAX : b * 2) : 1;
 		j->skip[cls] = j->backoff[cls];
 	}
-	if (buf_reserve(f, 1 + len))
-		return FR_ERR(err, FR_NOMEM, "journal record");
-	f->data[0] = JNL_CODEC_NONE;
-	if (len)
-		memcpy(f->data + 1, rec, len);
-	f->len = 1 + len;
-	return rec_writer_add(j->w, f->data, f->len, err);
+	/* the batch goes straight into the writer's buffer behind its codec byte */
+	uint8_t codec = JNL_CODEC_NONE;
+	return rec_writer_add2(j->w, &codec, 1, rec, len, err);
 }
 
 fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err)

@@ -19,13 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lz4.h>
-
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/coding.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "io/compress.h"
 #include "io/io.h"
 #include "io/record.h"
 
@@ -149,9 +148,7 @@ static fr_status replay_one(void *c, const uint8_t *rec, size_t len, uint64_t of
 	buf_clear(&r->raw);
 	if (buf_reserve(&r->raw, (size_t)raw_len))
 		return FR_ERR(err, FR_NOMEM, "journal %s: decompressing a record", r->path);
-	int n = LZ4_decompress_safe((const char *)p, (char *)r->raw.data, (int)(end - p),
-				    (int)raw_len);
-	if (n < 0 || (uint64_t)n != raw_len)
+	if (!fr_lz4_decompress(p, (size_t)(end - p), r->raw.data, (size_t)raw_len))
 		return FR_CORRUPT(err, r->path, off, "journal record: bad LZ4 data");
 	return r->fn(r->ctx, r->seg_id, r->raw.data, (size_t)raw_len, err);
 }

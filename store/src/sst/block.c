@@ -15,7 +15,6 @@
 #include "sst/block.h"
 
 #include <limits.h>
-#include <lz4.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -23,6 +22,7 @@
 #include "base/checksum.h"
 #include "base/coding.h"
 #include "base/error.h"
+#include "io/compress.h"
 #include "sst/format.h"
 
 /* Per thread, so that counting costs no shared cache line. */
@@ -79,8 +79,7 @@ fr_status blk_stored_decode(const uint8_t *stored, size_t len, const char *path,
 	if (!out)
 		return FR_ERR(err, FR_NOMEM, "decompress block of %s at offset %llu", path,
 			      (unsigned long long)off);
-	int got = LZ4_decompress_safe((const char *)p, (char *)out, (int)clen, (int)raw_len);
-	if (got < 0 || (uint64_t)got != raw_len) {
+	if (!fr_lz4_decompress(p, clen, out, (size_t)raw_len)) {
 		fr_free(out);
 		return FR_CORRUPT(err, path, off, "LZ4 block does not decompress");
 	}

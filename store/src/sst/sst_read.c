@@ -386,29 +386,16 @@ static fr_status load_data_block(const struct sst_reader *r, const struct sst_ha
 	return rc;
 }
 
-/* The index (of a partitioned one, the top level) as a block: the reader's copy, or the
- * cache's (pinned in *ref until released). */
-static fr_status load_index(const struct sst_reader *r, bool fill, struct sst_blockref *ref,
-			    struct blk *b, fr_error *err)
-{
-	(void)fill;
-	(void)err;
-	memset(ref, 0, sizeof(*ref));
-	*b = r->index;
-	return FR_OK;
-}
-
 /* ---- the index cursor ---- */
 
 /*
  * A cursor over a table's index entries, one per data block in file order, whether the index
- * is one block or partitioned (§4.4.1). It pins the index block (ti walks it) and, when
- * partitioned, the partition it is in (pi walks it). One thread at a time.
+ * is one block or partitioned (§4.4.1). ti walks the index block (the reader's own, which
+ * outlives the cursor) and, when partitioned, pi the partition it is in, which it pins. One thread at a time.
  */
 struct icur {
 	const struct sst_reader *r;
 	bool fill;		  /* put partitions read from disk in the cache */
-	struct sst_blockref tref; /* the single or top-level index */
 	struct blk top;
 	struct blk_iter ti;
 	/* partitioned only */
@@ -426,7 +413,6 @@ static void ic_init(struct icur *c, const struct sst_reader *r, bool fill)
 	 * is partitioned */
 	c->r = r;
 	c->fill = fill;
-	memset(&c->tref, 0, sizeof(c->tref));
 	memset(&c->pref, 0, sizeof(c->pref));
 	blk_iter_init(&c->ti, NULL);
 	blk_iter_init(&c->pi, NULL);
@@ -440,17 +426,15 @@ static void ic_fini(struct icur *c)
 	blk_iter_fini(&c->pi);
 	blk_iter_fini(&c->ti);
 	block_release(&c->pref);
-	block_release(&c->tref);
 	buf_fini(&c->above);
 }
 
-/* Loads the index (the top level, when partitioned); pinned until ic_fini. */
-static fr_status ic_open(struct icur *c, fr_error *err)
+/* Points the cursor at the index (the top level, when partitioned): the reader keeps it in
+ * memory for its whole life, so there is nothing to read or pin. */
+static void ic_open(struct icur *c)
 {
-	fr_status rc = load_index(c->r, c->fill, &c->tref, &c->top, err);
-	if (!rc)
-		blk_iter_set_block(&c->ti, &c->top);
-	return rc;
+	c->top = c->r->index;
+	blk_iter_set_block(&c->ti, &c->top);
 }
 
 static bool ic_valid(const struct icur *c)
@@ -1147,20 +1131,16 @@ size_t sst_reader_range_dels(const struct sst_reader *r, const struct range_del 
 	return r->rd_cnt;
 }
 
-/* Asks the filter whether the user key of this hash (bloom_hash) may be in the table (*may
- * false: certainly absent); without a filter, *may is true. */
-static fr_status filter_check(const struct sst_reader *r, uint64_t hash, bool *may, fr_error *err)
+/* Whether the user key of this hash (bloom_hash) may be in the table (false: certainly
+ * absent); true without a filter. The filter is in memory from the open on: this cannot fail. */
+static bool filter_may(const struct sst_reader *r, uint64_t hash)
 {
-	(void)err;
-	*may = !r->has_filter || bloom_may_contain(r->filter, r->filter_len, hash);
-	return FR_OK;
+	return !r->has_filter || bloom_may_contain(r->filter, r->filter_len, hash);
 }
 
 bool sst_reader_may_contain(const struct sst_reader *r, const void *ukey, size_t ulen)
 {
-	bool may;
-
-	return filter_check(r, bloom_hash(ukey, ulen), &may, NULL) || may;
+	return filter_may(r, bloom_hash(ukey, ulen));
 }
 
 /* ---- point reads ---- */
@@ -1175,17 +1155,14 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 	struct blk_iter di;
 	uint64_t hash = 0;
 	fr_status rc;
-	bool first = true, may;
+	bool first = true;
 
 	*val = NULL;
 	/* the filter and the data blocks' hash indexes (§4.3.1) hash the user key alike */
 	if (r->has_filter || r->data_hash)
 		hash = bloom_hash(ukey, ulen);
-	rc = filter_check(r, hash, &may, err);
-	if (rc)
-		return rc;
 	/* every entry of an ingested table is at its global seqno */
-	if (!may || (r->gseq && snap < r->gseq))
+	if (!filter_may(r, hash) || (r->gseq && snap < r->gseq))
 		return FR_NOT_FOUND;
 	if (ulen > sizeof(small) - IKEY_TRAILER_LEN) {
 		if (ulen > SIZE_MAX - IKEY_TRAILER_LEN)
@@ -1199,9 +1176,8 @@ fr_status sst_reader_get(struct sst_reader *r, const void *ukey, size_t ulen, ui
 
 	ic_init(&ic, r, true);
 	blk_iter_init(&di, &db);
-	rc = ic_open(&ic, err);
-	if (!rc)
-		rc = ic_seek(&ic, target, tlen, err);
+	ic_open(&ic);
+	rc = ic_seek(&ic, target, tlen, err);
 	/* the first block whose last key is >= target; a block that ends without a match (a
 	 * shortened index key) passes on to the next one */
 	while (!rc && ic_valid(&ic)) {
@@ -1460,9 +1436,7 @@ static fr_status si_index(struct sst_iter *si)
 {
 	if (si->index_ready)
 		return FR_OK;
-	fr_status rc = ic_open(&si->ic, &si->base.err);
-	if (rc)
-		return rc;
+	ic_open(&si->ic);
 	si->index_ready = true;
 	return FR_OK;
 }

@@ -87,6 +87,21 @@ fr_status table_new(struct fr_io *io, const char *path, uint32_t tree_id,
 	return table_new_env(io, NULL, path, tree_id, m, out);
 }
 
+/* Deletes the file of a table or blob file that left the current version, once its last
+ * reference is gone: no descriptor in the file table may keep the deleted file's space. */
+static void delete_obsolete(struct fr_io *io, struct ftab *files, uint64_t id, const char *path,
+			    const char *what)
+{
+	fr_error e;
+	fr_status rc;
+
+	if (files)
+		ftab_forget(files, id);
+	rc = io_unlink(io, path, &e);
+	if (rc && rc != FR_NOT_FOUND)
+		FR_LOG(FR_LOG_WARN, "could not delete obsolete %s: %s", what, e.msg);
+}
+
 void table_ref(struct table *t)
 {
 	atomic_add_u32(&t->refs, 1);
@@ -99,20 +114,10 @@ void table_unref(struct table *t)
 	/* The last reference: nobody else can reach t, so plain reads are fine from here. */
 	if (t->reader)
 		sst_reader_unref(t->reader);
-	/* pairs with the release store in vset_apply's publication */
-	if (atomic_load_acq_bool(&t->obsolete)) {
-		fr_error e;
-		fr_status rc;
-
-		/* no descriptor may keep the deleted file's space: the reader above was the
-		 * last to read through the file table */
-		if (t->env.files)
-			ftab_forget(t->env.files, t->meta.id);
-		rc = io_unlink(t->io, t->path, &e);
-
-		if (rc && rc != FR_NOT_FOUND)
-			FR_LOG(FR_LOG_WARN, "could not delete obsolete table: %s", e.msg);
-	}
+	/* pairs with the release store in vset_apply's publication; the reader above was the
+	 * last to read through the file table */
+	if (atomic_load_acq_bool(&t->obsolete))
+		delete_obsolete(t->io, t->env.files, t->meta.id, t->path, "table");
 	sst_meta_fini(&t->meta);
 	fr_free(t->path);
 	fr_free(t);
@@ -189,17 +194,8 @@ void blob_file_unref(struct blob_file *b)
 	if (!b || atomic_sub_u32(&b->refs, 1) != 0)
 		return;
 	/* pairs with the release store in vset_apply's publication */
-	if (atomic_load_acq_bool(&b->obsolete)) {
-		fr_error e;
-		fr_status rc;
-
-		/* no descriptor may keep the deleted file's space */
-		if (b->files)
-			ftab_forget(b->files, b->meta.id);
-		rc = io_unlink(b->io, b->path, &e);
-		if (rc && rc != FR_NOT_FOUND)
-			FR_LOG(FR_LOG_WARN, "could not delete obsolete blob file: %s", e.msg);
-	}
+	if (atomic_load_acq_bool(&b->obsolete))
+		delete_obsolete(b->io, b->files, b->meta.id, b->path, "blob file");
 	fr_free(b->path);
 	fr_free(b);
 }
