@@ -225,6 +225,66 @@ static void test_seek_compaction(void **state)
 	close_all(db, ks, dir);
 }
 
+/* Point reads that look in two or more L0 tables count against the same budget (as LevelDB
+ * charges a Get that consults a second file): reads the newest L0 table answers leave L0
+ * alone; past the budget, reads that go on into an older table compact L0. */
+static void test_read_compaction(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("readcpt");
+	fr_db *db = open_db(dir, 4u << 20, 0); /* work runs in fr_db_wait_idle: deterministic */
+	fr_keyspace *ks;
+	OK(fr_keyspace_open(db, "k", NULL, &ks, NULL));
+	const uint64_t n = 2000;
+	put_n(ks, "k", 0, n, 30);
+	OK(fr_db_flush(db, NULL));
+	for (uint64_t i = 0; i < n; i += 2)
+		put_n(ks, "k", i, 1, 31); /* the even keys again: a newer table spanning the odd ones */
+	OK(fr_db_flush(db, NULL));
+	OK(fr_db_wait_idle(db, NULL));
+	fr_keyspace_stats st;
+	OK(fr_keyspace_stats_get(ks, &st, NULL));
+	assert_int_equal(st.level_table_cnt[0], 2);
+
+	uint64_t budget = l0_seek_budget(ks);
+	assert_true(2 * budget < n);
+	/* even keys: the newest table holds them, one table looked in */
+	for (uint64_t i = 0; i < 2 * budget; i++)
+		assert_true(has_key(ks, "k", 2 * i % n));
+	OK(fr_db_wait_idle(db, NULL));
+	OK(fr_keyspace_stats_get(ks, &st, NULL));
+	assert_int_equal(st.level_table_cnt[0], 2);
+	/* odd keys: past the newest table into the older one; one short of the budget */
+	for (uint64_t i = 0; i + 1 < budget; i++)
+		assert_true(has_key(ks, "k", 2 * i + 1));
+	OK(fr_db_wait_idle(db, NULL));
+	OK(fr_keyspace_stats_get(ks, &st, NULL));
+	assert_int_equal(st.level_table_cnt[0], 2);
+	/* and the last one: a read that finds nothing counts as well */
+	char k[64];
+	key_of(k, sizeof(k), "k", 1001);
+	size_t kl = strlen(k);
+	k[kl - 1] = 'x'; /* "k000000100x": after k0000001009, before k0000001010: no table */
+	bool b = true;
+	OK(fr_contains(ks, k, kl, &b, NULL));
+	assert_false(b);
+	OK(fr_db_wait_idle(db, NULL));
+	OK(fr_keyspace_stats_get(ks, &st, NULL));
+	assert_int_equal(st.level_table_cnt[0], 0); /* the whole of L0 went down */
+	assert_true(st.compactions_done > 0);
+	check_levels_disjoint(ks);
+	/* the newest versions survived */
+	for (uint64_t i = 0; i < n; i += 7) {
+		void *v;
+		size_t vl;
+		key_of(k, sizeof(k), "k", i);
+		OK(fr_get(ks, k, strlen(k), &v, &vl, NULL));
+		assert_int_equal(vl, i % 2 ? 30 : 31);
+		fr_free(v);
+	}
+	close_all(db, ks, dir);
+}
+
 static void test_options_persist(void **state)
 {
 	(void)state;
@@ -868,6 +928,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_leveled_spreads),
 		cmocka_unit_test(test_seek_compaction),
+		cmocka_unit_test(test_read_compaction),
 		cmocka_unit_test(test_options_persist),
 		cmocka_unit_test(test_snapshot_across_compactions),
 		cmocka_unit_test(test_fifo_drops_oldest),

@@ -13,9 +13,10 @@
  * until no table refers to it and it leaves the version.
  *
  * Seek compaction (leveled): iterators count the forward seeks whose key lies in two or more
- * L0 tables (bg_note_l0_seek); past a budget they ask for L0 to be compacted although it is
- * below its trigger (pick_seek), so that a read-mostly tree stops paying a block load per L0
- * table on every seek. It comes after everything the strategy finds due.
+ * L0 tables, and point reads those that looked in two or more L0 tables (bg_note_l0_seek);
+ * past a budget they ask for L0 to be compacted although it is below its trigger (pick_seek),
+ * so that a read-mostly tree stops paying a block load or filter probe per L0 table on every
+ * read. It comes after everything the strategy finds due.
  */
 #include <limits.h>
 #include <stdlib.h>

@@ -104,7 +104,8 @@ struct tree {
 				   * found nothing to do */
 	uint32_t l0_cnt;          /* atomic: L0 tables of the current version (write stalls) */
 	uint64_t l0_seeks;        /* atomic: forward seeks that found their key in two or more
-				   * L0 tables, since the last seek-triggered compaction */
+				   * L0 tables and point reads that looked in two or more, since
+				   * the last seek-triggered compaction */
 	bool seek_compact;        /* under db->mu; those seeks asked for an L0 compaction below
 				   * the L0 trigger (bg_request_seek_compact) */
 	uint64_t wb_seen;         /* commit leader only: active memtable bytes counted in
@@ -325,10 +326,10 @@ fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err);
 fr_status bg_flush_sealed(fr_db *db, struct tree *t, fr_error *err);
 /* Marks t for a major compaction (bg_drain then runs it). */
 void bg_request_major(fr_db *db, struct tree *t);
-/* Counts a forward seek of an iterator over version v of t that found its key in l0_hits
- * (>= 2) L0 tables; once enough of them add up (seek_compact_due), asks for a compaction of L0
- * even below the L0 trigger, as LevelDB compacts a file that costs too many seeks. Leveled
- * trees only; nothing for a read-only database. */
+/* Counts a forward seek of an iterator over version v of t that found its key in two or more
+ * L0 tables, or a point read that looked in two or more; once enough of them add up, asks for
+ * a compaction of L0 even below the L0 trigger, as LevelDB compacts a file that costs too many
+ * seeks. Leveled trees only (pick_seek); nothing for a read-only database. */
 void bg_note_l0_seek(fr_db *db, struct tree *t, const struct tree_version *v);
 void db_poison(fr_db *db, fr_status rc, const fr_error *err);
 fr_status db_check_writable(fr_db *db, fr_error *err);

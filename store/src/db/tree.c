@@ -253,9 +253,10 @@ static fr_status table_lookup(struct table *tb, const uint8_t *k, size_t klen, u
 	return rc;
 }
 
-/* The newest version of k with seqno <= snap in the view. */
+/* The newest version of k with seqno <= snap in the view; *l0_reads counts the L0 tables it
+ * looked in. */
 static fr_status view_lookup(struct read_view *v, const uint8_t *k, size_t klen, uint64_t snap,
-			     struct found *f, fr_error *err)
+			     struct found *f, size_t *l0_reads, fr_error *err)
 {
 	memset(f, 0, sizeof(*f));
 	for (size_t i = 0; i < v->mem_cnt; i++) {
@@ -268,6 +269,7 @@ static fr_status view_lookup(struct read_view *v, const uint8_t *k, size_t klen,
 	for (struct table *tb; (tb = span_next(&w));) {
 		if (tb->meta.min_seqno > snap)
 			continue; /* written after the snapshot */
+		*l0_reads += w.level == 0;
 		fr_status rc = table_lookup(tb, k, klen, snap, f, err);
 		if (rc != FR_NOT_FOUND)
 			return rc;
@@ -284,9 +286,10 @@ fr_status tree_get_value(fr_db *db, struct tree *t, const uint8_t *k, size_t kle
 		return FR_ERR(err, rc, "read view");
 	uint64_t pending_weak = 0;
 	const uint64_t read_snap = snap; /* tombstones visible to the read; snap moves below */
+	size_t l0_reads = 0;
 	while (!rc) {
 		struct found f;
-		rc = view_lookup(&v, k, klen, snap, &f, err);
+		rc = view_lookup(&v, k, klen, snap, &f, &l0_reads, err);
 		if (rc)
 			break;
 		bool covered = false;
@@ -341,6 +344,10 @@ fr_status tree_get_value(fr_db *db, struct tree *t, const uint8_t *k, size_t kle
 			*vlen = f.len;
 		break;
 	}
+	/* a read that had to look in two or more L0 tables counts towards compacting L0, as a
+	 * seek does (LevelDB charges a Get that consults a second file the same way) */
+	if (l0_reads >= 2)
+		bg_note_l0_seek(db, t, v.ver);
 	read_view_release(&v);
 	return rc;
 }
