@@ -137,6 +137,42 @@ static void test_blob_round_trip(void **state)
 	}
 }
 
+/* Large values are compressed whole only when a probe of their start compresses: random ones
+ * are stored as they are without a full try, compressible ones next to them still shrink, and
+ * every value reads back. */
+static void test_blob_compress_probe(void **state)
+{
+	struct fixture *f = *state;
+	enum { LARGE = 64 << 10 };
+	uint64_t rs = 7;
+	struct blob_writer *w;
+	fr_error e;
+	assert_int_equal(blob_writer_open(io_posix(), f->path, 7, true, &w, &e), FR_OK);
+	for (int i = 0; i < N_VALS; i++) {
+		/* i % 4: 0 random, 1 compressible, 2 random start then compressible, 3 small random */
+		size_t n = i % 4 == 3 ? 1000 : LARGE;
+		free(f->vals[i]);
+		f->vals[i] = malloc(n);
+		for (size_t k = 0; k < n; k++) {
+			bool rnd = i % 4 == 0 || i % 4 == 3 || (i % 4 == 2 && k < 8192);
+			f->vals[i][k] = rnd ? (uint8_t)tu_rand(&rs) : (uint8_t)('a' + k % 7);
+		}
+		f->lens[i] = n;
+		char key[32];
+		int kl = snprintf(key, sizeof(key), "key-%04d", i);
+		assert_int_equal(blob_writer_add(w, key, (size_t)kl, f->vals[i], n, &f->h[i], &e),
+				 FR_OK);
+		if (i % 4 == 1)
+			assert_true(f->h[i].stored_len < n / 4);
+		else
+			assert_int_equal(f->h[i].stored_len, n);
+	}
+	/* whole tries: the compressible large values and the small random ones (no probe) */
+	assert_int_equal(blob_writer_compress_tries(w), N_VALS / 2);
+	assert_int_equal(blob_writer_finish(w, &f->meta, &e), FR_OK);
+	check_reads(f);
+}
+
 static void test_blob_handle_codec(void **state)
 {
 	(void)state;
@@ -245,6 +281,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_blob_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blob_compress_probe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blob_handle_codec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blob_every_byte_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blob_truncated, setup, teardown),

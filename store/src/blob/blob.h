@@ -64,6 +64,9 @@ fr_status blob_writer_add(struct blob_writer *w, const void *key, size_t klen, c
 /* Bytes written so far (to cut files at a target size). */
 uint64_t blob_writer_size(const struct blob_writer *w);
 uint64_t blob_writer_id(const struct blob_writer *w);
+/* Values the writer compressed whole so far: large ones whose probe did not compress are
+ * stored as they are without a try. */
+uint64_t blob_writer_compress_tries(const struct blob_writer *w);
 /* Writes the footer, fsyncs and closes; fills *m; frees w on any return (the file is deleted
  * on failure). */
 fr_status blob_writer_finish(struct blob_writer *w, struct blob_meta *m, fr_error *err);

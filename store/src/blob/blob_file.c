@@ -22,6 +22,12 @@
 #include "io/io.h"
 
 #define BLOB_WBUF (1u << 20)
+/* A value of at least BLOB_PROBE_MIN bytes is compressed whole only when its first
+ * BLOB_PROBE_LEN bytes compress: random or already compressed data (media, archives, the
+ * contents of most large files) then costs LZ4 a sixteenth of the value or less, not all of it.
+ * Deciding per value keeps compressible values next to incompressible ones compressed. */
+#define BLOB_PROBE_MIN (16u << 10)
+#define BLOB_PROBE_LEN (4u << 10)
 /* the fixed part of a record head: two checksums; then three varints (FORMAT.md §8.2) */
 #define REC_HEAD_MAX (8 + 3 * VARINT_MAX + 8)
 
@@ -36,6 +42,7 @@ struct blob_writer {
 	struct fr_buf cbuf;   /* compression scratch */
 	uint64_t value_cnt;
 	uint64_t value_bytes;
+	uint64_t tries; /* values compressed whole (probes not counted) */
 };
 
 /* ---- handles (FORMAT.md §8.3) ---- */
@@ -116,6 +123,16 @@ static fr_status wflush(struct blob_writer *w, fr_error *err)
 	return FR_OK;
 }
 
+/* False when val is large and its probe does not shrink by an eighth (the test the whole
+ * value must pass too). The probe goes to w->cbuf, which holds bound bytes. */
+static bool worth_compressing(struct blob_writer *w, const void *val, size_t vlen, int bound)
+{
+	if (vlen < BLOB_PROBE_MIN)
+		return true;
+	int c = fr_lz4_compress(val, BLOB_PROBE_LEN, w->cbuf.data, bound);
+	return c > 0 && (size_t)c <= BLOB_PROBE_LEN - BLOB_PROBE_LEN / 8;
+}
+
 fr_status blob_writer_add(struct blob_writer *w, const void *key, size_t klen, const void *val,
 			  size_t vlen, struct blob_handle *h, fr_error *err)
 {
@@ -128,7 +145,11 @@ fr_status blob_writer_add(struct blob_writer *w, const void *key, size_t klen, c
 		buf_clear(&w->cbuf);
 		if (buf_reserve(&w->cbuf, (size_t)bound))
 			return FR_ERR(err, FR_NOMEM, "blob compression");
-		int c = fr_lz4_compress(val, (int)vlen, w->cbuf.data, bound);
+		int c = 0;
+		if (worth_compressing(w, val, vlen, bound)) {
+			w->tries++;
+			c = fr_lz4_compress(val, (int)vlen, w->cbuf.data, bound);
+		}
 		/* kept only when it saves at least an eighth */
 		if (c > 0 && (size_t)c <= vlen - vlen / 8) {
 			stored = w->cbuf.data;
@@ -169,6 +190,11 @@ uint64_t blob_writer_size(const struct blob_writer *w)
 uint64_t blob_writer_id(const struct blob_writer *w)
 {
 	return w->id;
+}
+
+uint64_t blob_writer_compress_tries(const struct blob_writer *w)
+{
+	return w->tries;
 }
 
 static void footer_encode(uint8_t *out, uint64_t cnt, uint64_t end, uint64_t value_bytes)
