@@ -761,6 +761,88 @@ static void test_journal_compresses(void **state)
 	assert_int_equal(o.seen, 40);
 }
 
+/* An io that passes everything to the real file system and records the write-back hints. */
+struct wb_io {
+	struct fr_io io;
+	struct io_ops ops;
+	size_t n;
+	uint64_t off[64], len[64];
+};
+
+static struct wb_io *wb_current;
+
+static void wb_record(struct io_file *f, uint64_t off, uint64_t len)
+{
+	(void)f;
+	assert_true(wb_current->n < 64);
+	wb_current->off[wb_current->n] = off;
+	wb_current->len[wb_current->n++] = len;
+}
+
+static fr_status count_recs(void *ctx, uint64_t seg_id, const uint8_t *rec, size_t len,
+			    fr_error *err)
+{
+	(void)seg_id;
+	(void)err;
+	size_t *n = ctx;
+	uint8_t want[64 << 10];
+	fill_payload(want, len, 2 * *n);
+	assert_memory_equal(rec, want, len);
+	(*n)++;
+	return FR_OK;
+}
+
+/* Buffered commits start the write-back of what they wrote once 2 MiB or more are pending,
+ * each hint going on where the last ended; a synced commit needs none. The records replay. */
+static void test_journal_writeback_hints(void **state)
+{
+	struct fixture *fx = *state;
+	static struct wb_io w;
+	fr_error err = {0};
+	struct jnl *j;
+	static uint8_t rec[64 << 10];
+	memset(&w, 0, sizeof(w));
+	w.ops = *io_posix()->ops;
+	w.ops.writeback = wb_record;
+	w.io.ops = &w.ops;
+	wb_current = &w;
+	assert_int_equal(jnl_open(&w.io, fx->dir, 1, 64u << 20, &j, &err), FR_OK);
+	size_t k = 0;
+	for (; k < 31; k++) { /* just under 2 MiB */
+		fill_payload(rec, sizeof(rec), 2 * k);
+		assert_int_equal(jnl_add(j, rec, sizeof(rec), &err), FR_OK);
+		assert_int_equal(jnl_commit(j, FR_PERSIST_BUFFER, &err), FR_OK);
+	}
+	assert_int_equal(w.n, 0);
+	for (; k < 200; k++) {
+		fill_payload(rec, sizeof(rec), 2 * k);
+		assert_int_equal(jnl_add(j, rec, sizeof(rec), &err), FR_OK);
+		assert_int_equal(jnl_commit(j, FR_PERSIST_BUFFER, &err), FR_OK);
+	}
+	/* 200 records of 64 KiB: about 12.5 MiB, so 6 hints of a little over 2 MiB each */
+	assert_int_equal(w.n, 6);
+	uint64_t end = 0;
+	for (size_t i = 0; i < w.n; i++) {
+		assert_int_equal(w.off[i], end);
+		assert_true(w.len[i] >= 2u << 20);
+		assert_true(w.len[i] < (2u << 20) + (70u << 10));
+		end += w.len[i];
+	}
+	assert_true(end <= jnl_bytes_written(j));
+	assert_true(jnl_bytes_written(j) - end < 2u << 20);
+	fill_payload(rec, sizeof(rec), 2 * k++);
+	assert_int_equal(jnl_add(j, rec, sizeof(rec), &err), FR_OK);
+	assert_int_equal(jnl_commit(j, FR_PERSIST_SYNC_DATA, &err), FR_OK);
+	assert_int_equal(w.n, 6);
+	assert_int_equal(jnl_close(j, &err), FR_OK);
+	size_t seen = 0;
+	uint64_t max_seg;
+	assert_int_equal(jnl_replay(io_posix(), fx->dir, count_recs, &seen, &max_seg, &err),
+			 FR_OK);
+	assert_int_equal(seen, k);
+	wb_current = NULL;
+}
+
 /* Incompressible records make the writer stop trying for a while (it is not worth the CPU);
  * compressible ones after them are compressed again soon. */
 static void test_journal_compress_backoff(void **state)
@@ -865,6 +947,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal_rotate_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_compresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_compress_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_writeback_hints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_v1_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_bad_frame, setup, teardown),
 	};

@@ -52,6 +52,12 @@ fr_status io_sync(struct io_file *f, fr_persist mode, fr_error *err)
 	return f->io->ops->sync(f, mode, err);
 }
 
+void io_writeback(struct io_file *f, uint64_t off, uint64_t len)
+{
+	if (f->io->ops->writeback && len)
+		f->io->ops->writeback(f, off, len);
+}
+
 fr_status io_size(struct io_file *f, uint64_t *out, fr_error *err)
 {
 	return f->io->ops->size(f, out, err);

@@ -46,6 +46,9 @@ struct io_ops {
 	fr_status (*append)(struct io_file *f, const void *buf, size_t len, fr_error *err);
 	/* FR_PERSIST_SYNC_DATA: fdatasync, FR_PERSIST_SYNC_ALL: fsync, BUFFER: nothing */
 	fr_status (*sync)(struct io_file *f, fr_persist mode, fr_error *err);
+	/* optional (NULL: nothing): starts writing [off, off + len) back to the device without
+	 * waiting for it; promises nothing, and a failure shows at the next sync */
+	void (*writeback)(struct io_file *f, uint64_t off, uint64_t len);
 	fr_status (*size)(struct io_file *f, uint64_t *out, fr_error *err);
 	fr_status (*truncate)(struct io_file *f, uint64_t len, fr_error *err);
 	/* closes and frees f (NULL allowed); never loses data already written to the OS */
@@ -93,6 +96,9 @@ fr_status io_pread_exact(struct io_file *f, const char *path, void *buf, size_t 
 fr_status io_pwrite(struct io_file *f, const void *buf, size_t len, uint64_t off, fr_error *err);
 fr_status io_append(struct io_file *f, const void *buf, size_t len, fr_error *err);
 fr_status io_sync(struct io_file *f, fr_persist mode, fr_error *err);
+/* A hint: starts the write-back of [off, off + len) so that a later sync has less to wait
+ * for. Never fails and makes nothing durable. */
+void io_writeback(struct io_file *f, uint64_t off, uint64_t len);
 fr_status io_size(struct io_file *f, uint64_t *out, fr_error *err);
 fr_status io_truncate(struct io_file *f, uint64_t len, fr_error *err);
 void io_close(struct io_file *f);

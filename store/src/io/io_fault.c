@@ -190,6 +190,11 @@ static fr_status fault_sync(struct io_file *file, fr_persist mode, fr_error *err
 	return io_sync(f->inner, mode, err);
 }
 
+static void fault_writeback(struct io_file *file, uint64_t off, uint64_t len)
+{
+	io_writeback(((struct fault_file *)file)->inner, off, len);
+}
+
 static fr_status fault_size(struct io_file *file, uint64_t *out, fr_error *err)
 {
 	return io_size(((struct fault_file *)file)->inner, out, err);
@@ -301,6 +306,7 @@ static const struct io_ops fault_ops = {
 	.pwrite = fault_pwrite,
 	.append = fault_append,
 	.sync = fault_sync,
+	.writeback = fault_writeback,
 	.size = fault_size,
 	.truncate = fault_truncate,
 	.close = fault_close,

@@ -39,6 +39,7 @@ struct rec_writer {
 	char *path;
 	struct fr_buf buf; /* framed records not yet handed to the OS */
 	uint64_t off;      /* end of the bytes handed to the OS */
+	uint64_t wb_off;   /* end of the bytes whose write-back was started */
 	fr_status failed;  /* sticky: set by a failed write or sync */
 };
 
@@ -146,6 +147,14 @@ fr_status rec_writer_flush(struct rec_writer *w, fr_error *err)
 	else
 		buf_clear(&w->buf);
 	return FR_OK;
+}
+
+void rec_writer_writeback(struct rec_writer *w, uint64_t min)
+{
+	if (w->failed || w->off < w->wb_off + min)
+		return;
+	io_writeback(w->f, w->wb_off, w->off - w->wb_off);
+	w->wb_off = w->off;
 }
 
 fr_status rec_writer_sync(struct rec_writer *w, fr_persist mode, fr_error *err)

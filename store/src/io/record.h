@@ -37,6 +37,9 @@ fr_status rec_writer_add2(struct rec_writer *w, const void *head, size_t hlen, c
 fr_status rec_writer_flush(struct rec_writer *w, fr_error *err);
 /* flush, then sync per mode (BUFFER: no sync) */
 fr_status rec_writer_sync(struct rec_writer *w, fr_persist mode, fr_error *err);
+/* Starts the write-back (io_writeback) of the bytes handed to the OS since the last call, once
+ * there are at least `min` of them: a sync later waits only for the rest. */
+void rec_writer_writeback(struct rec_writer *w, uint64_t min);
 /* Bytes in the file including buffered ones. */
 uint64_t rec_writer_size(const struct rec_writer *w);
 /* Flushes (not syncs) and closes; frees w even on failure. NULL allowed. */

@@ -49,6 +49,10 @@ struct jnl {
 };
 
 #define JNL_BACKOFF_MAX 64
+/* Once this many bytes were written without a sync, their write-back is started: every
+ * segment is synced when the writer rotates away from it, and that sync (taken while commits
+ * wait) then waits for the last few MiB only, not the whole segment. */
+#define JNL_WRITEBACK_MIN (2u << 20)
 #define JNL_LARGE 4096
 
 static fr_status jnl_seg_path(char *path, size_t n, const char *dir, uint64_t seg_id,
@@ -181,6 +185,10 @@ fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err)
 	if (rc)
 		return rc;
 	atomic_store_rlx_u64(&j->cur_written, rec_writer_size(j->w));
+	if (mode == FR_PERSIST_BUFFER) {
+		rec_writer_writeback(j->w, JNL_WRITEBACK_MIN);
+		return FR_OK;
+	}
 	return rec_writer_sync(j->w, mode, err);
 }
 
