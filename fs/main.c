@@ -237,6 +237,10 @@ static int store_open(struct fs *fs)
 	 * tables and fewer compactions of the data tree per byte written. */
 	o.memtable_max = 64u << 20;
 	o.write_buffer_max = 256u << 20;
+	/* Each journal segment change waits for a sync of the old segment and the creation of a
+	 * new one (two more syncs), while commits queue: 64 MiB segments pay that a quarter as
+	 * often as the default 16 MiB under a stream of large writes. */
+	o.journal_segment_max = 64u << 20;
 	st = fr_db_open(fs->opts.store, &o, &fs->db, &e);
 	if (st != FR_OK) {
 		fprintf(stderr, "fractiofs: open store %s: %s\n", fs->opts.store, e.msg);
