@@ -292,8 +292,40 @@ static int payload_to_chunks(const struct fsd *d, const struct fs_inode *in, fr_
 	return 0;
 }
 
+int fsd_write_whole(const struct fsd *d, uint64_t ino, fr_batch *b, uint64_t off,
+		    const void *buf, size_t len, struct fsd_whole *w)
+{
+	const uint32_t cs = d->chunk_size;
+	uint8_t key[FSS_CHUNK_KEY_LEN];
+
+	w->first = w->end = 0;
+	if (!len || off > FSD_SIZE_MAX || len > FSD_SIZE_MAX - off || off + len <= d->inline_max)
+		return 0;
+	uint64_t first = off / cs + (off % cs != 0), end = (off + len) / cs;
+	for (uint64_t n = first; n < end; n++) {
+		fss_chunk_key(ino, n, key);
+		fr_status st = fr_batch_put(b, d->data, key, sizeof(key),
+					    (const uint8_t *)buf + (n * cs - off), cs);
+		if (st != FR_OK)
+			return engine_err(st, NULL, "data write");
+	}
+	if (first < end) {
+		w->first = first;
+		w->end = end;
+	}
+	return 0;
+}
+
 int fsd_write(const struct fsd *d, struct fs_inode *in, fr_batch *b, uint64_t off,
 	      const void *buf, size_t len)
+{
+	const struct fsd_whole none = {0, 0};
+
+	return fsd_write_rest(d, in, b, off, buf, len, &none);
+}
+
+int fsd_write_rest(const struct fsd *d, struct fs_inode *in, fr_batch *b, uint64_t off,
+		   const void *buf, size_t len, const struct fsd_whole *w)
 {
 	const uint32_t cs = d->chunk_size;
 	const uint8_t *src = buf;
@@ -331,6 +363,8 @@ int fsd_write(const struct fsd *d, struct fs_inode *in, fr_batch *b, uint64_t of
 	uint64_t first = off / cs, last = (end - 1) / cs;
 	for (uint64_t n = first; n <= last; n++) {
 		uint64_t cstart = n * cs;
+		if (n >= w->first && n < w->end)
+			continue; /* put by fsd_write_whole */
 		size_t lo = n == first ? off - cstart : 0;
 		size_t hi = n == last ? end - cstart : cs;
 		const uint8_t *p = src + (cstart + lo - off);

@@ -42,6 +42,20 @@ ssize_t fsd_read(const struct fsd *d, const struct fs_inode *in, uint64_t off, v
  * file); on failure *in is unchanged and b may hold partial operations (discard it). */
 int fsd_write(const struct fsd *d, struct fs_inode *in, fr_batch *b, uint64_t off,
 	      const void *buf, size_t len);
+/* The chunks [first, end) of a write that fsd_write_whole put ahead of time (none when
+ * first == end). */
+struct fsd_whole {
+	uint64_t first, end;
+};
+/* Adds to b the puts of the chunks that the write [off, off + len) covers whole, when the write
+ * cannot leave the file inline (it ends past inline_max): they depend on the bytes alone, so
+ * the caller builds them before it takes the inode lock and then calls fsd_write_rest. Sets *w
+ * to the chunks put (perhaps none). 0 or -errno (discard b). */
+int fsd_write_whole(const struct fsd *d, uint64_t ino, fr_batch *b, uint64_t off,
+		    const void *buf, size_t len, struct fsd_whole *w);
+/* fsd_write for a batch that already holds the chunks w of the same write. */
+int fsd_write_rest(const struct fsd *d, struct fs_inode *in, fr_batch *b, uint64_t off,
+		   const void *buf, size_t len, const struct fsd_whole *w);
 /* Sets the size: shrinking removes whole chunks past the end and trims the last one;
  * growing adds nothing (a hole). Truncating to 0 makes the file inline again. */
 int fsd_truncate(const struct fsd *d, struct fs_inode *in, fr_batch *b, uint64_t size);

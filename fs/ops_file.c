@@ -19,15 +19,12 @@
  * operations and update it, writes the inode into the same batch and commits. */
 typedef int (*content_fn)(struct fs *fs, struct fs_inode *in, fr_batch *b, void *ctx);
 
-static int change_content(struct fs *fs, uint64_t ino, content_fn fn, void *ctx, const char *what)
+static int change_content_in(struct fs *fs, uint64_t ino, fr_batch *b, content_fn fn, void *ctx,
+			     const char *what)
 {
 	struct fs_inode in;
-	fr_batch *b;
 	int rc;
 
-	rc = fs_batch_rw(fs, &b);
-	if (rc)
-		return rc;
 	fss_inode_init(&in);
 	itab_lock(&fs->itab, ino);
 	rc = fs_inode_get(fs, ino, &in);
@@ -43,6 +40,18 @@ static int change_content(struct fs *fs, uint64_t ino, content_fn fn, void *ctx,
 		rc = fs_commit(fs, b, what);
 	itab_unlock(&fs->itab, ino);
 	fss_inode_fini(&in);
+	return rc;
+}
+
+/* change_content_in with a batch of its own. */
+static int change_content(struct fs *fs, uint64_t ino, content_fn fn, void *ctx, const char *what)
+{
+	fr_batch *b;
+	int rc = fs_batch_rw(fs, &b);
+
+	if (rc)
+		return rc;
+	rc = change_content_in(fs, ino, b, fn, ctx, what);
 	fr_batch_free(b);
 	return rc;
 }
@@ -124,12 +133,13 @@ struct write_args {
 	uint64_t off;
 	const void *buf;
 	size_t len;
+	struct fsd_whole whole; /* chunks already in the batch */
 };
 
 static int write_fn(struct fs *fs, struct fs_inode *in, fr_batch *b, void *ctx)
 {
 	struct write_args *w = ctx;
-	int rc = fsd_write(&fs->data, in, b, w->off, w->buf, w->len);
+	int rc = fsd_write_rest(&fs->data, in, b, w->off, w->buf, w->len, &w->whole);
 
 	fs_touch(in, true, true, fss_now_ns());
 	return rc;
@@ -138,11 +148,20 @@ static int write_fn(struct fs *fs, struct fs_inode *in, fr_batch *b, void *ctx)
 void fsop_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
-	struct write_args w = {(uint64_t)off, buf, size};
+	struct fs *fs = fs_of(req);
+	struct write_args w = {(uint64_t)off, buf, size, {0, 0}};
+	fr_batch *b;
 	int rc;
 
 	(void)fi;
-	rc = change_content(fs_of(req), ino, write_fn, &w, "write");
+	/* the whole chunks are copied into the batch before the inode lock is taken, so that
+	 * the copy of one request overlaps the commit of another to the same file */
+	rc = fs_batch_rw(fs, &b);
+	if (rc == 0)
+		rc = fsd_write_whole(&fs->data, ino, b, w.off, buf, size, &w.whole);
+	if (rc == 0)
+		rc = change_content_in(fs, ino, b, write_fn, &w, "write");
+	fr_batch_free(b);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else

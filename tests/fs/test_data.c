@@ -772,6 +772,59 @@ static void test_fs_data_inline_larger_than_chunk(void **state)
  * to lie below the size. Offsets reach ~200 KiB, lengths ~20 KiB; one op in eight works near
  * the inline limit. The tables are flushed now and then so reads merge several sources.
  */
+/* fsd_write_whole puts exactly the chunks a write covers whole, and only when the write cannot
+ * leave the file inline; with fsd_write_rest the file ends as fsd_write leaves it, an inline
+ * file's payload becoming chunk 0 beside them. */
+static void test_fs_data_write_whole(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *buf = malloc(4 * CS), want[4 * CS];
+	struct fs_inode in;
+	struct fsd_whole w;
+
+	assert_non_null(buf);
+	for (size_t i = 0; i < 4 * CS; i++)
+		buf[i] = (uint8_t)(i * 7 + 1);
+	/* ends within inline_max: nothing ahead of time */
+	assert_int_equal(fsd_write_whole(&f->d, 5, f->b, 0, buf, INLINE_MAX, &w), 0);
+	assert_int_equal(w.first, w.end);
+	/* no chunk covered whole */
+	assert_int_equal(fsd_write_whole(&f->d, 5, f->b, 10, buf, CS, &w), 0);
+	assert_int_equal(w.first, w.end);
+	/* past the largest file */
+	assert_int_equal(fsd_write_whole(&f->d, 5, f->b, SIZE_MAX_FS, buf, CS, &w), 0);
+	assert_int_equal(w.first, w.end);
+
+	/* an inline file of 20 bytes gets [CS - 5, 4 CS - 5): chunks 1 and 2 whole */
+	new_file(&in, 5);
+	wr(f, &in, 0, buf, 20);
+	assert_true(in.flags & FSI_INLINE);
+	memset(want, 0, sizeof(want));
+	memcpy(want, buf, 20);
+	assert_int_equal(fsd_write_whole(&f->d, in.ino, f->b, CS - 5, buf, 3 * CS, &w), 0);
+	assert_int_equal(w.first, 1);
+	assert_int_equal(w.end, 3);
+	assert_int_equal(fsd_write_rest(&f->d, &in, f->b, CS - 5, buf, 3 * CS, &w), 0);
+	commit(f);
+	memcpy(want + CS - 5, buf, 3 * CS);
+	assert_false(in.flags & FSI_INLINE);
+	assert_int_equal(in.size, 4 * CS - 5);
+	check_contents(f, &in, want);
+	check_invariant(f, &in);
+
+	/* an aligned overwrite: all four chunks whole, nothing left for the rest to do */
+	assert_int_equal(fsd_write_whole(&f->d, in.ino, f->b, 0, buf, 4 * CS, &w), 0);
+	assert_int_equal(w.first, 0);
+	assert_int_equal(w.end, 4);
+	assert_int_equal(fsd_write_rest(&f->d, &in, f->b, 0, buf, 4 * CS, &w), 0);
+	commit(f);
+	assert_int_equal(in.size, 4 * CS);
+	check_contents(f, &in, buf);
+	check_invariant(f, &in);
+	fss_inode_fini(&in);
+	free(buf);
+}
+
 static void test_fs_data_model(void **state)
 {
 	struct fx *f = *state;
@@ -797,7 +850,15 @@ static void test_fs_data_model(void **state)
 		if (op < 50) {
 			for (uint64_t j = 0; j < len; j++)
 				buf[j] = (uint8_t)tu_rand(&rng) | 1;
-			rc = fsd_write(&f->d, &in, f->b, off, buf, len);
+			if (i % 2) {
+				/* as the daemon writes: whole chunks first, then the rest */
+				struct fsd_whole w;
+				rc = fsd_write_whole(&f->d, in.ino, f->b, off, buf, len, &w);
+				if (!rc)
+					rc = fsd_write_rest(&f->d, &in, f->b, off, buf, len, &w);
+			} else {
+				rc = fsd_write(&f->d, &in, f->b, off, buf, len);
+			}
 			if (len) {
 				if (off > msize)
 					memset(model + msize, 0, off - msize);
@@ -868,6 +929,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fs_data_corrupt_chunk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fs_data_inline_larger_than_chunk, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_fs_data_write_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fs_data_model, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
