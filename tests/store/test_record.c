@@ -221,6 +221,52 @@ static void test_record_round_trip(void **state)
 	written_free(&wr);
 }
 
+/* Records framed from two parts, the large ones (a body of 256 KiB or more) written from the
+ * caller's memory, make the same bytes as records added whole; a file cut inside a large body
+ * ends in a torn tail there. */
+static void test_record_direct_large(void **state)
+{
+	struct fixture *fx = *state;
+	enum { N = 10 };
+	const size_t lens[N] = {10, 300 << 10, 0, 5, 1 << 20, 200, 256 << 10, (256 << 10) + 2,
+				(256 << 10) - 1, 3};
+	struct written wr = {0};
+	write_records(fx->path, lens, N, 0, &wr); /* whole: never direct */
+
+	fr_error err = {0};
+	struct rec_writer *w;
+	uint8_t *p = malloc(1 << 20);
+	assert_non_null(p);
+	assert_int_equal(rec_writer_open(io_posix(), fx->path2, MAGIC, FILE_ID, &w, &err), FR_OK);
+	for (size_t i = 0; i < N; i++) {
+		size_t h = lens[i] < 2 ? lens[i] : 2;
+		fill_payload(p, lens[i], i);
+		assert_int_equal(rec_writer_add2(w, p, h, p + h, lens[i] - h, &err), FR_OK);
+		assert_int_equal(rec_writer_size(w), wr.off[i] + REC_HEADER_LEN + lens[i]);
+	}
+	assert_int_equal(rec_writer_close(w, &err), FR_OK);
+	free(p);
+	void *img;
+	size_t img_len;
+	assert_int_equal(io_read_file(io_posix(), fx->path2, &img, &img_len, &err), FR_OK);
+	assert_int_equal(img_len, wr.img_len);
+	assert_memory_equal(img, wr.img, img_len);
+	fr_free(img);
+
+	struct rec_read_result res;
+	size_t seen;
+	assert_int_equal(read_check(fx->path2, &wr, &res, &seen, &err), FR_OK);
+	assert_int_equal(seen, N);
+	assert_false(res.torn);
+	/* cut inside the 1 MiB body of record 4: records 0..3 remain */
+	write_image(fx->path2, wr.img, (size_t)wr.off[4] + REC_HEADER_LEN + 1000);
+	assert_int_equal(read_check(fx->path2, &wr, &res, &seen, &err), FR_OK);
+	assert_int_equal(seen, 4);
+	assert_true(res.torn);
+	assert_int_equal(res.valid_len, wr.off[4]);
+	written_free(&wr);
+}
+
 static void test_record_empty_file(void **state)
 {
 	struct fixture *fx = *state;
@@ -653,6 +699,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_record_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_direct_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_empty_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_format_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_file_header_corrupt, setup, teardown),

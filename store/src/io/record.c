@@ -5,7 +5,10 @@
  *
  * Every check is seeded with the record's file offset, so a record is valid only at the place it
  * was written: a stale or duplicated copy elsewhere in the file never passes. The writer buffers
- * records and hands them to the OS in one pwrite at its tracked end offset. A failed write or
+ * records and hands them to the OS in one pwrite at its tracked end offset; a record with a body
+ * of REC_DIRECT_MIN bytes or more is not copied: the buffer (ending in the record's header) is
+ * written, then the body from the caller's memory, its checksum streamed over both parts. A
+ * crash between the two writes leaves a torn tail, as a crash inside one write does. A failed write or
  * sync makes the writer refuse all further work (a failed fsync may have dropped the dirty pages,
  * and records of a failed commit must not be written later by another one).
  *
@@ -29,6 +32,7 @@
 #define REC_VERSION 1u
 #define REC_WINDOW (1u << 20)    /* read window */
 #define REC_BUF_KEEP (4u << 20)  /* writer buffers larger than this are freed after a flush */
+#define REC_DIRECT_MIN (256u << 10) /* a body this large goes to the OS from the caller's memory */
 
 static_assert(REC_HEADER_LEN == 16, "FORMAT.md §2 record header");
 static_assert(REC_FILE_HEADER_LEN == 24, "FORMAT.md §2 file header");
@@ -40,6 +44,7 @@ struct rec_writer {
 	struct fr_buf buf; /* framed records not yet handed to the OS */
 	uint64_t off;      /* end of the bytes handed to the OS */
 	uint64_t wb_off;   /* end of the bytes whose write-back was started */
+	XXH3_state_t *xs;  /* checksum state of direct records, made at the first */
 	fr_status failed;  /* sticky: set by a failed write or sync */
 };
 
@@ -98,6 +103,43 @@ out_free:
 	return rc;
 }
 
+/* rec_writer_add2 of a large body: frames the header and head in the buffer, hands the buffer
+ * to the OS, then the body straight from the caller. */
+static fr_status add_direct(struct rec_writer *w, const void *head, size_t hlen, const void *body,
+			    size_t blen, fr_error *err)
+{
+	size_t len = hlen + blen;
+
+	if (!w->xs && !(w->xs = XXH3_createState()))
+		return FR_ERR(err, FR_NOMEM, "%s: checksum state", w->path);
+	if (buf_reserve(&w->buf, REC_HEADER_LEN + hlen))
+		return FR_ERR(err, FR_NOMEM, "%s: buffering a record of %zu bytes", w->path, len);
+	uint64_t off = w->off + w->buf.len;
+	uint8_t *p = w->buf.data + w->buf.len;
+	enc_u32(p, (uint32_t)len);
+	enc_u32(p + 4, rec_hdr_check(p, off));
+	if (hlen)
+		memcpy(p + REC_HEADER_LEN, head, hlen);
+	/* the same value as fr_xxh3_seed over the record's bytes in one piece */
+	if (XXH3_64bits_reset_withSeed(w->xs, off) != XXH_OK ||
+	    XXH3_64bits_update(w->xs, p + REC_HEADER_LEN, hlen) != XXH_OK ||
+	    XXH3_64bits_update(w->xs, body, blen) != XXH_OK)
+		return FR_ERR(err, FR_INVALID, "%s: checksum of a record of %zu bytes", w->path,
+			      len);
+	enc_u64(p + 8, (uint64_t)XXH3_64bits_digest(w->xs));
+	w->buf.len += REC_HEADER_LEN + hlen;
+	fr_status rc = rec_writer_flush(w, err);
+	if (rc)
+		return rc;
+	rc = io_pwrite(w->f, body, blen, w->off, err);
+	if (rc) {
+		w->failed = rc;
+		return rc;
+	}
+	w->off += blen;
+	return FR_OK;
+}
+
 fr_status rec_writer_add2(struct rec_writer *w, const void *head, size_t hlen, const void *body,
 			  size_t blen, fr_error *err)
 {
@@ -108,6 +150,8 @@ fr_status rec_writer_add2(struct rec_writer *w, const void *head, size_t hlen, c
 	if (len < hlen || len > REC_MAX_LEN)
 		return FR_ERR(err, FR_INVALID, "%s: record of %zu bytes exceeds the maximum %u",
 			      w->path, len, REC_MAX_LEN);
+	if (blen >= REC_DIRECT_MIN)
+		return add_direct(w, head, hlen, body, blen, err);
 	if (buf_reserve(&w->buf, REC_HEADER_LEN + len))
 		return FR_ERR(err, FR_NOMEM, "%s: buffering a record of %zu bytes", w->path, len);
 	uint64_t off = w->off + w->buf.len;
@@ -180,6 +224,7 @@ fr_status rec_writer_close(struct rec_writer *w, fr_error *err)
 	fr_status rc = rec_writer_flush(w, err);
 	io_close(w->f);
 	buf_fini(&w->buf);
+	XXH3_freeState(w->xs);
 	fr_free(w->path);
 	fr_free(w);
 	return rc;

@@ -30,7 +30,8 @@ fr_status rec_writer_open(struct fr_io *io, const char *path, uint32_t magic, ui
 /* Frames rec into the writer's buffer; nothing reaches the OS until flush or sync. */
 fr_status rec_writer_add(struct rec_writer *w, const void *rec, size_t len, fr_error *err);
 /* rec_writer_add of the one record head[0..hlen) followed by body[0..blen), framed without
- * first joining the parts elsewhere. */
+ * first joining the parts elsewhere. A body of 256 KiB or more is not copied: the buffered
+ * records and this one reach the OS at once (the call is then a flush, failures included). */
 fr_status rec_writer_add2(struct rec_writer *w, const void *head, size_t hlen, const void *body,
 			  size_t blen, fr_error *err);
 /* Hands buffered records to the OS in one write. */
