@@ -491,9 +491,14 @@ static fr_status leader_rotate(fr_db *db, fr_error *err)
 	return rc ? FR_ERR(err, rc, "journal segment list") : FR_OK;
 }
 
-/* Scratch that a large group grew is let go rather than kept for the next one. */
+/* Scratch that a large group grew is let go rather than kept for the next one. The record
+ * buffer is kept up to 4 MiB: a stream of 1 MiB batches (a file system's writes) would otherwise
+ * allocate a fresh one for every group. */
 #define SCRATCH_KEEP_OPS 1024
-#define SCRATCH_KEEP_BYTES (1u << 20)
+#define SCRATCH_KEEP_BYTES (4u << 20)
+/* An encoded operation takes at most this much beside its key and value (FORMAT.md §3.3: op
+ * byte, tree id, key and value lengths as varints). */
+#define ENC_OP_MAX (1 + 5 + 10 + 10)
 
 /* The leader's per-writer operation lists for a group of n, from the scratch kept in db:
  * allocates only when a group is larger than any kept one. NULL on out of memory. */
@@ -589,7 +594,10 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 		if (w->conflict)
 			continue;
 		buf_clear(&rec);
-		rc = batch_encode(w->seqno, los[i].ops, los[i].cnt, &rec);
+		/* sized once: growing by doubling would copy a large batch over and over */
+		rc = buf_reserve(&rec, 8 + 10 + w->b->data.len + los[i].cnt * ENC_OP_MAX);
+		if (!rc)
+			rc = batch_encode(w->seqno, los[i].ops, los[i].cnt, &rec);
 		if (rc)
 			rc = FR_ERR(err, rc, "encoding a batch");
 		else
