@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -136,6 +138,49 @@ struct write_args {
 	struct fsd_whole whole; /* chunks already in the batch */
 };
 
+/*
+ * Each thread keeps the batch of its last write for the next one: a write's batch grows past
+ * 1 MiB, and a new batch for every request would grow from nothing, copying its contents at
+ * every doubling. A commit empties a batch, so only a committed one is kept; the key frees a
+ * thread's batch when the thread ends (the session loop joins its threads before the store
+ * closes). At most one batch of about 2 MiB per request thread.
+ */
+static pthread_key_t wbatch_key;
+static pthread_once_t wbatch_once = PTHREAD_ONCE_INIT;
+static bool wbatch_ok;
+
+static void wbatch_free(void *b)
+{
+	fr_batch_free(b);
+}
+
+static void wbatch_init(void)
+{
+	wbatch_ok = pthread_key_create(&wbatch_key, wbatch_free) == 0;
+}
+
+static int wbatch_get(struct fs *fs, fr_batch **out)
+{
+	fr_batch *b = NULL;
+
+	pthread_once(&wbatch_once, wbatch_init);
+	if (wbatch_ok && !fs->opts.read_only)
+		b = pthread_getspecific(wbatch_key);
+	if (!b)
+		return fs_batch_rw(fs, out);
+	(void)pthread_setspecific(wbatch_key, NULL);
+	*out = b;
+	return 0;
+}
+
+/* Keeps b for the thread's next write if it is empty (committed), else frees it. */
+static void wbatch_put(fr_batch *b)
+{
+	if (b && wbatch_ok && fr_batch_count(b) == 0 && pthread_setspecific(wbatch_key, b) == 0)
+		return;
+	fr_batch_free(b);
+}
+
 static int write_fn(struct fs *fs, struct fs_inode *in, fr_batch *b, void *ctx)
 {
 	struct write_args *w = ctx;
@@ -156,12 +201,15 @@ void fsop_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 	(void)fi;
 	/* the whole chunks are copied into the batch before the inode lock is taken, so that
 	 * the copy of one request overlaps the commit of another to the same file */
-	rc = fs_batch_rw(fs, &b);
+	rc = wbatch_get(fs, &b);
 	if (rc == 0)
 		rc = fsd_write_whole(&fs->data, ino, b, w.off, buf, size, &w.whole);
 	if (rc == 0)
 		rc = change_content_in(fs, ino, b, write_fn, &w, "write");
-	fr_batch_free(b);
+	if (rc == 0)
+		wbatch_put(b);
+	else
+		fr_batch_free(b);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
