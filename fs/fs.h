@@ -110,7 +110,9 @@ void fs_node_close(struct fs *fs, uint64_t ino);
  *  - GETXATTR, READLINK through a path the kernel resolved before the unlink: no attribute,
  *    ENOENT, as if the request had come after the inode went.
  *  - OPEN or OPENDIR racing the unlink (the kernel resolved the name before the unlink took
- *    the directory lock): itab_drop_begin marks the node gone under itab's mutex before the
+ *    the directory lock), or reopening an O_PATH descriptor through /proc/self/fd (a local
+ *    filesystem would open the unlinked file; here it has gone, ENOENT, as after an unlink
+ *    on a remote filesystem): itab_drop_begin marks the node gone under itab's mutex before the
  *    batch is built, and itab_open refuses a gone node, so the open fails with ENOENT instead
  *    of handing out a handle on an inode that is going. Either the open counts its handle
  *    first (then the unlink keeps an orphan), or the unlink marks first (then the open fails).

@@ -887,6 +887,40 @@ static void test_db_delete_range(void **state)
 	}
 }
 
+/* Bounded iterators only gather the range tombstones that meet their bounds: one straddling
+ * a bound still hides the keys inside, forward and reverse, in memtables and in tables, and
+ * tombstones of a neighbouring keyspace of the same tree hide nothing. */
+static void test_db_iter_bounds_range_del(void **state)
+{
+	struct tu_fx *f = *state;
+	t_db_open(f);
+	for (int mode = 0; mode < 2; mode++) {
+		char name[8];
+		snprintf(name, sizeof(name), "ib%d", mode);
+		fr_keyspace *ks = t_ks_open(f, name, "shared");
+		fr_keyspace *nb = t_ks_open(f, mode ? "nb1" : "nb0", "shared");
+		const char *keys[] = {"a", "c", "d", "e", "g", "w", "x", "y", "z"};
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+			put_s(ks, keys[i], keys[i]);
+			put_s(nb, keys[i], keys[i]);
+		}
+		OK(fr_delete_range(ks, "c", 1, "e", 1, &E)); /* straddles the lower bound d */
+		OK(fr_delete_range(ks, "x", 1, "zz", 2, &E)); /* straddles the upper bound y */
+		OK(fr_delete_range(ks, "0", 1, "b", 1, &E));  /* below the bounds */
+		OK(fr_delete_range(nb, "a", 1, "zz", 2, &E)); /* another keyspace */
+		if (mode)
+			OK(fr_db_flush(f->db, &E));
+		fr_iter_options o = {.lower = "d", .lower_len = 1, .upper = "y", .upper_len = 1};
+		ASSERT_ITER(ks, &o, false, "e,g,w");
+		o.reverse = true;
+		ASSERT_ITER(ks, &o, false, "w,g,e");
+		ASSERT_ITER(ks, NULL, false, "e,g,w");
+		ASSERT_ITER(nb, NULL, false, "");
+		fr_keyspace_close(ks);
+		fr_keyspace_close(nb);
+	}
+}
+
 static void test_db_first_last_len(void **state)
 {
 	struct tu_fx *f = *state;
@@ -1903,6 +1937,7 @@ int main(void)
 		T(test_db_weak_iter_directions),
 		T(test_db_weak_snapshot_stripes),
 		T(test_db_delete_range),
+		T(test_db_iter_bounds_range_del),
 		TI(test_db_delete_range_inline),
 		T(test_db_first_last_len),
 		T(test_db_clear),
