@@ -215,7 +215,7 @@ bool itab_close(struct itab *t, uint64_t ino)
 		n->nopen--;
 		if (n->nopen == 0 && n->orphan) {
 			/* reclaim now, not at the kernel's forget: what it may still send without
-			 * a handle gets ENOENT, as after an unlink that drops the inode (fs.h) */
+			 * a handle is answered as after an unlink that drops the inode (fs.h) */
 			n->orphan = false;
 			n->gone = true;
 			reclaim = true;

@@ -477,7 +477,7 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, boo
 	fr_batch *b = NULL;
 	uint64_t inos[2];
 	uint8_t dtype;
-	bool orphaned = false, drop;
+	bool orphaned = false, drop = false;
 	int64_t now;
 	int rc;
 
