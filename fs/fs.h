@@ -93,11 +93,47 @@ void fs_node_put(struct fs *fs, struct fs_node *n);
 /* itab_close, then fs_reclaim when it was the last hold on an orphan. */
 void fs_node_close(struct fs *fs, uint64_t ino);
 
-/* ---- reclaiming ---- */
+/* ---- reclaiming ----
+ *
+ * When the last name of an inode goes (unlink, rmdir, rename over it) and no file handle is
+ * open on it, the inode goes in the same batch as the name: record, chunks, xattrs (SCHEMA.md
+ * §8). Only an inode with an open handle becomes an orphan (§7), reclaimed when its last
+ * handle closes. Neither waits for the kernel to forget the inode, although it still holds a
+ * lookup on it after the unlink. What the kernel can still send for such an inode without a
+ * handle, and the answer it gets:
+ *  - SETATTR of the times it cached (with the writeback cache, the kernel flushes the ctime of
+ *    an unlinked regular file right away, and dirty times later), and GETATTR (fstat of an
+ *    O_PATH descriptor, stat of a removed cwd): the inode's last attributes, nlink 0, kept in
+ *    its node for as long as the kernel holds it (itab_set_last); a SETATTR changes nothing.
+ *    Not an error: the kernel records a failed time flush against the whole filesystem, and
+ *    the next syncfs() would report it.
+ *  - GETXATTR, READLINK through a path the kernel resolved before the unlink: no attribute,
+ *    ENOENT, as if the request had come after the inode went.
+ *  - OPEN or OPENDIR racing the unlink (the kernel resolved the name before the unlink took
+ *    the directory lock), or reopening an O_PATH descriptor through /proc/self/fd (a local
+ *    filesystem would open the unlinked file; here it has gone, ENOENT, as after an unlink
+ *    on a remote filesystem): itab_drop_begin marks the node gone under itab's mutex before the
+ *    batch is built, and itab_open refuses a gone node, so the open fails with ENOENT instead
+ *    of handing out a handle on an inode that is going. Either the open counts its handle
+ *    first (then the unlink keeps an orphan), or the unlink marks first (then the open fails).
+ *  - READ, WRITE, FSYNC, SETATTR with a handle, FALLOCATE: need an open handle, so never.
+ *    With the writeback cache the kernel writes dirty pages back before RELEASE and writes
+ *    none after it (writeback needs a writable handle), so nothing arrives after the last close
+ *    either, which is why an orphan goes at its last RELEASE and not at FORGET.
+ *  - LINK (linkat of an O_PATH descriptor): the kernel refuses an inode with nlink 0 itself,
+ *    and a link to a missing inode gets ENOENT here.
+ *  - LOOKUP of its old name cannot race: the kernel serialises lookups and the unlink of a name
+ *    on the directory's lock. READDIRPLUS from a snapshot taken before the unlink reads the
+ *    inode live, and without it sends the name without attributes (no kernel lookup).
+ *  - FORGET: frees the node (gone, not an orphan: nothing to reclaim).
+ * Every write path (setattr, write, xattrs, link) reads the inode under its stripe lock, which
+ * the unlink holds through its commit, so none can write chunks or a record for an inode that
+ * has gone. Inode numbers are not reused within a mount (§10), so a late request never reaches
+ * another inode. */
 /* Adds to b the removal of an inode with no links: its chunks, xattrs and record. */
 int fs_inode_drop(struct fs *fs, fr_batch *b, const struct fs_inode *in);
-/* Removes an inode whose link count is 0: record, chunks, xattrs and orphan entry, in one
- * batch. Errors are logged (the orphan entry stays for the next mount). */
+/* Removes an orphan (link count 0): record, chunks, xattrs and orphan entry, in one batch.
+ * Errors are logged (the orphan entry stays for the next mount). */
 void fs_reclaim(struct fs *fs, uint64_t ino);
 /* Reclaims every inode in the orphans keyspace (at mount). */
 int fs_reclaim_all(struct fs *fs);

@@ -47,6 +47,7 @@ void itab_fini(struct itab *t)
 		while (n) {
 			struct fs_node *next = n->next;
 			fr_keyspace_close(n->dir_ks);
+			free(n->last);
 			free(n);
 			n = next;
 		}
@@ -124,6 +125,7 @@ static bool maybe_free(struct itab *t, struct fs_node *n, fr_keyspace **ks_out)
 	t->node_cnt--;
 	orphan = n->orphan;
 	*ks_out = n->dir_ks;
+	free(n->last);
 	free(n);
 	return orphan;
 }
@@ -189,11 +191,16 @@ bool itab_forget(struct itab *t, uint64_t ino, uint64_t nlookup)
 	return reclaim;
 }
 
-void itab_open(struct itab *t, struct fs_node *n)
+bool itab_open(struct itab *t, struct fs_node *n)
 {
+	bool ok;
+
 	pthread_mutex_lock(&t->mu);
-	n->nopen++;
+	ok = !n->gone;
+	if (ok)
+		n->nopen++;
 	pthread_mutex_unlock(&t->mu);
+	return ok;
 }
 
 bool itab_close(struct itab *t, uint64_t ino)
@@ -206,11 +213,83 @@ bool itab_close(struct itab *t, uint64_t ino)
 	n = *find_slot(t, ino);
 	if (n && n->nopen) {
 		n->nopen--;
-		reclaim = maybe_free(t, n, &ks);
+		if (n->nopen == 0 && n->orphan) {
+			/* reclaim now, not at the kernel's forget: what it may still send without
+			 * a handle is answered as after an unlink that drops the inode (fs.h) */
+			n->orphan = false;
+			n->gone = true;
+			reclaim = true;
+			maybe_free(t, n, &ks);
+		} else {
+			reclaim = maybe_free(t, n, &ks);
+		}
 	}
 	pthread_mutex_unlock(&t->mu);
 	fr_keyspace_close(ks);
 	return reclaim;
+}
+
+bool itab_drop_begin(struct itab *t, uint64_t ino)
+{
+	struct fs_node *n;
+	bool drop = true;
+
+	pthread_mutex_lock(&t->mu);
+	n = *find_slot(t, ino);
+	if (n && n->nopen)
+		drop = false;
+	else if (n)
+		n->gone = true;
+	pthread_mutex_unlock(&t->mu);
+	return drop;
+}
+
+void itab_drop_abort(struct itab *t, uint64_t ino)
+{
+	struct fs_node *n;
+
+	pthread_mutex_lock(&t->mu);
+	n = *find_slot(t, ino);
+	if (n) {
+		n->gone = false;
+		free(n->last);
+		n->last = NULL;
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+void itab_set_last(struct itab *t, uint64_t ino, const struct stat *st)
+{
+	struct stat *copy = malloc(sizeof(*copy));
+	struct fs_node *n;
+
+	if (!copy)
+		return; /* the kernel then gets ENOENT for this inode */
+	*copy = *st;
+	pthread_mutex_lock(&t->mu);
+	n = *find_slot(t, ino);
+	if (n) {
+		free(n->last);
+		n->last = copy;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&t->mu);
+	free(copy);
+}
+
+bool itab_get_last(struct itab *t, uint64_t ino, struct stat *st)
+{
+	struct fs_node *n;
+	bool found = false;
+
+	pthread_mutex_lock(&t->mu);
+	n = *find_slot(t, ino);
+	if (n && n->last) {
+		*st = *n->last;
+		found = true;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return found;
 }
 
 bool itab_mark_orphan(struct itab *t, uint64_t ino)
@@ -220,9 +299,11 @@ bool itab_mark_orphan(struct itab *t, uint64_t ino)
 
 	pthread_mutex_lock(&t->mu);
 	n = *find_slot(t, ino);
-	if (n) {
+	if (n && n->nopen == 0) {
+		n->gone = true; /* the last handle closed meanwhile: reclaim now */
+	} else if (n) {
 		n->orphan = true;
-		free_now = false; /* held: whoever drops the last hold reclaims */
+		free_now = false; /* the last close (or last hold) reclaims */
 	}
 	pthread_mutex_unlock(&t->mu);
 	return free_now;

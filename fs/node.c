@@ -288,6 +288,9 @@ void fs_reclaim(struct fs *fs, uint64_t ino)
 		goto out; /* linked again (never by us, but do not destroy a live file) */
 	fss_ino_key(ino, key);
 	if (rc == 0) {
+		struct stat st;
+		fs_stat(fs, &in, &st);
+		itab_set_last(&fs->itab, ino, &st); /* for a kernel that still holds it (fs.h) */
 		rc = fs_inode_drop(fs, b, &in);
 	} else if (rc == -ENOENT) {
 		rc = 0; /* only the orphan entry is left */

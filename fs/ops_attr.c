@@ -23,7 +23,9 @@ void fsop_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	(void)fi;
 	fss_inode_init(&in);
 	rc = fs_inode_get(fs, ino, &in);
-	if (rc) {
+	if (rc == -ENOENT && itab_get_last(&fs->itab, ino, &st)) {
+		fuse_reply_attr(req, &st, fs->opts.attr_timeout); /* gone, still held (fs.h) */
+	} else if (rc) {
 		fuse_reply_err(req, -rc);
 	} else {
 		fs_stat(fs, &in, &st);
@@ -54,6 +56,14 @@ void fsop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		goto out;
 	itab_lock(&fs->itab, ino);
 	rc = fs_inode_get(fs, ino, &in);
+	if (rc == -ENOENT && itab_get_last(&fs->itab, ino, &st)) {
+		/* gone, still held by the kernel, which flushes cached times: a change to an
+		 * inode nobody can reach is moot, and an error would be kept against the whole
+		 * filesystem (syncfs reports it), so it gets the last attributes (fs.h) */
+		itab_unlock(&fs->itab, ino);
+		fuse_reply_attr(req, &st, fs->opts.attr_timeout);
+		goto out_free;
+	}
 	if (rc)
 		goto out_unlock;
 	if (to_set & FUSE_SET_ATTR_MODE)
@@ -121,6 +131,7 @@ out:
 		fs_stat(fs, &in, &st);
 		fuse_reply_attr(req, &st, fs->opts.attr_timeout);
 	}
+out_free:
 	fr_batch_free(b);
 	fss_inode_fini(&in);
 }

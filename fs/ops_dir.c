@@ -302,7 +302,7 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	}
 	fsop_entry(fs, &in, &e);
 	itab_lookup(&fs->itab, n);
-	itab_open(&fs->itab, n);
+	(void)itab_open(&fs->itab, n); /* a new inode is never gone */
 	itab_put(&fs->itab, n);
 	fi->fh = 0;
 	fi->keep_cache = 1;
@@ -416,16 +416,18 @@ static int dir_empty(struct fs *fs, uint64_t ino)
 
 /*
  * Adds to b what removing one name of `in` does to it: the link count drops (a directory's
- * goes to 0 and its keyspace is dropped), ctime changes, and an inode left with no link gets an
- * orphan entry (*orphaned). The inode stays until the kernel forgets it and the last handle
- * closes: the kernel still sends requests for it after the unlink (it writes back cached
- * times, for one), so it is reclaimed then (fs_reclaim), or at the next mount after a crash.
+ * goes to 0 and its keyspace is dropped) and ctime changes. When no link is left, `drop` (from
+ * itab_drop_begin: no handle is open) removes the inode itself in this batch, its record,
+ * chunks and xattrs; without it the inode gets an orphan entry (*orphaned) and stays until its
+ * last handle closes (fs_reclaim), or until the next mount after a crash. fs.h says why the
+ * kernel's lookups on the inode need not keep it.
  */
-static int unlink_inode(struct fs *fs, fr_batch *b, struct fs_inode *in, int64_t now,
+static int unlink_inode(struct fs *fs, fr_batch *b, struct fs_inode *in, int64_t now, bool drop,
 			bool *orphaned)
 {
 	int rc = 0;
 
+	*orphaned = false;
 	if (S_ISDIR(in->mode)) {
 		char ks_name[FSS_DIR_KS_NAME_MAX];
 		in->nlink = 0;
@@ -436,12 +438,27 @@ static int unlink_inode(struct fs *fs, fr_batch *b, struct fs_inode *in, int64_t
 		in->nlink--;
 	}
 	fs_touch(in, false, true, now);
+	if (in->nlink == 0 && drop) {
+		struct stat st;
+		fs_stat(fs, in, &st);
+		itab_set_last(&fs->itab, in->ino, &st);
+		return fs_inode_drop(fs, b, in);
+	}
 	*orphaned = in->nlink == 0;
 	if (*orphaned)
 		rc = put_orphan(fs, b, in->ino);
 	if (rc == 0)
 		rc = fs_inode_put(fs, b, in);
 	return rc;
+}
+
+/* Whether removing one name of `in` leaves it without links and nothing open on it, so that
+ * it goes in the same batch (itab_drop_begin; undo with itab_drop_abort if the batch fails). */
+static bool drop_with_name(struct fs *fs, const struct fs_inode *in)
+{
+	if (!S_ISDIR(in->mode) && in->nlink > 1)
+		return false;
+	return itab_drop_begin(&fs->itab, in->ino);
 }
 
 static void after_orphaned(struct fs *fs, uint64_t ino)
@@ -460,7 +477,7 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, boo
 	fr_batch *b = NULL;
 	uint64_t inos[2];
 	uint8_t dtype;
-	bool orphaned = false;
+	bool orphaned = false, drop = false;
 	int64_t now;
 	int rc;
 
@@ -507,7 +524,8 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, boo
 		rc = -ENOMEM;
 		goto out_unlock;
 	}
-	rc = unlink_inode(fs, b, &in, now, &orphaned);
+	drop = drop_with_name(fs, &in);
+	rc = unlink_inode(fs, b, &in, now, drop, &orphaned);
 	if (dir && pin.nlink > 2)
 		pin.nlink--;
 	fs_touch(&pin, true, true, now);
@@ -515,6 +533,10 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, boo
 		rc = fs_inode_put(fs, b, &pin);
 	if (rc == 0)
 		rc = fs_commit(fs, b, dir ? "rmdir" : "unlink");
+	if (drop && rc)
+		itab_drop_abort(&fs->itab, in.ino);
+	else if (drop)
+		atomic_fetch_sub(&fs->inode_cnt, 1);
 out_unlock:
 	itab_unlock_set(&fs->itab, &ls);
 out_unlock_ns:
@@ -558,7 +580,7 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 	fr_batch *b = NULL;
 	uint64_t inos[4], sino, dino = 0;
 	uint8_t stype, dtype;
-	bool orphaned = false, exchange = flags & RENAME_EXCHANGE;
+	bool orphaned = false, drop = false, exchange = flags & RENAME_EXCHANGE;
 	int64_t now;
 	int rc;
 
@@ -654,7 +676,8 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 		if (rc == 0)
 			rc = put_dirent(b, ddks, newname, sino, r.src.mode);
 		if (rc == 0 && r.has_dst) {
-			rc = unlink_inode(fs, b, &r.dst, now, &orphaned);
+			drop = drop_with_name(fs, &r.dst);
+			rc = unlink_inode(fs, b, &r.dst, now, drop, &orphaned);
 			if (S_ISDIR(r.dst.mode))
 				dp->nlink--;
 		}
@@ -676,6 +699,10 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 		rc = fs_inode_put(fs, b, &r.dp);
 	if (rc == 0)
 		rc = fs_commit(fs, b, "rename");
+	if (drop && rc)
+		itab_drop_abort(&fs->itab, dino);
+	else if (drop)
+		atomic_fetch_sub(&fs->inode_cnt, 1);
 out_unlock:
 	itab_unlock_set(&fs->itab, &ls);
 out_unlock_ns:

@@ -90,7 +90,11 @@ void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	itab_open(&fs->itab, n);
+	if (!itab_open(&fs->itab, n)) {
+		itab_put(&fs->itab, n);
+		fuse_reply_err(req, ENOENT); /* raced the unlink of its last name (fs.h) */
+		return;
+	}
 	itab_put(&fs->itab, n);
 	fi->fh = 0;
 	/* only this daemon changes the files, so cached pages stay right across opens */

@@ -70,14 +70,18 @@ void fsop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	rc = -fs_dir_open(fs, ino, false, &dh->node, &dh->ks);
 	if (rc)
 		goto fail;
+	if (!itab_open(&fs->itab, dh->node)) {
+		rc = ENOENT; /* removed: its cached keyspace handle is stale */
+		goto fail;
+	}
 	dh->parent = dir_parent(fs, ino);
 	st = fr_snapshot_open(fs->db, &dh->snap, &e);
 	if (st != FR_OK) {
 		rc = fs_errno(st, &e, "opendir");
+		fs_node_close(fs, ino); /* never the last hold: dh->node is one */
 		goto fail;
 	}
 	pthread_mutex_init(&dh->mu, NULL);
-	itab_open(&fs->itab, dh->node);
 	fi->fh = (uintptr_t)dh;
 	fi->cache_readdir = 0;
 	if (fuse_reply_open(req, fi) != 0)

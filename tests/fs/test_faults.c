@@ -4,6 +4,10 @@
  * (opened with libfractio between mounts, schema in fs/SCHEMA.md):
  *  - a file unlinked while open, then the daemon SIGKILLed: the orphan is in the store, and the
  *    next mount reclaims it (its inode, its chunks and its orphan entry go);
+ *  - names removed (unlink, rmdir, rename over) while the kernel still holds the inodes but no
+ *    handle is open: the inodes are gone from the store at once, no orphan left even when the
+ *    daemon is SIGKILLed right after, and the kernel's late requests get sane answers;
+ *  - a file unlinked while open and then closed: reclaimed at the close, before any unmount;
  *  - a corrupt inode record: that file gives EIO, its neighbours work, the daemon stays up;
  *  - a full disk (the store on a small tmpfs): the failing call gets ENOSPC, what was written
  *    before stays intact, and once space is freed a new mount shows a consistent tree.
@@ -25,6 +29,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fractio.h"
@@ -151,6 +158,117 @@ static void test_orphan_reclaimed_after_crash(void **state)
 	assert_true(ks_count(db, "data") < chunks); /* "keep" is inline or a few chunks */
 	assert_int_equal(ks_count(db, "inodes"), 2); /* the root and "keep" */
 	OK(fr_db_close(db, NULL));
+	mnt_teardown(&m);
+}
+
+/* Inodes in use as statfs counts them (f_files - f_ffree). */
+static unsigned long used_inodes(const char *path)
+{
+	struct statvfs sv;
+	assert_int_equal(statvfs(path, &sv), 0);
+	return (unsigned long)(sv.f_files - sv.f_ffree);
+}
+
+static void test_unlink_drops_inode_at_once(void **state)
+{
+	(void)state;
+	struct mnt m;
+	char p[PATH_MAX], q[PATH_MAX];
+	struct stat st;
+	assert_int_equal(mnt_setup(&m, "drop"), 0);
+	assert_int_equal(mnt_start(&m), 0);
+	write_file(mnt_path(&m, "big", p), 3u << 20, 3); /* chunks */
+	assert_int_equal(setxattr(p, "user.k", "v", 1, 0), 0);
+	write_file(mnt_path(&m, "small", p), 100, 4);   /* inline */
+	write_file(mnt_path(&m, "over", p), 200000, 5);
+	write_file(mnt_path(&m, "src", p), 10, 6);
+	assert_int_equal(mkdir(mnt_path(&m, "d", p), 0755), 0);
+	/* O_PATH descriptors: the kernel keeps the inodes, but no handle is open (no OPEN) */
+	int big = open(mnt_path(&m, "big", p), O_PATH);
+	int over = open(mnt_path(&m, "over", p), O_PATH);
+	int dir = open(mnt_path(&m, "d", p), O_PATH | O_DIRECTORY);
+	assert_true(big >= 0 && over >= 0 && dir >= 0);
+	assert_int_equal(unlink(mnt_path(&m, "big", p)), 0);
+	assert_int_equal(unlink(mnt_path(&m, "small", p)), 0);
+	assert_int_equal(rename(mnt_path(&m, "src", p), mnt_path(&m, "over", q)), 0);
+	assert_int_equal(rmdir(mnt_path(&m, "d", p)), 0);
+	/* what the kernel may still ask gets the last attributes, not an error */
+	assert_int_equal(fstat(big, &st), 0);
+	assert_int_equal(st.st_nlink, 0);
+	assert_int_equal(st.st_size, 3u << 20);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(fstat(over, &st), 0);
+	assert_int_equal(st.st_size, 200000);
+	assert_int_equal(fstat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	/* no failed time flush was recorded against the filesystem */
+	int root = open(m.dir, O_RDONLY | O_DIRECTORY);
+	assert_true(root >= 0);
+	assert_int_equal(syncfs(root), 0);
+	close(root);
+	/* reopening through the descriptor finds nothing, and creates nothing */
+	char fdpath[64];
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", big);
+	assert_int_equal(open(fdpath, O_RDONLY), -1);
+	check_file(mnt_path(&m, "over", p), 10, 6);
+	assert_int_equal(used_inodes(m.dir), 2); /* the root and "over" */
+	/* killed with the kernel still holding all three: nothing is left to reclaim */
+	assert_int_equal(mnt_kill(&m), 0);
+	close(big);
+	close(over);
+	close(dir);
+	fr_db *db = store_open(&m);
+	assert_int_equal(ks_count(db, "orphans"), 0);
+	assert_int_equal(ks_count(db, "inodes"), 2);
+	assert_int_equal(ks_count(db, "data"), 0); /* "over" is inline now */
+	assert_int_equal(ks_count(db, "xattr"), 0);
+	OK(fr_db_close(db, NULL));
+	assert_int_equal(mnt_start(&m), 0);
+	check_file(mnt_path(&m, "over", p), 10, 6);
+	assert_int_equal(stat(mnt_path(&m, "big", p), &st), -1);
+	assert_int_equal(stat(mnt_path(&m, "d", p), &st), -1);
+	assert_int_equal(mnt_stop(&m), 0);
+	mnt_teardown(&m);
+}
+
+static void test_unlinked_open_file_reclaimed_at_close(void **state)
+{
+	(void)state;
+	struct mnt m;
+	char p[PATH_MAX];
+	struct stat st;
+	assert_int_equal(mnt_setup(&m, "close"), 0);
+	assert_int_equal(mnt_start(&m), 0);
+	write_file(mnt_path(&m, "f", p), 3u << 20, 7);
+	int keep = open(p, O_PATH); /* the kernel holds the inode after the close too */
+	int fd = open(p, O_RDONLY);
+	assert_true(keep >= 0 && fd >= 0);
+	assert_int_equal(unlink(p), 0);
+	/* readable until closed */
+	uint8_t *want = malloc(3u << 20), *got = malloc(3u << 20);
+	assert_true(want && got);
+	pattern(want, 3u << 20, 7);
+	assert_int_equal(pread(fd, got, 3u << 20, 0), (ssize_t)(3u << 20));
+	assert_memory_equal(got, want, 3u << 20);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_nlink, 0);
+	assert_int_equal(used_inodes(m.dir), 2);
+	assert_int_equal(close(fd), 0);
+	/* the release reaches the daemon after close() returns: wait for the reclaim */
+	for (int i = 0; i < 1000 && used_inodes(m.dir) != 1; i++)
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	assert_int_equal(used_inodes(m.dir), 1);
+	assert_int_equal(fstat(keep, &st), 0);
+	assert_int_equal(st.st_nlink, 0);
+	assert_int_equal(mnt_kill(&m), 0);
+	close(keep);
+	fr_db *db = store_open(&m);
+	assert_int_equal(ks_count(db, "orphans"), 0);
+	assert_int_equal(ks_count(db, "inodes"), 1);
+	assert_int_equal(ks_count(db, "data"), 0);
+	OK(fr_db_close(db, NULL));
+	free(want);
+	free(got);
 	mnt_teardown(&m);
 }
 
@@ -287,6 +405,8 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_orphan_reclaimed_after_crash),
+		cmocka_unit_test(test_unlink_drops_inode_at_once),
+		cmocka_unit_test(test_unlinked_open_file_reclaimed_at_close),
 		cmocka_unit_test(test_corrupt_inode_eio),
 		cmocka_unit_test(test_full_disk),
 	};

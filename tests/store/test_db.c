@@ -471,6 +471,49 @@ static void test_db_keyspace_lifecycle(void **state)
 	fr_keyspace_close(a);
 }
 
+/* A keyspace whose keys were all removed is dropped without a range tombstone: its old
+ * values (in tables, under point tombstones) stay unreachable through a stale handle, a
+ * keyspace of the same name made later, compaction and reopening; its neighbours keep theirs. */
+static void test_db_keyspace_drop_emptied(void **state)
+{
+	struct tu_fx *f = *state;
+	t_db_open(f);
+	fr_keyspace *e = t_ks_open(f, "e", "sh");
+	fr_keyspace *n = t_ks_open(f, "n", "sh");
+	put_s(e, "k1", "old1");
+	put_s(e, "k2", "old2");
+	put_s(n, "k1", "n1");
+	OK(fr_db_flush(f->db, &E));
+	OK(fr_remove(e, "k1", 2, &E));
+	OK(fr_remove(e, "k2", 2, &E));
+	fr_batch *b;
+	OK(fr_batch_new(f->db, &b));
+	OK(fr_batch_drop_keyspace(b, "e"));
+	OK(fr_batch_commit(b, FR_PERSIST_BUFFER, NULL, &E));
+	fr_batch_free(b);
+	assert_false(t_ks_exists(f->db, "e"));
+	void *v;
+	size_t len;
+	assert_int_equal(fr_get(e, "k1", 2, &v, &len, &E), FR_NOT_FOUND);
+	fr_keyspace_close(e);
+	e = t_ks_open(f, "e", "sh");
+	assert_int_equal(ks_len(e), 0);
+	expect_s(n, "k1", "n1");
+	OK(fr_db_flush(f->db, &E));
+	OK(fr_major_compact(n, &E));
+	assert_int_equal(ks_len(e), 0);
+	expect_s(e, "k2", NULL);
+	fr_keyspace_close(e);
+	fr_keyspace_close(n);
+	t_db_reopen(f);
+	e = t_ks_open(f, "e", "sh");
+	n = t_ks_open(f, "n", "sh");
+	assert_int_equal(ks_len(e), 0);
+	ASSERT_ITER(n, NULL, true, "k1=n1");
+	fr_keyspace_close(e);
+	fr_keyspace_close(n);
+}
+
 static void test_db_keyspace_options_persist(void **state)
 {
 	struct tu_fx *f = *state;
@@ -884,6 +927,40 @@ static void test_db_delete_range(void **state)
 		ks = t_ks_open(f, name, NULL);
 		delete_range_check(ks, "new");
 		fr_keyspace_close(ks);
+	}
+}
+
+/* Bounded iterators only gather the range tombstones that meet their bounds: one straddling
+ * a bound still hides the keys inside, forward and reverse, in memtables and in tables, and
+ * tombstones of a neighbouring keyspace of the same tree hide nothing. */
+static void test_db_iter_bounds_range_del(void **state)
+{
+	struct tu_fx *f = *state;
+	t_db_open(f);
+	for (int mode = 0; mode < 2; mode++) {
+		char name[8];
+		snprintf(name, sizeof(name), "ib%d", mode);
+		fr_keyspace *ks = t_ks_open(f, name, "shared");
+		fr_keyspace *nb = t_ks_open(f, mode ? "nb1" : "nb0", "shared");
+		const char *keys[] = {"a", "c", "d", "e", "g", "w", "x", "y", "z"};
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+			put_s(ks, keys[i], keys[i]);
+			put_s(nb, keys[i], keys[i]);
+		}
+		OK(fr_delete_range(ks, "c", 1, "e", 1, &E)); /* straddles the lower bound d */
+		OK(fr_delete_range(ks, "x", 1, "zz", 2, &E)); /* straddles the upper bound y */
+		OK(fr_delete_range(ks, "0", 1, "b", 1, &E));  /* below the bounds */
+		OK(fr_delete_range(nb, "a", 1, "zz", 2, &E)); /* another keyspace */
+		if (mode)
+			OK(fr_db_flush(f->db, &E));
+		fr_iter_options o = {.lower = "d", .lower_len = 1, .upper = "y", .upper_len = 1};
+		ASSERT_ITER(ks, &o, false, "e,g,w");
+		o.reverse = true;
+		ASSERT_ITER(ks, &o, false, "w,g,e");
+		ASSERT_ITER(ks, NULL, false, "e,g,w");
+		ASSERT_ITER(nb, NULL, false, "");
+		fr_keyspace_close(ks);
+		fr_keyspace_close(nb);
 	}
 }
 
@@ -1903,6 +1980,8 @@ int main(void)
 		T(test_db_weak_iter_directions),
 		T(test_db_weak_snapshot_stripes),
 		T(test_db_delete_range),
+		T(test_db_keyspace_drop_emptied),
+		T(test_db_iter_bounds_range_del),
 		TI(test_db_delete_range_inline),
 		T(test_db_first_last_len),
 		T(test_db_clear),

@@ -68,13 +68,21 @@ struct rd_list {
 	struct range_del *a;
 	size_t cnt, cap;
 	uint64_t snap;
+	const struct titer *it; /* its bounds */
 	bool nomem;
 };
 
 static void rd_collect(void *ctx, const struct range_del *rd)
 {
 	struct rd_list *l = ctx;
+	const struct titer *it = l->it;
 	if (rd->seqno > l->snap)
+		return;
+	/* A tombstone outside the bounds hides no key the iterator returns. In a tree shared by
+	 * many keyspaces (one per directory, each dropped with a tombstone) the set would
+	 * otherwise hold, and sort, every keyspace's tombstones at each iterator open. */
+	if (bytes_cmp(rd->end, rd->end_len, it->lo.data, it->lo.len) <= 0 ||
+	    (it->has_hi && bytes_cmp(rd->start, rd->start_len, it->hi.data, it->hi.len) >= 0))
 		return;
 	if (l->cnt == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
@@ -123,7 +131,7 @@ static fr_status build_sources(struct titer *it, fr_error *err)
 	kids.a = kids.inl;
 	kids.cnt = 0;
 	kids.cap = KIDS_INLINE;
-	struct rd_list rl = {.snap = it->snap};
+	struct rd_list rl = {.snap = it->snap, .it = it};
 	struct sst_reader **readers = NULL; /* pinned while rdset copies their tombstones */
 	size_t rcnt = 0;
 	fr_status rc = FR_OK;

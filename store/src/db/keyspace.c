@@ -622,6 +622,31 @@ fr_status ks_resolve_create(fr_db *db, const char *name, const fr_keyspace_optio
 	return rc ? FR_ERR(err, rc, "creating keyspace") : FR_OK;
 }
 
+/* Whether keyspace prefix [lo_k, hi_k) of tree tree_id holds no live key at snap. */
+static fr_status ks_range_empty(fr_db *db, uint32_t tree_id, const uint8_t *lo_k,
+				const uint8_t *hi_k, uint64_t snap, bool *out, fr_error *err)
+{
+	struct tree *t;
+	struct titer *it;
+	*out = false;
+	fr_status rc = tree_get(db, tree_id, false, &t);
+	if (rc == FR_NOT_FOUND) {
+		*out = true;
+		return FR_OK;
+	}
+	if (rc)
+		return FR_ERR(err, rc, "tree %u", tree_id);
+	rc = titer_open(db, t, lo_k, KS_PREFIX_LEN, hi_k, KS_PREFIX_LEN, false, snap, &it, err);
+	if (rc)
+		return rc;
+	titer_set_keys_only(it);
+	rc = titer_first(it, err);
+	if (!rc)
+		*out = !titer_valid(it);
+	titer_close(it);
+	return rc;
+}
+
 fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo, fr_error *err)
 {
 	uint32_t ks_id, tree_id;
@@ -635,8 +660,17 @@ fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo, fr
 	uint8_t lo_k[KS_PREFIX_LEN], hi_k[KS_PREFIX_LEN];
 	ks_prefix(ks_id, lo_k);
 	ks_prefix(ks_id + 1, hi_k);
+	/* An empty keyspace needs no range tombstone: ids are never reused, so whatever point
+	 * tombstones its prefix holds stay unreachable. One would cost every point read of the
+	 * tree a comparison until it is flushed and compacted away, and a tree shared by a
+	 * keyspace per directory drops them by the thousand. (Writes of this same batch get its
+	 * seqno, which a tombstone of the batch would not hide either.) */
+	bool empty = false;
+	rc = ks_range_empty(db, tree_id, lo_k, hi_k, db->seqno, &empty, err);
+	if (rc)
+		return rc;
 	rc = lo_add(lo, BOP_DEL, CATALOG_TREE, key, klen, NULL, 0, true);
-	if (!rc)
+	if (!rc && !empty)
 		rc = lo_add(lo, BOP_RANGE_DEL, tree_id, lo_k, sizeof(lo_k), hi_k, sizeof(hi_k),
 			    true);
 	if (!rc) {
