@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "db/db.h"
+#include "db/write.h"
 #include "fractio.h"
 #include "testutil.h"
 #include "testutil_db.h"
@@ -510,6 +511,51 @@ static void test_db_keyspace_drop_emptied(void **state)
 	n = t_ks_open(f, "n", "sh");
 	assert_int_equal(ks_len(e), 0);
 	ASSERT_ITER(n, NULL, true, "k1=n1");
+	fr_keyspace_close(e);
+	fr_keyspace_close(n);
+}
+
+/* A commit group resolves all its batches before applying any: a drop finds its keyspace
+ * empty in the tree, yet an earlier batch of the same group writes into it, so it must still
+ * get its range tombstone (else that write would outlive the drop, unreachable and never
+ * reclaimed). */
+static bool lo_has_range_del(const struct leader_ops *lo, uint32_t tree_id)
+{
+	for (size_t i = 0; i < lo->cnt; i++)
+		if (lo->ops[i].op == BOP_RANGE_DEL && lo->ops[i].tree_id == tree_id)
+			return true;
+	return false;
+}
+
+static void test_db_keyspace_drop_after_group_write(void **state)
+{
+	struct tu_fx *f = *state;
+	t_db_open(f);
+	fr_keyspace *e = t_ks_open(f, "e", "sh");
+	fr_keyspace *n = t_ks_open(f, "n", "sh");
+	uint32_t tree_id = e->tree->id;
+	uint8_t key[KS_PREFIX_LEN + 1];
+	struct leader_ops prev = {0}, lo = {0};
+	/* an earlier batch of the group writes into the other keyspace: no tombstone needed */
+	memcpy(key, n->prefix, KS_PREFIX_LEN);
+	key[KS_PREFIX_LEN] = 'k';
+	OK(lo_add(&prev, BOP_PUT, tree_id, key, sizeof(key), "v", 1, true));
+	OK(ks_resolve_drop(f->db, "e", &lo, &prev, 1, &E));
+	assert_false(lo_has_range_del(&lo, tree_id));
+	lo_fini(&lo);
+	/* one writes into the dropped keyspace itself */
+	memset(&lo, 0, sizeof(lo));
+	memcpy(key, e->prefix, KS_PREFIX_LEN);
+	OK(lo_add(&prev, BOP_PUT, tree_id, key, sizeof(key), "v", 1, true));
+	OK(ks_resolve_drop(f->db, "e", &lo, &prev, 1, &E));
+	assert_true(lo_has_range_del(&lo, tree_id));
+	lo_fini(&lo);
+	/* and without earlier batches the empty keyspace gets none */
+	memset(&lo, 0, sizeof(lo));
+	OK(ks_resolve_drop(f->db, "e", &lo, NULL, 0, &E));
+	assert_false(lo_has_range_del(&lo, tree_id));
+	lo_fini(&lo);
+	lo_fini(&prev);
 	fr_keyspace_close(e);
 	fr_keyspace_close(n);
 }
@@ -1981,6 +2027,7 @@ int main(void)
 		T(test_db_weak_snapshot_stripes),
 		T(test_db_delete_range),
 		T(test_db_keyspace_drop_emptied),
+		T(test_db_keyspace_drop_after_group_write),
 		T(test_db_iter_bounds_range_del),
 		TI(test_db_delete_range_inline),
 		T(test_db_first_last_len),

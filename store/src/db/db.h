@@ -295,7 +295,8 @@ struct batch_op;
 struct leader_ops;
 fr_status ks_resolve_create(fr_db *db, const char *name, const fr_keyspace_options *o,
 			    const char *tree_name, struct leader_ops *lo, fr_error *err);
-fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo, fr_error *err);
+fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo,
+			  const struct leader_ops *prev, size_t prev_cnt, fr_error *err);
 void ks_after_drop(fr_db *db, const char *name);
 /* Reads tree options from the catalog for every tree in memory (after recovery). */
 fr_status ks_load_tree_options(fr_db *db, fr_error *err);

@@ -647,7 +647,23 @@ static fr_status ks_range_empty(fr_db *db, uint32_t tree_id, const uint8_t *lo_k
 	return rc;
 }
 
-fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo, fr_error *err)
+/* Whether an op of the group's earlier batches writes under keyspace prefix pfx of tree_id:
+ * they are not applied yet when the group's later batches are resolved. */
+static bool group_writes_prefix(const struct leader_ops *prev, size_t prev_cnt, uint32_t tree_id,
+				const uint8_t *pfx)
+{
+	for (size_t i = 0; i < prev_cnt; i++)
+		for (size_t j = 0; j < prev[i].cnt; j++) {
+			const struct batch_op *o = &prev[i].ops[j];
+			if (o->tree_id == tree_id && o->key_len >= KS_PREFIX_LEN &&
+			    !memcmp(o->key, pfx, KS_PREFIX_LEN))
+				return true;
+		}
+	return false;
+}
+
+fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo,
+			  const struct leader_ops *prev, size_t prev_cnt, fr_error *err)
 {
 	uint32_t ks_id, tree_id;
 	fr_status rc = cat_get_ks(db, name, db->seqno, &ks_id, &tree_id, err);
@@ -663,12 +679,15 @@ fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo, fr
 	/* An empty keyspace needs no range tombstone: ids are never reused, so whatever point
 	 * tombstones its prefix holds stay unreachable. One would cost every point read of the
 	 * tree a comparison until it is flushed and compacted away, and a tree shared by a
-	 * keyspace per directory drops them by the thousand. (Writes of this same batch get its
-	 * seqno, which a tombstone of the batch would not hide either.) */
+	 * keyspace per directory drops them by the thousand. Writes of the group's earlier
+	 * batches are not applied yet, so they count as well; writes of this same batch get its
+	 * seqno, which a tombstone of the batch would not hide either. */
 	bool empty = false;
 	rc = ks_range_empty(db, tree_id, lo_k, hi_k, db->seqno, &empty, err);
 	if (rc)
 		return rc;
+	if (empty && group_writes_prefix(prev, prev_cnt, tree_id, lo_k))
+		empty = false;
 	rc = lo_add(lo, BOP_DEL, CATALOG_TREE, key, klen, NULL, 0, true);
 	if (!rc && !empty)
 		rc = lo_add(lo, BOP_RANGE_DEL, tree_id, lo_k, sizeof(lo_k), hi_k, sizeof(hi_k),

@@ -221,8 +221,10 @@ static fr_status lo_dedup(struct leader_ops *lo)
 	return FR_OK;
 }
 
-/* Turns a public batch into tree operations (resolving keyspace operations). */
-static fr_status lo_build(fr_db *db, fr_batch *b, struct leader_ops *lo, fr_error *err)
+/* Turns a public batch into tree operations (resolving keyspace operations); prev holds the
+ * operations of the group's earlier batches. */
+static fr_status lo_build(fr_db *db, fr_batch *b, struct leader_ops *lo,
+			  const struct leader_ops *prev, size_t prev_cnt, fr_error *err)
 {
 	for (size_t i = 0; i < b->cnt; i++) {
 		const struct bop *o = &b->ops[i];
@@ -233,7 +235,8 @@ static fr_status lo_build(fr_db *db, fr_batch *b, struct leader_ops *lo, fr_erro
 					       &b->ks_opts[o->opt_off],
 					       b->ks_tree_names[o->opt_off], lo, err);
 		} else if (o->op == BOP_KS_DROP) {
-			rc = ks_resolve_drop(db, (const char *)data + o->key_off, lo, err);
+			rc = ks_resolve_drop(db, (const char *)data + o->key_off, lo, prev, prev_cnt,
+					     err);
 		} else {
 			if (o->ks && atomic_load_acq_bool(&o->ks->dropped))
 				return FR_ERR(err, FR_NOT_FOUND, "keyspace %s was deleted",
@@ -555,7 +558,7 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	/* The group's links are read without write_mu: stop at its last member, whose next
 	 * field a new writer may be setting right now. */
 	for (size_t i = 0; i < n && !rc; i++, w = i < n ? w->next : w) {
-		rc = lo_build(db, w->b, &los[i], err);
+		rc = lo_build(db, w->b, &los[i], los, i, err);
 		if (!rc)
 			rc = leader_stall(db, &los[i], &last_tree, err);
 		if (w->mode > mode)
