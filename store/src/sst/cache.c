@@ -1,16 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cache.c - the sharded LRU block cache (cache.h).
+ * cache.c - the sharded CLOCK block cache (cache.h).
  *
- * Each shard keeps its entries in a chained hash table and its unpinned entries on a circular
- * list, most recently released at the head, so eviction takes the tail in O(1) and never looks
- * at a pinned entry (as LevelDB's LRUCache keeps in-use entries off its LRU list). Recency is
- * therefore the time of the last release, which for a read path that pins a block only while
- * it uses it is the time of the last use.
+ * Each shard keeps its entries in an open-addressing hash table (linear probing, at most three
+ * quarters full, deletion by shifting the run back rather than by tombstones). A slot holds
+ * the entry's full hash next to its pointer, so a miss, or a probe past another key, reads
+ * only the slot array and never an entry. Header and block bytes are one allocation.
+ *
+ * Recency is CLOCK: a hit sets the entry's mark, and eviction sweeps a hand over the slots.
+ * A hit therefore writes only the entry it returns, where an LRU list writes both neighbours
+ * on the pin and again on the release, each a likely cache miss in a table far larger than
+ * the CPU caches. The sweep passes over pinned entries; after two turns without an eviction
+ * everything left is pinned, and the shard stays above its share until a release.
+ *
+ * Pins: refs is atomic. It is raised only under the shard mutex (lookup, insert), and the
+ * sweep reads it under the mutex, so an entry the sweep finds at 0 can gain no pin before it
+ * leaves the table. It is dropped without the mutex: whoever drops the last pin touches the
+ * entry no more, so the sweep may free it at once. Whether that release must evict is the
+ * two-sided question "did the sweep see my pin, or do I see its usage": both sides use
+ * sequentially consistent operations (the sweep stores usage, then loads refs; the release
+ * drops refs, then loads usage), so at least one of them sees the other and the shard does
+ * not stay above its share with nothing pinned.
  *
  * An entry leaves its shard's table only when it is unpinned (eviction) or when the cache is
  * freed, so a pinned entry is always either in its table or "loose": one that was never kept
- * (capacity 0, or a charge above the shard's share), whose single handle frees it.
+ * (capacity 0, a charge above the shard's share, or no memory for a bigger table), whose
+ * single handle frees it.
  */
 #include "sst/cache.h"
 
@@ -21,29 +36,34 @@
 #include "base/sync.h"
 
 struct blk_cache_entry {
-	uint64_t file_id;
+	uint64_t file_id; /* immutable once put */
 	uint64_t off;
 	uint64_t hash;
-	struct blk_cache_entry *chain; /* under the shard mutex: next in the bucket */
-	struct blk_cache_entry *prev;  /* under the shard mutex: LRU links, set while unpinned */
-	struct blk_cache_entry *next;
-	uint32_t refs;                 /* under the shard mutex (kept entries): pins */
-	bool kept;                     /* immutable: in a shard's table (else loose) */
-	uint8_t *mem;                  /* immutable: the bytes */
 	size_t len;
 	size_t charge;
+	uint32_t refs;    /* atomic (see the top): pins */
+	bool marked;      /* under the shard mutex: used since the hand last passed */
+	bool kept;        /* immutable once put: in a shard's table (else loose) */
+	uint8_t mem[];    /* the bytes */
 };
-_Static_assert(sizeof(struct blk_cache_entry) + sizeof(void *) <= BLK_CACHE_ENTRY_OVERHEAD,
-	       "BLK_CACHE_ENTRY_OVERHEAD covers an entry and its bucket slot");
+_Static_assert(sizeof(struct blk_cache_entry) + 4 * 2 * sizeof(uint64_t) <=
+		       BLK_CACHE_ENTRY_OVERHEAD,
+	       "BLK_CACHE_ENTRY_OVERHEAD covers an entry and four slots");
+
+/* A table slot: e NULL when free. */
+struct blk_slot {
+	uint64_t hash;
+	struct blk_cache_entry *e;
+};
 
 struct blk_shard {
 	struct fr_mutex mu;
-	struct blk_cache_entry **buckets; /* under mu; bucket_cnt is a power of two */
-	size_t bucket_cnt;                /* under mu */
-	size_t entry_cnt;                 /* under mu */
-	size_t usage;                     /* under mu: charges of the entries in the table */
-	size_t capacity;                  /* immutable */
-	struct blk_cache_entry lru;       /* under mu: sentinel; lru.next is the most recent */
+	struct blk_slot *slots; /* under mu; slot_cnt is a power of two */
+	size_t slot_cnt;        /* under mu */
+	size_t entry_cnt;       /* under mu */
+	size_t hand;            /* under mu: the slot the sweep looks at next */
+	uint64_t usage;         /* written under mu, sc atomics: charges of the kept entries */
+	uint64_t capacity;      /* immutable */
 	/* under mu: per shard, so concurrent readers do not all write one cache line */
 	uint64_t hits;
 	uint64_t misses;
@@ -59,7 +79,7 @@ struct blk_cache {
 	uint64_t entry_cnt;
 };
 
-#define BUCKETS_MIN 16
+#define SLOTS_MIN 16
 
 static uint64_t key_hash(uint64_t file_id, uint64_t off)
 {
@@ -75,88 +95,101 @@ static uint64_t key_hash(uint64_t file_id, uint64_t off)
 
 static struct blk_shard *shard_of(struct blk_cache *c, uint64_t hash)
 {
-	/* the top bits pick the shard, the low bits the bucket: the two stay independent */
+	/* the top bits pick the shard, the low bits the slot: the two stay independent */
 	return &c->shards[c->shard_bits ? hash >> (64 - c->shard_bits) : 0];
 }
 
-static void lru_unlink(struct blk_cache_entry *e)
+/* The slot holding the key, or the free slot ending its probe run. Requires: s->mu held. */
+static size_t table_find(const struct blk_shard *s, uint64_t hash, uint64_t file_id, uint64_t off)
 {
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
-	e->prev = e->next = NULL;
+	size_t mask = s->slot_cnt - 1, i = hash & mask;
+
+	for (;; i = (i + 1) & mask) {
+		const struct blk_slot *sl = &s->slots[i];
+
+		if (!sl->e || (sl->hash == hash && sl->e->file_id == file_id && sl->e->off == off))
+			return i;
+	}
 }
 
-static void lru_push_head(struct blk_shard *s, struct blk_cache_entry *e)
+/* Empties slot i, then moves back every later entry of the run that may sit there (its home
+ * slot is not cyclically inside (i, j]), so that no probe run has a hole. Requires: s->mu
+ * held. */
+static void table_remove(struct blk_shard *s, size_t i)
 {
-	e->next = s->lru.next;
-	e->prev = &s->lru;
-	s->lru.next->prev = e;
-	s->lru.next = e;
-}
+	size_t mask = s->slot_cnt - 1;
 
-/* The slot that points at the entry for the key, or at the NULL ending its bucket. Requires:
- * s->mu held. */
-static struct blk_cache_entry **table_slot(struct blk_shard *s, uint64_t hash, uint64_t file_id,
-					   uint64_t off)
-{
-	struct blk_cache_entry **p = &s->buckets[hash & (s->bucket_cnt - 1)];
+	for (size_t j = (i + 1) & mask; s->slots[j].e; j = (j + 1) & mask) {
+		size_t home = s->slots[j].hash & mask;
 
-	while (*p && ((*p)->hash != hash || (*p)->file_id != file_id || (*p)->off != off))
-		p = &(*p)->chain;
-	return p;
-}
-
-/* Doubles the bucket array when chains grow past one entry on average; without memory the
- * table just keeps longer chains. Requires: s->mu held. */
-static void table_maybe_grow(struct blk_shard *s)
-{
-	if (s->entry_cnt <= s->bucket_cnt || s->bucket_cnt > SIZE_MAX / 2 / sizeof(void *))
-		return;
-	size_t n = s->bucket_cnt * 2;
-	struct blk_cache_entry **b = fr_calloc(n, sizeof(*b));
-
-	if (!b)
-		return;
-	for (size_t i = 0; i < s->bucket_cnt; i++) {
-		struct blk_cache_entry *e = s->buckets[i], *next;
-
-		for (; e; e = next) {
-			next = e->chain;
-			e->chain = b[e->hash & (n - 1)];
-			b[e->hash & (n - 1)] = e;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			s->slots[i] = s->slots[j];
+			i = j;
 		}
 	}
-	fr_free(s->buckets);
-	s->buckets = b;
-	s->bucket_cnt = n;
+	s->slots[i].e = NULL;
+	s->slots[i].hash = 0;
 }
 
-static void entry_free(struct blk_cache_entry *e)
+/* Doubles the slot array when it is half full; false when it could not and has no room for
+ * one more entry. Requires: s->mu held. */
+static bool table_room(struct blk_shard *s)
 {
-	fr_free(e->mem);
-	fr_free(e);
+	if ((s->entry_cnt + 1) * 2 <= s->slot_cnt)
+		return true;
+	size_t n = s->slot_cnt * 2;
+	struct blk_slot *b = n <= SIZE_MAX / sizeof(*b) ? fr_calloc(n, sizeof(*b)) : NULL;
+
+	if (!b)
+		return (s->entry_cnt + 1) * 4 <= s->slot_cnt * 3;
+	for (size_t i = 0; i < s->slot_cnt; i++) {
+		size_t j = s->slots[i].hash & (n - 1);
+
+		if (!s->slots[i].e)
+			continue;
+		while (b[j].e)
+			j = (j + 1) & (n - 1);
+		b[j] = s->slots[i];
+	}
+	fr_free(s->slots);
+	s->slots = b;
+	s->slot_cnt = n;
+	s->hand &= n - 1;
+	return true;
 }
 
-/* Evicts unpinned entries, coldest first, until the shard is within its share or only pinned
- * entries are left. Returns the evicted entries chained through ->chain, to be freed after the
- * mutex is dropped. Requires: s->mu held. */
+/* Sweeps the hand until the shard is within its share or only pinned entries are left.
+ * Returns the evicted entries chained through their mem (a free entry's bytes are ours), to be
+ * freed after the mutex is dropped. Requires: s->mu held. */
 static struct blk_cache_entry *shard_evict(struct blk_cache *c, struct blk_shard *s)
 {
 	struct blk_cache_entry *dead = NULL;
+	size_t idle = 0, mask = s->slot_cnt - 1;
 
 	fr_mutex_assert_held(&s->mu);
-	while (s->usage > s->capacity && s->lru.prev != &s->lru) {
-		struct blk_cache_entry *e = s->lru.prev;
-		struct blk_cache_entry **p = table_slot(s, e->hash, e->file_id, e->off);
+	/* two turns without an eviction: every mark is clear, so all that is left is pinned */
+	while (atomic_load_sc_u64(&s->usage) > s->capacity && idle <= 2 * s->slot_cnt) {
+		struct blk_cache_entry *e = s->slots[s->hand].e;
 
-		fr_assert(*p == e && e->refs == 0);
-		*p = e->chain;
-		lru_unlink(e);
-		s->usage -= e->charge;
+		if (!e || atomic_load_sc_u32(&e->refs)) {
+			s->hand = (s->hand + 1) & mask;
+			idle++;
+			continue;
+		}
+		if (e->marked) {
+			e->marked = false;
+			s->hand = (s->hand + 1) & mask;
+			idle++;
+			continue;
+		}
+		/* the slot gets the next entry of its run, if any: the hand stays to look at it */
+		table_remove(s, s->hand);
 		s->entry_cnt--;
+		atomic_store_sc_u64(&s->usage, s->usage - e->charge);
 		atomic_sub_u64(&c->usage, e->charge);
 		atomic_sub_u64(&c->entry_cnt, 1);
-		e->chain = dead;
+		idle = 0;
+		memcpy(e->mem, &dead, sizeof(dead));
 		dead = e;
 	}
 	return dead;
@@ -165,9 +198,10 @@ static struct blk_cache_entry *shard_evict(struct blk_cache *c, struct blk_shard
 static void free_chain(struct blk_cache_entry *e)
 {
 	while (e) {
-		struct blk_cache_entry *next = e->chain;
+		struct blk_cache_entry *next;
 
-		entry_free(e);
+		memcpy(&next, e->mem, sizeof(next));
+		fr_free(e);
 		e = next;
 	}
 }
@@ -194,10 +228,10 @@ fr_status blk_cache_new(size_t capacity, unsigned shard_bits, struct blk_cache *
 	for (size_t i = 0; i < n; i++) {
 		struct blk_shard *s = &c->shards[i];
 
-		s->buckets = fr_calloc(BUCKETS_MIN, sizeof(*s->buckets));
-		if (!s->buckets) {
+		s->slots = fr_calloc(SLOTS_MIN, sizeof(*s->slots));
+		if (!s->slots) {
 			for (size_t j = 0; j < i; j++) {
-				fr_free(c->shards[j].buckets);
+				fr_free(c->shards[j].slots);
 				fr_mutex_fini(&c->shards[j].mu);
 			}
 			fr_free(c->shards);
@@ -205,10 +239,9 @@ fr_status blk_cache_new(size_t capacity, unsigned shard_bits, struct blk_cache *
 			return FR_NOMEM;
 		}
 		fr_mutex_init(&s->mu);
-		s->bucket_cnt = BUCKETS_MIN;
+		s->slot_cnt = SLOTS_MIN;
 		/* the shares add up to the capacity exactly */
 		s->capacity = (capacity >> shard_bits) + (i < (capacity & (n - 1)));
-		s->lru.next = s->lru.prev = &s->lru;
 	}
 	*out = c;
 	return FR_OK;
@@ -221,16 +254,15 @@ void blk_cache_free(struct blk_cache *c)
 	for (size_t i = 0; i < (size_t)1 << c->shard_bits; i++) {
 		struct blk_shard *s = &c->shards[i];
 
-		for (size_t b = 0; b < s->bucket_cnt; b++) {
-			struct blk_cache_entry *e = s->buckets[b], *next;
+		for (size_t j = 0; j < s->slot_cnt; j++) {
+			struct blk_cache_entry *e = s->slots[j].e;
 
-			for (; e; e = next) {
-				next = e->chain;
+			if (e) {
 				fr_assert(e->refs == 0);
-				entry_free(e);
+				fr_free(e);
 			}
 		}
-		fr_free(s->buckets);
+		fr_free(s->slots);
 		fr_mutex_fini(&s->mu);
 	}
 	fr_free(c->shards);
@@ -246,13 +278,14 @@ struct blk_cache_entry *blk_cache_lookup(struct blk_cache *c, uint64_t file_id, 
 		struct blk_shard *s = shard_of(c, h);
 
 		fr_mutex_lock(&s->mu);
-		e = *table_slot(s, h, file_id, off);
-		if (e && e->refs++ == 0)
-			lru_unlink(e); /* pinned: off the eviction list until released */
-		if (e)
+		e = s->slots[table_find(s, h, file_id, off)].e;
+		if (e) {
+			atomic_add_u32(&e->refs, 1);
+			e->marked = true;
 			s->hits++;
-		else
+		} else {
 			s->misses++;
+		}
 		fr_mutex_unlock(&s->mu);
 	} else {
 		atomic_add_u64(&c->misses, 1);
@@ -260,52 +293,90 @@ struct blk_cache_entry *blk_cache_lookup(struct blk_cache *c, uint64_t file_id, 
 	return e;
 }
 
-fr_status blk_cache_insert(struct blk_cache *c, uint64_t file_id, uint64_t off, void *mem,
-			   size_t len, size_t charge, struct blk_cache_entry **out)
+struct blk_cache_entry *blk_cache_entry_new(size_t cap)
+{
+	/* room for the link free_chain threads through an evicted entry's bytes */
+	size_t n = cap < sizeof(void *) ? sizeof(void *) : cap;
+	struct blk_cache_entry *e;
+
+	if (n > SIZE_MAX - sizeof(*e))
+		return NULL;
+	e = fr_malloc(sizeof(*e) + n);
+	if (e)
+		memset(e, 0, sizeof(*e));
+	return e;
+}
+
+uint8_t *blk_cache_entry_mem(struct blk_cache_entry *e)
+{
+	return e->mem;
+}
+
+void blk_cache_entry_discard(struct blk_cache_entry *e)
+{
+	fr_free(e);
+}
+
+struct blk_cache_entry *blk_cache_put(struct blk_cache *c, uint64_t file_id, uint64_t off,
+				      struct blk_cache_entry *e, size_t len, size_t charge)
 {
 	uint64_t h = key_hash(file_id, off);
 	struct blk_shard *s = shard_of(c, h);
-	struct blk_cache_entry *e = fr_calloc(1, sizeof(*e)), *dead;
+	struct blk_cache_entry *dead;
+
+	e->file_id = file_id;
+	e->off = off;
+	e->hash = h;
+	e->len = len;
+	e->charge = charge;
+	e->refs = 1;
+	e->marked = false; /* used once so far: the first candidate of the next sweep */
+	e->kept = false;
+	if (!c->capacity || charge > s->capacity)
+		return e; /* loose: the handle is the only way to it */
+	fr_mutex_lock(&s->mu);
+	size_t i = table_find(s, h, file_id, off);
+	if (s->slots[i].e) {
+		/* a concurrent reader of the same block got here first: share its copy */
+		struct blk_cache_entry *old = s->slots[i].e;
+
+		atomic_add_u32(&old->refs, 1);
+		old->marked = true;
+		fr_mutex_unlock(&s->mu);
+		fr_free(e);
+		return old;
+	}
+	size_t slot_cnt = s->slot_cnt;
+	if (!table_room(s)) {
+		fr_mutex_unlock(&s->mu);
+		return e; /* loose: no memory for a bigger table */
+	}
+	if (s->slot_cnt != slot_cnt)
+		i = table_find(s, h, file_id, off);
+	e->kept = true;
+	s->slots[i].hash = h;
+	s->slots[i].e = e;
+	s->entry_cnt++;
+	atomic_store_sc_u64(&s->usage, s->usage + charge);
+	atomic_add_u64(&c->usage, charge);
+	atomic_add_u64(&c->entry_cnt, 1);
+	dead = shard_evict(c, s);
+	fr_mutex_unlock(&s->mu);
+	free_chain(dead);
+	return e;
+}
+
+fr_status blk_cache_insert(struct blk_cache *c, uint64_t file_id, uint64_t off, void *mem,
+			   size_t len, size_t charge, struct blk_cache_entry **out)
+{
+	struct blk_cache_entry *e = blk_cache_entry_new(len);
 
 	*out = NULL;
 	if (!e)
 		return FR_NOMEM;
-	e->file_id = file_id;
-	e->off = off;
-	e->hash = h;
-	e->mem = mem;
-	e->len = len;
-	e->charge = charge;
-	e->refs = 1;
-	if (!c->capacity || charge > s->capacity) {
-		*out = e; /* loose: the handle is the only way to it */
-		return FR_OK;
-	}
-	e->kept = true;
-	fr_mutex_lock(&s->mu);
-	struct blk_cache_entry **p = table_slot(s, h, file_id, off);
-	if (*p) {
-		/* a concurrent reader of the same block got here first: share its copy */
-		struct blk_cache_entry *old = *p;
-
-		if (old->refs++ == 0)
-			lru_unlink(old);
-		fr_mutex_unlock(&s->mu);
-		fr_free(e);
-		fr_free(mem);
-		*out = old;
-		return FR_OK;
-	}
-	*p = e;
-	s->entry_cnt++;
-	s->usage += charge;
-	atomic_add_u64(&c->usage, charge);
-	atomic_add_u64(&c->entry_cnt, 1);
-	dead = shard_evict(c, s);
-	table_maybe_grow(s);
-	fr_mutex_unlock(&s->mu);
-	free_chain(dead);
-	*out = e;
+	memcpy(e->mem, mem, len);
+	fr_free(mem);
+	*out = blk_cache_put(c, file_id, off, e, len, charge);
 	return FR_OK;
 }
 
@@ -317,15 +388,17 @@ void blk_cache_release(struct blk_cache *c, struct blk_cache_entry *e)
 	if (!e)
 		return;
 	if (!e->kept) {
-		entry_free(e);
+		fr_free(e);
 		return;
 	}
 	s = shard_of(c, e->hash);
+	/* the entry may be gone once the pin is: nothing of it is read after this */
+	if (atomic_add_sc_u32(&e->refs, UINT32_MAX) != 0)
+		return;
+	/* the pins may have held the shard above its share: this release lets it shrink */
+	if (atomic_load_sc_u64(&s->usage) <= s->capacity)
+		return;
 	fr_mutex_lock(&s->mu);
-	fr_assert(e->refs > 0);
-	if (--e->refs == 0)
-		lru_push_head(s, e);
-	/* pins may have held the shard above its share: this release may let it shrink */
 	dead = shard_evict(c, s);
 	fr_mutex_unlock(&s->mu);
 	free_chain(dead);
