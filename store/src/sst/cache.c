@@ -4,14 +4,18 @@
  *
  * Each shard keeps its entries in an open-addressing hash table (linear probing, at most three
  * quarters full, deletion by shifting the run back rather than by tombstones). A slot holds
- * the entry's full hash next to its pointer, so a miss, or a probe past another key, reads
- * only the slot array and never an entry. Header and block bytes are one allocation.
+ * a tag of the key's hash next to the entry's pointer, so a miss, or a probe past another key,
+ * reads only the slot array and never an entry; it also holds the block's length, so that a
+ * hit fetches the block's last line (where a reader starts) at the same time as the entry's
+ * header instead of after it. Header and block bytes are one allocation.
  *
- * Recency is CLOCK: a hit sets the entry's mark, and eviction sweeps a hand over the slots.
- * A hit therefore writes only the entry it returns, where an LRU list writes both neighbours
- * on the pin and again on the release, each a likely cache miss in a table far larger than
- * the CPU caches. The sweep passes over pinned entries; after two turns without an eviction
- * everything left is pinned, and the shard stays above its share until a release.
+ * Recency is CLOCK: a hit sets its slot's mark, and eviction sweeps a hand over the slots,
+ * clearing marks and evicting the first unmarked, unpinned entry. A hit therefore writes only
+ * the slot it has just read and the entry it returns, where an LRU list writes both
+ * neighbours on the pin and again on the release, each a likely cache miss in a table far
+ * larger than the CPU caches; and the sweep reads an entry only when its slot is unmarked.
+ * The sweep passes over pinned entries; after two turns without an eviction everything left
+ * is pinned, and the shard stays above its share until a release.
  *
  * Pins: refs is atomic. It is raised only under the shard mutex (lookup, insert), and the
  * sweep reads it under the mutex, so an entry the sweep finds at 0 can gain no pin before it
@@ -42,7 +46,6 @@ struct blk_cache_entry {
 	size_t len;
 	size_t charge;
 	uint32_t refs;    /* atomic (see the top): pins */
-	bool marked;      /* under the shard mutex: used since the hand last passed */
 	bool kept;        /* immutable once put: in a shard's table (else loose) */
 	uint8_t mem[];    /* the bytes */
 };
@@ -50,9 +53,15 @@ _Static_assert(sizeof(struct blk_cache_entry) + 4 * 2 * sizeof(uint64_t) <=
 		       BLK_CACHE_ENTRY_OVERHEAD,
 	       "BLK_CACHE_ENTRY_OVERHEAD covers an entry and four slots");
 
-/* A table slot: e NULL when free. */
+/* A table slot, under the shard mutex: e NULL when free. tag is the low half of the key's
+ * hash, enough to pass over other keys and to find the slot's home (tables stay below 2^32
+ * slots); tail is where the block's last bytes lie, so that a hit can start fetching them
+ * before reading the entry. The clock mark is here rather than in the entry so that the sweep
+ * passes over a marked entry without reading it. */
 struct blk_slot {
-	uint64_t hash;
+	uint32_t tag;
+	uint32_t tail : 31;  /* min(len, 2^31 - 1) */
+	uint32_t marked : 1; /* used since the hand last passed */
 	struct blk_cache_entry *e;
 };
 
@@ -107,7 +116,15 @@ static size_t table_find(const struct blk_shard *s, uint64_t hash, uint64_t file
 	for (;; i = (i + 1) & mask) {
 		const struct blk_slot *sl = &s->slots[i];
 
-		if (!sl->e || (sl->hash == hash && sl->e->file_id == file_id && sl->e->off == off))
+		if (!sl->e)
+			return i;
+		if (sl->tag != (uint32_t)hash)
+			continue;
+		/* The block is read from its end first (a sorted block's restart array): fetch
+		 * that line together with the entry's, rather than after it. */
+		if (sl->tail)
+			__builtin_prefetch(sl->e->mem + sl->tail - 1);
+		if (sl->e->file_id == file_id && sl->e->off == off)
 			return i;
 	}
 }
@@ -120,15 +137,14 @@ static void table_remove(struct blk_shard *s, size_t i)
 	size_t mask = s->slot_cnt - 1;
 
 	for (size_t j = (i + 1) & mask; s->slots[j].e; j = (j + 1) & mask) {
-		size_t home = s->slots[j].hash & mask;
+		size_t home = s->slots[j].tag & mask;
 
 		if (((j - home) & mask) >= ((j - i) & mask)) {
 			s->slots[i] = s->slots[j];
 			i = j;
 		}
 	}
-	s->slots[i].e = NULL;
-	s->slots[i].hash = 0;
+	memset(&s->slots[i], 0, sizeof(s->slots[i]));
 }
 
 /* Doubles the slot array when it is half full; false when it could not and has no room for
@@ -138,12 +154,12 @@ static bool table_room(struct blk_shard *s)
 	if ((s->entry_cnt + 1) * 2 <= s->slot_cnt)
 		return true;
 	size_t n = s->slot_cnt * 2;
-	struct blk_slot *b = n <= SIZE_MAX / sizeof(*b) ? fr_calloc(n, sizeof(*b)) : NULL;
+	struct blk_slot *b = n <= UINT32_MAX ? fr_calloc(n, sizeof(*b)) : NULL;
 
 	if (!b)
 		return (s->entry_cnt + 1) * 4 <= s->slot_cnt * 3;
 	for (size_t i = 0; i < s->slot_cnt; i++) {
-		size_t j = s->slots[i].hash & (n - 1);
+		size_t j = s->slots[i].tag & (n - 1);
 
 		if (!s->slots[i].e)
 			continue;
@@ -169,15 +185,14 @@ static struct blk_cache_entry *shard_evict(struct blk_cache *c, struct blk_shard
 	fr_mutex_assert_held(&s->mu);
 	/* two turns without an eviction: every mark is clear, so all that is left is pinned */
 	while (atomic_load_sc_u64(&s->usage) > s->capacity && idle <= 2 * s->slot_cnt) {
-		struct blk_cache_entry *e = s->slots[s->hand].e;
+		struct blk_slot *sl = &s->slots[s->hand];
+		struct blk_cache_entry *e = sl->e;
 
-		if (!e || atomic_load_sc_u32(&e->refs)) {
-			s->hand = (s->hand + 1) & mask;
-			idle++;
-			continue;
+		if (e && sl->marked) {
+			sl->marked = 0;
+			e = NULL;
 		}
-		if (e->marked) {
-			e->marked = false;
+		if (!e || atomic_load_sc_u32(&e->refs)) {
 			s->hand = (s->hand + 1) & mask;
 			idle++;
 			continue;
@@ -278,10 +293,12 @@ struct blk_cache_entry *blk_cache_lookup(struct blk_cache *c, uint64_t file_id, 
 		struct blk_shard *s = shard_of(c, h);
 
 		fr_mutex_lock(&s->mu);
-		e = s->slots[table_find(s, h, file_id, off)].e;
+		struct blk_slot *sl = &s->slots[table_find(s, h, file_id, off)];
+
+		e = sl->e;
 		if (e) {
 			atomic_add_u32(&e->refs, 1);
-			e->marked = true;
+			sl->marked = 1;
 			s->hits++;
 		} else {
 			s->misses++;
@@ -330,7 +347,6 @@ struct blk_cache_entry *blk_cache_put(struct blk_cache *c, uint64_t file_id, uin
 	e->len = len;
 	e->charge = charge;
 	e->refs = 1;
-	e->marked = false; /* used once so far: the first candidate of the next sweep */
 	e->kept = false;
 	if (!c->capacity || charge > s->capacity)
 		return e; /* loose: the handle is the only way to it */
@@ -341,7 +357,7 @@ struct blk_cache_entry *blk_cache_put(struct blk_cache *c, uint64_t file_id, uin
 		struct blk_cache_entry *old = s->slots[i].e;
 
 		atomic_add_u32(&old->refs, 1);
-		old->marked = true;
+		s->slots[i].marked = 1;
 		fr_mutex_unlock(&s->mu);
 		fr_free(e);
 		return old;
@@ -354,8 +370,10 @@ struct blk_cache_entry *blk_cache_put(struct blk_cache *c, uint64_t file_id, uin
 	if (s->slot_cnt != slot_cnt)
 		i = table_find(s, h, file_id, off);
 	e->kept = true;
-	s->slots[i].hash = h;
-	s->slots[i].e = e;
+	/* unmarked: used once so far, the first candidate of the next sweep */
+	s->slots[i] = (struct blk_slot){.tag = (uint32_t)h,
+					.tail = len < INT32_MAX ? (uint32_t)len : INT32_MAX,
+					.e = e};
 	s->entry_cnt++;
 	atomic_store_sc_u64(&s->usage, s->usage + charge);
 	atomic_add_u64(&c->usage, charge);
