@@ -519,6 +519,74 @@ static void test_cache_concurrent(void **state)
 	blk_cache_free(c);
 }
 
+/* Four threads pinning blocks of one small shard: more pins than its share holds, so the shard
+ * is above its share most of the time and releases (which take no lock unless it is) keep
+ * having to evict. Once every pin is dropped it must be back within its share. */
+struct over_job {
+	struct blk_cache *c;
+	pthread_barrier_t *bar;
+	uint64_t seed;
+	uint64_t bad;
+};
+
+static void *over_thread(void *arg)
+{
+	struct over_job *j = arg;
+	struct blk_cache_entry *held[2] = {0};
+	uint64_t held_off[2] = {0};
+
+	for (int n = 0; n < 20000; n++) {
+		uint64_t off = tu_rand_below(&j->seed, 64);
+		size_t len = pat_len(9, off, 64);
+		struct blk_cache_entry *e = blk_cache_lookup(j->c, 9, off);
+
+		if (!e && blk_cache_insert(j->c, 9, off, pat_new(9, off, len), len, 100, &e)) {
+			j->bad++;
+			continue;
+		}
+		if (!pat_ok(e, 9, off, len))
+			j->bad++;
+		size_t slot = (size_t)n & 1;
+		if (held[slot] && !pat_ok(held[slot], 9, held_off[slot],
+					  pat_len(9, held_off[slot], 64)))
+			j->bad++;
+		blk_cache_release(j->c, held[slot]);
+		held[slot] = e;
+		held_off[slot] = off;
+	}
+	/* every thread holds its last two pins at once, then they all let go: nothing but
+	 * those releases is left to bring the shard back within its share */
+	pthread_barrier_wait(j->bar);
+	blk_cache_release(j->c, held[0]);
+	blk_cache_release(j->c, held[1]);
+	return NULL;
+}
+
+static void test_cache_concurrent_overshoot(void **state)
+{
+	struct over_job jobs[CONC_THREADS];
+	pthread_t th[CONC_THREADS];
+	pthread_barrier_t bar;
+	uint64_t rs = tu_seed();
+	struct blk_cache *c;
+
+	(void)state;
+	assert_int_equal(pthread_barrier_init(&bar, NULL, CONC_THREADS), 0);
+	assert_int_equal(blk_cache_new(400, 0, &c), FR_OK); /* four entries; up to eight pinned */
+	for (int i = 0; i < CONC_THREADS; i++) {
+		jobs[i] = (struct over_job){c, &bar, rs + 0x777 * (uint64_t)(i + 1), 0};
+		assert_int_equal(pthread_create(&th[i], NULL, over_thread, &jobs[i]), 0);
+	}
+	for (int i = 0; i < CONC_THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(jobs[i].bad, 0);
+	}
+	assert_true(stats(c).usage <= 400);
+	assert_true(stats(c).entry_cnt <= 4);
+	blk_cache_free(c);
+	pthread_barrier_destroy(&bar);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_cache_capacity_zero),
 		cmocka_unit_test(test_cache_new_and_nomem),
 		cmocka_unit_test(test_cache_concurrent),
+		cmocka_unit_test(test_cache_concurrent_overshoot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -207,6 +207,14 @@ static struct blk_cache_entry *shard_evict(struct blk_cache *c, struct blk_shard
 		memcpy(e->mem, &dead, sizeof(dead));
 		dead = e;
 	}
+	/* The sweep reads an unmarked entry's pin count, a cache miss per candidate. The next
+	 * miss comes after a read and a decompression: fetch the next candidate's header now. */
+	for (size_t i = 0, j = s->hand; i < 8 && s->entry_cnt; i++, j = (j + 1) & mask) {
+		if (s->slots[j].e && !s->slots[j].marked) {
+			__builtin_prefetch(s->slots[j].e);
+			break;
+		}
+	}
 	return dead;
 }
 
