@@ -234,6 +234,14 @@ static fr_status read_block_fresh(const struct sst_reader *r, const struct sst_h
 	return FR_OK;
 }
 
+/* read_block, or read_block_fresh when the block is to go into the reader's cache. */
+static fr_status read_block_for(const struct sst_reader *r, const struct sst_handle *h,
+				bool keep, struct sst_blockref *out, fr_error *err)
+{
+	return keep && r->env.cache ? read_block_fresh(r, h, out, err)
+				    : read_block(r, h, out, err);
+}
+
 static int ikey_cmp_fn(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
 	return ikey_cmp(a, alen, b, blen);
@@ -405,8 +413,7 @@ static fr_status read_checked(const struct sst_reader *r, const struct sst_handl
 			      enum sst_block_kind kind, struct iwalk *w, bool fill,
 			      struct sst_blockref *out, fr_error *err)
 {
-	fr_status rc = fill && r->env.cache ? read_block_fresh(r, h, out, err)
-					    : read_block(r, h, out, err);
+	fr_status rc = read_block_for(r, h, fill, out, err);
 	if (rc)
 		return rc;
 	rc = check_block(r, kind, h, out->data, out->len, w, err);
@@ -944,7 +951,8 @@ static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr
 	struct sst_blockref ref;
 	struct blk b;
 	struct iwalk w = {0};
-	fr_status rc = read_block(r, h, &ref, err);
+	/* a top level stays the reader's own, below */
+	fr_status rc = read_block_for(r, h, !r->index_parts, &ref, err);
 	if (rc)
 		return rc;
 	rc = check_sorted(r, SST_BLOCK_INDEX, h, ref.data, ref.len, &b, err);
@@ -985,7 +993,7 @@ static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr
 static fr_status open_filter(struct sst_reader *r, const struct sst_handle *h, fr_error *err)
 {
 	struct sst_blockref ref;
-	fr_status rc = read_block(r, h, &ref, err);
+	fr_status rc = read_block_for(r, h, true, &ref, err);
 	if (!rc)
 		rc = check_block(r, SST_BLOCK_FILTER, h, ref.data, ref.len, NULL, err);
 	if (rc) {
