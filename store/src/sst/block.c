@@ -92,7 +92,7 @@ fr_status blk_stored_unpack(const struct blk_stored *s, uint8_t *dst, const char
 fr_status blk_stored_decode(const uint8_t *stored, size_t len, const char *path, uint64_t off,
 			    const uint8_t **data, size_t *data_len, uint8_t **owned, fr_error *err)
 {
-	struct blk_stored s;
+	struct blk_stored s = {0};
 	fr_status rc = blk_stored_check(stored, len, path, off, &s, err);
 
 	*owned = NULL;
