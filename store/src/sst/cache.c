@@ -89,6 +89,13 @@ struct blk_cache {
 };
 
 #define SLOTS_MIN 16
+/* A new table has room for its share in blocks of 4 KiB (the default block size) at half
+ * load, up to 2^16 slots (1 MiB a shard): it is allocated once, when the cache is made, rather
+ * than grown while readers wait on the shard mutex, and a late growth does not leave a table
+ * at the top of the heap (seen keeping a freed memtable's memory from the system after a
+ * bulk load). Smaller blocks still grow it. */
+#define SLOTS_PRESIZE_BLOCK 4096
+#define SLOTS_PRESIZE_MAX ((size_t)1 << 16)
 
 static uint64_t key_hash(uint64_t file_id, uint64_t off)
 {
@@ -251,7 +258,14 @@ fr_status blk_cache_new(size_t capacity, unsigned shard_bits, struct blk_cache *
 	for (size_t i = 0; i < n; i++) {
 		struct blk_shard *s = &c->shards[i];
 
-		s->slots = fr_calloc(SLOTS_MIN, sizeof(*s->slots));
+		size_t slot_cnt = SLOTS_MIN;
+
+		/* the shares add up to the capacity exactly */
+		s->capacity = (capacity >> shard_bits) + (i < (capacity & (n - 1)));
+		while (slot_cnt < SLOTS_PRESIZE_MAX &&
+		       slot_cnt / 2 < s->capacity / SLOTS_PRESIZE_BLOCK)
+			slot_cnt *= 2;
+		s->slots = fr_calloc(slot_cnt, sizeof(*s->slots));
 		if (!s->slots) {
 			for (size_t j = 0; j < i; j++) {
 				fr_free(c->shards[j].slots);
@@ -262,9 +276,7 @@ fr_status blk_cache_new(size_t capacity, unsigned shard_bits, struct blk_cache *
 			return FR_NOMEM;
 		}
 		fr_mutex_init(&s->mu);
-		s->slot_cnt = SLOTS_MIN;
-		/* the shares add up to the capacity exactly */
-		s->capacity = (capacity >> shard_bits) + (i < (capacity & (n - 1)));
+		s->slot_cnt = slot_cnt;
 	}
 	*out = c;
 	return FR_OK;

@@ -39,9 +39,10 @@ struct blk_cache_entry; /* a handle: one pin on an entry */
 /* 16 shards: enough that a few reader threads rarely meet on one mutex. */
 #define BLK_CACHE_SHARD_BITS 4
 #define BLK_CACHE_SHARD_BITS_MAX 10
-/* Bytes of bookkeeping per entry (its header and at most four hash slots: a table is at least a
- * quarter full); callers add it to an entry's charge so that the capacity bounds real memory,
- * not only block bytes. */
+/* Bytes of bookkeeping per entry (its header and four hash slots: a table that has grown is at
+ * least a quarter full); callers add it to an entry's charge so that the capacity bounds real
+ * memory, not only block bytes. A new cache's tables are sized for 4 KiB blocks, 16 bytes per
+ * 2 KiB of capacity and at most 1 MiB a shard, and are not charged. */
 #define BLK_CACHE_ENTRY_OVERHEAD 112
 
 struct blk_cache_stats {
