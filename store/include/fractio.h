@@ -102,7 +102,7 @@ typedef struct fr_db_options {
 				      * flushed first (default 64 MiB) */
 	size_t journal_max;          /* journal bytes on disk; past it the trees pinning the
 				      * oldest segment are flushed (default 512 MiB) */
-	size_t block_cache_bytes;    /* shared LRU cache of data, index and filter blocks
+	size_t block_cache_bytes;    /* shared cache (CLOCK) of data, index and filter blocks
 				      * (default 64 MiB; 0 disables) */
 	uint32_t max_open_files;     /* table files kept open at once (default 512, minimum 16) */
 	uint32_t worker_threads;     /* background flush and compaction threads (default 2) */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_cache.c - the block cache: exact LRU order and eviction in one shard, usage within the
+ * test_cache.c - the block cache: CLOCK order and eviction in one shard (marked entries get a
+ * second chance, a hot block outlives a cold stream, pins survive every sweep, every entry
+ * stays reachable in a table churned by evictions), the one-allocation entry API, usage within the
  * capacity after thousands of inserts of varied sizes, pinned entries surviving eviction (and
  * the documented overshoot while everything is pinned), exact hit and miss counts for a
  * scripted sequence, duplicate inserts sharing one entry, capacity 0, allocation failure, and
@@ -94,41 +96,165 @@ static struct blk_cache_stats stats(const struct blk_cache *c)
 	return s;
 }
 
-static void test_cache_lru_order(void **state)
+static void test_cache_clock_order(void **state)
 {
 	struct blk_cache *c;
 
 	(void)state;
-	assert_int_equal(blk_cache_new(300, 0, &c), FR_OK); /* one shard: one LRU order */
+	assert_int_equal(blk_cache_new(300, 0, &c), FR_OK); /* one shard: one clock */
 	put_release(c, 1, 0, 50, 100);                      /* A */
 	put_release(c, 1, 100, 50, 100);                     /* B */
 	put_release(c, 1, 200, 50, 100);                     /* C */
 	assert_int_equal(stats(c).usage, 300);
-	/* using A makes B the coldest */
+	/* A and B used again: C, used only when it came in, is the one to go */
 	assert_true(present(c, 1, 0, 50));
-	put_release(c, 1, 300, 50, 100); /* D evicts B */
+	assert_true(present(c, 1, 100, 50));
+	put_release(c, 1, 300, 50, 100); /* D evicts C */
 	assert_int_equal(stats(c).usage, 300);
 	assert_int_equal(stats(c).entry_cnt, 3);
-	assert_false(present(c, 1, 100, 50));
-	/* order now, hottest first: D A C; touch A, C, D so that A is the coldest */
+	assert_false(present(c, 1, 200, 50));
+	/* marks are a second chance, not a pass: with A, B and D all used again, the sweep
+	 * clears every mark and then evicts exactly one of them */
 	assert_true(present(c, 1, 0, 50));
-	assert_true(present(c, 1, 200, 50));
+	assert_true(present(c, 1, 100, 50));
 	assert_true(present(c, 1, 300, 50));
-	put_release(c, 2, 0, 10, 100); /* E evicts A */
-	assert_false(present(c, 1, 0, 50));
-	assert_true(present(c, 1, 200, 50));
-	assert_true(present(c, 1, 300, 50));
+	put_release(c, 2, 0, 10, 100); /* E */
+	assert_int_equal(stats(c).entry_cnt, 3);
+	int left = present(c, 1, 0, 50) + present(c, 1, 100, 50) + present(c, 1, 300, 50);
+	assert_int_equal(left, 2);
 	assert_true(present(c, 2, 0, 10));
-	/* one big entry pushes out as many cold ones as it needs, and nothing more: C is the
-	 * coldest now (E, D and C were touched in the order C, D, E) */
+	/* one big entry pushes out as many as it needs, and nothing more */
 	put_release(c, 3, 0, 10, 200);
 	assert_int_equal(stats(c).usage, 300);
-	assert_false(present(c, 1, 200, 50));
-	assert_false(present(c, 1, 300, 50));
-	assert_true(present(c, 2, 0, 10));
+	assert_int_equal(stats(c).entry_cnt, 2);
 	assert_true(present(c, 3, 0, 10));
 	/* the same offset in another file is another key */
 	assert_false(present(c, 4, 0, 10));
+	blk_cache_free(c);
+}
+
+/* The policy's point: a block used over and over outlives a stream of blocks used once, which
+ * evicts everything else (a FIFO, or a clock that ignored its marks, would drop the hot one
+ * once per turn of the stream). */
+static void test_cache_hot_survives_cold_stream(void **state)
+{
+	struct blk_cache *c;
+
+	(void)state;
+	assert_int_equal(blk_cache_new(1000, 0, &c), FR_OK); /* ten entries of 100 */
+	put_release(c, 9, 0, 30, 100);                       /* hot */
+	put_release(c, 9, 100, 30, 100);                     /* used once, like the stream */
+	for (uint64_t i = 0; i < 2000; i++) {
+		put_release(c, 1, i * 4096, 20, 100);
+		assert_true(present(c, 9, 0, 30));
+		assert_true(stats(c).usage <= 1000);
+	}
+	assert_false(present(c, 9, 100, 30));
+	/* what is left: the hot block and nine of the stream */
+	assert_int_equal(stats(c).entry_cnt, 10);
+	uint64_t cold = 0;
+	for (uint64_t i = 0; i < 2000; i++)
+		cold += present(c, 1, i * 4096, 20);
+	assert_int_equal(cold, 9);
+	blk_cache_free(c);
+}
+
+/* A pinned block that is never looked up again survives any number of sweeps; releasing it
+ * makes it an ordinary unmarked entry, the next to go. */
+static void test_cache_pinned_never_marked(void **state)
+{
+	struct blk_cache *c;
+	struct blk_cache_entry *p;
+
+	(void)state;
+	assert_int_equal(blk_cache_new(500, 0, &c), FR_OK);
+	p = put(c, 5, 0, 64, 100);
+	for (uint64_t i = 0; i < 500; i++) {
+		put_release(c, 6, i, 40, 100);
+		assert_true(stats(c).usage <= 500);
+		assert_true(pat_ok(p, 5, 0, 64));
+	}
+	blk_cache_release(c, p);
+	assert_int_equal(stats(c).entry_cnt, 5);
+	/* mark the other four: the released one, never looked up, is the only candidate left */
+	uint64_t others = 0;
+	for (uint64_t i = 0; i < 500; i++)
+		others += present(c, 6, i, 40);
+	assert_int_equal(others, 4);
+	put_release(c, 7, 0, 40, 100);
+	assert_false(present(c, 5, 0, 64));
+	blk_cache_free(c);
+}
+
+/* Thousands of inserts and lookups in one shard with many entries, so that evictions shift
+ * probe runs back all over the table: every kept entry stays reachable (the entries lookups
+ * find are exactly as many as the cache counts), and with no pins left usage stays within
+ * the capacity after every operation. */
+static void test_cache_table_reachable(void **state)
+{
+	const size_t cap = 400 * 100, keys = 3000;
+	uint64_t rs = tu_seed();
+	struct blk_cache *c;
+
+	(void)state;
+	assert_int_equal(blk_cache_new(cap, 0, &c), FR_OK);
+	for (int n = 0; n < 20000; n++) {
+		uint64_t k = tu_rand_below(&rs, keys) * (tu_rand_below(&rs, 4) ? 1 : 7);
+		uint64_t file = 1 + k % 3, off = k * 512;
+		size_t len = pat_len(file, off, 60);
+		size_t charge = 60 + (size_t)tu_rand_below(&rs, 80);
+
+		if (!present(c, file, off, len))
+			put_release(c, file, off, len, charge);
+		if (stats(c).usage > cap)
+			fail_msg("usage %llu above capacity %zu after op %d",
+				 (unsigned long long)stats(c).usage, cap, n);
+	}
+	uint64_t found = 0, entries = stats(c).entry_cnt;
+	for (uint64_t k = 0; k < keys * 7; k++) {
+		uint64_t file = 1 + k % 3, off = k * 512;
+
+		found += present(c, file, off, pat_len(file, off, 60));
+	}
+	assert_int_equal(found, entries);
+	assert_true(entries > 300);
+	blk_cache_free(c);
+}
+
+/* The one-allocation path: the caller fills the entry's own memory; a duplicate frees the
+ * newcomer and shares the first; a charge above the share is handed back loose. */
+static void test_cache_entry_put(void **state)
+{
+	struct blk_cache *c;
+	struct blk_cache_entry *e, *a, *b, *loose;
+
+	(void)state;
+	assert_int_equal(blk_cache_new(1000, 1, &c), FR_OK); /* shares of 500 */
+	e = blk_cache_entry_new(64);
+	assert_non_null(e);
+	for (size_t i = 0; i < 40; i++)
+		blk_cache_entry_mem(e)[i] = pat_byte(2, 8, i);
+	a = blk_cache_put(c, 2, 8, e, 40, 100);
+	assert_ptr_equal(a, e);
+	assert_true(pat_ok(a, 2, 8, 40));
+	e = blk_cache_entry_new(40);
+	assert_non_null(e);
+	memset(blk_cache_entry_mem(e), 0xee, 40);
+	b = blk_cache_put(c, 2, 8, e, 40, 100);
+	assert_ptr_equal(b, a);
+	assert_true(pat_ok(b, 2, 8, 40));
+	assert_int_equal(stats(c).entry_cnt, 1);
+	blk_cache_release(c, a);
+	blk_cache_release(c, b);
+	loose = blk_cache_entry_new(0); /* a zero-length block is a block too */
+	assert_non_null(loose);
+	assert_ptr_equal(blk_cache_put(c, 2, 16, loose, 0, 501), loose);
+	assert_int_equal(blk_cache_len(loose), 0);
+	assert_false(present(c, 2, 16, 1));
+	assert_int_equal(stats(c).usage, 100);
+	blk_cache_release(c, loose);
+	blk_cache_entry_discard(blk_cache_entry_new(10)); /* never put */
+	assert_true(present(c, 2, 8, 40));
 	blk_cache_free(c);
 }
 
@@ -219,9 +345,9 @@ static void test_cache_counters(void **state)
 	assert_false(present(c, 7, 1, 10));  /* miss 2 */
 	assert_true(present(c, 7, 0, 10));   /* hit 2 */
 	put_release(c, 7, 1, 10, 100);
-	put_release(c, 7, 2, 10, 100);       /* evicts (7, 0), the coldest */
-	assert_false(present(c, 7, 0, 10));  /* miss 3 */
-	assert_true(present(c, 7, 1, 10));   /* hit 3 */
+	put_release(c, 7, 2, 10, 100);       /* evicts (7, 1), the one not used since */
+	assert_false(present(c, 7, 1, 10));  /* miss 3 */
+	assert_true(present(c, 7, 0, 10));   /* hit 3 */
 	assert_true(present(c, 7, 2, 10));   /* hit 4 */
 	s = stats(c);
 	assert_int_equal(s.hits, 4);
@@ -393,10 +519,82 @@ static void test_cache_concurrent(void **state)
 	blk_cache_free(c);
 }
 
+/* Four threads pinning blocks of one small shard: more pins than its share holds, so the shard
+ * is above its share most of the time and releases (which take no lock unless it is) keep
+ * having to evict. Once every pin is dropped it must be back within its share. */
+struct over_job {
+	struct blk_cache *c;
+	pthread_barrier_t *bar;
+	uint64_t seed;
+	uint64_t bad;
+};
+
+static void *over_thread(void *arg)
+{
+	struct over_job *j = arg;
+	struct blk_cache_entry *held[2] = {0};
+	uint64_t held_off[2] = {0};
+
+	for (int n = 0; n < 20000; n++) {
+		uint64_t off = tu_rand_below(&j->seed, 64);
+		size_t len = pat_len(9, off, 64);
+		struct blk_cache_entry *e = blk_cache_lookup(j->c, 9, off);
+
+		if (!e && blk_cache_insert(j->c, 9, off, pat_new(9, off, len), len, 100, &e)) {
+			j->bad++;
+			continue;
+		}
+		if (!pat_ok(e, 9, off, len))
+			j->bad++;
+		size_t slot = (size_t)n & 1;
+		if (held[slot] && !pat_ok(held[slot], 9, held_off[slot],
+					  pat_len(9, held_off[slot], 64)))
+			j->bad++;
+		blk_cache_release(j->c, held[slot]);
+		held[slot] = e;
+		held_off[slot] = off;
+	}
+	/* every thread holds its last two pins at once, then they all let go: nothing but
+	 * those releases is left to bring the shard back within its share */
+	pthread_barrier_wait(j->bar);
+	blk_cache_release(j->c, held[0]);
+	blk_cache_release(j->c, held[1]);
+	return NULL;
+}
+
+static void test_cache_concurrent_overshoot(void **state)
+{
+	struct over_job jobs[CONC_THREADS];
+	pthread_t th[CONC_THREADS];
+	pthread_barrier_t bar;
+	uint64_t rs = tu_seed();
+	struct blk_cache *c;
+
+	(void)state;
+	assert_int_equal(pthread_barrier_init(&bar, NULL, CONC_THREADS), 0);
+	assert_int_equal(blk_cache_new(400, 0, &c), FR_OK); /* four entries; up to eight pinned */
+	for (int i = 0; i < CONC_THREADS; i++) {
+		jobs[i] = (struct over_job){c, &bar, rs + 0x777 * (uint64_t)(i + 1), 0};
+		assert_int_equal(pthread_create(&th[i], NULL, over_thread, &jobs[i]), 0);
+	}
+	for (int i = 0; i < CONC_THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(jobs[i].bad, 0);
+	}
+	assert_true(stats(c).usage <= 400);
+	assert_true(stats(c).entry_cnt <= 4);
+	blk_cache_free(c);
+	pthread_barrier_destroy(&bar);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cache_lru_order),
+		cmocka_unit_test(test_cache_clock_order),
+		cmocka_unit_test(test_cache_hot_survives_cold_stream),
+		cmocka_unit_test(test_cache_pinned_never_marked),
+		cmocka_unit_test(test_cache_table_reachable),
+		cmocka_unit_test(test_cache_entry_put),
 		cmocka_unit_test(test_cache_capacity_varied),
 		cmocka_unit_test(test_cache_pinned_survive),
 		cmocka_unit_test(test_cache_counters),
@@ -404,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_cache_capacity_zero),
 		cmocka_unit_test(test_cache_new_and_nomem),
 		cmocka_unit_test(test_cache_concurrent),
+		cmocka_unit_test(test_cache_concurrent_overshoot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

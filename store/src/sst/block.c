@@ -45,10 +45,9 @@ void blk_test_counts(struct blk_test_counts *out)
 	*out = test_counts;
 }
 
-fr_status blk_stored_decode(const uint8_t *stored, size_t len, const char *path, uint64_t off,
-			    const uint8_t **data, size_t *data_len, uint8_t **owned, fr_error *err)
+fr_status blk_stored_check(const uint8_t *stored, size_t len, const char *path, uint64_t off,
+			   struct blk_stored *out, fr_error *err)
 {
-	*owned = NULL;
 	if (len < SST_BLOCK_TRAILER_LEN)
 		return FR_CORRUPT(err, path, off, "block shorter than its trailer");
 	size_t n = len - SST_BLOCK_TRAILER_LEN;
@@ -57,8 +56,7 @@ fr_status blk_stored_decode(const uint8_t *stored, size_t len, const char *path,
 	if (fr_xxh3(stored, n + 1) != dec_u64(stored + n + 1))
 		return FR_CORRUPT(err, path, off, "block checksum mismatch");
 	if (type == SST_COMP_NONE) {
-		*data = stored;
-		*data_len = n;
+		*out = (struct blk_stored){stored, n, false, n};
 		return FR_OK;
 	}
 	if (type != SST_COMP_LZ4)
@@ -75,17 +73,48 @@ fr_status blk_stored_decode(const uint8_t *stored, size_t len, const char *path,
 	if (clen > INT_MAX || raw_len > INT_MAX || raw_len > (uint64_t)clen * 255 + 64)
 		return FR_CORRUPT(err, path, off,
 				  "implausible uncompressed length of an LZ4 block");
-	uint8_t *out = fr_malloc((size_t)raw_len);
+	*out = (struct blk_stored){p, clen, true, (size_t)raw_len};
+	return FR_OK;
+}
+
+fr_status blk_stored_unpack(const struct blk_stored *s, uint8_t *dst, const char *path,
+			    uint64_t off, fr_error *err)
+{
+	if (!s->lz4) {
+		memcpy(dst, s->payload, s->raw_len);
+		return FR_OK;
+	}
+	if (!fr_lz4_decompress(s->payload, s->payload_len, dst, s->raw_len))
+		return FR_CORRUPT(err, path, off, "LZ4 block does not decompress");
+	return FR_OK;
+}
+
+fr_status blk_stored_decode(const uint8_t *stored, size_t len, const char *path, uint64_t off,
+			    const uint8_t **data, size_t *data_len, uint8_t **owned, fr_error *err)
+{
+	struct blk_stored s = {0};
+	fr_status rc = blk_stored_check(stored, len, path, off, &s, err);
+
+	*owned = NULL;
+	if (rc)
+		return rc;
+	if (!s.lz4) {
+		*data = stored;
+		*data_len = s.raw_len;
+		return FR_OK;
+	}
+	uint8_t *out = fr_malloc(s.raw_len);
 	if (!out)
 		return FR_ERR(err, FR_NOMEM, "decompress block of %s at offset %llu", path,
 			      (unsigned long long)off);
-	if (!fr_lz4_decompress(p, clen, out, (size_t)raw_len)) {
+	rc = blk_stored_unpack(&s, out, path, off, err);
+	if (rc) {
 		fr_free(out);
-		return FR_CORRUPT(err, path, off, "LZ4 block does not decompress");
+		return rc;
 	}
 	*owned = out;
 	*data = out;
-	*data_len = (size_t)raw_len;
+	*data_len = s.raw_len;
 	return FR_OK;
 }
 

@@ -76,6 +76,20 @@ fr_status blk_stored_encode(const uint8_t *raw, size_t len, bool compress, struc
 fr_status blk_stored_decode(const uint8_t *stored, size_t len, const char *path, uint64_t off,
 			    const uint8_t **data, size_t *data_len, uint8_t **owned, fr_error *err);
 
+/* blk_stored_decode in two steps, for a caller that picks where the contents go: check checks
+ * the trailer and the stated length, unpack writes the raw_len bytes of contents to dst. The
+ * view points into stored, which must outlive it. */
+struct blk_stored {
+	const uint8_t *payload; /* the stored bytes before the trailer */
+	size_t payload_len;
+	bool lz4;               /* else the payload is the contents */
+	size_t raw_len;         /* the contents' length */
+};
+fr_status blk_stored_check(const uint8_t *stored, size_t len, const char *path, uint64_t off,
+			   struct blk_stored *out, fr_error *err);
+fr_status blk_stored_unpack(const struct blk_stored *s, uint8_t *dst, const char *path,
+			    uint64_t off, fr_error *err);
+
 typedef int (*blk_cmp_fn)(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 
 /* A view of block contents, checked by blk_init. */

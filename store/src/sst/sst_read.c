@@ -60,11 +60,12 @@ struct rpart {
 	struct blk b;
 };
 
-/* A block's contents and what holds them: a pinned cache entry, memory of our own, or (mem and
- * ent both NULL) the reader's own copy. */
+/* A block's contents and what holds them: a pinned cache entry, memory of our own (mem, or a
+ * cache entry not put yet: fresh), or (all NULL) the reader's own copy. */
 struct sst_blockref {
 	struct blk_cache_entry *ent;
 	struct blk_cache *cache; /* ent's cache */
+	struct blk_cache_entry *fresh;
 	uint8_t *mem;
 	const uint8_t *data;
 	size_t len;
@@ -110,6 +111,7 @@ struct sst_reader {
 static void block_release(struct sst_blockref *b)
 {
 	blk_cache_release(b->cache, b->ent);
+	blk_cache_entry_discard(b->fresh);
 	fr_free(b->mem);
 	memset(b, 0, sizeof(*b));
 }
@@ -183,6 +185,61 @@ static fr_status read_block(const struct sst_reader *r, const struct sst_handle 
 		out->mem = stored;
 	}
 	return FR_OK;
+}
+
+/*
+ * read_block for a block the cache is to keep: the contents go straight into a fresh cache
+ * entry (out->fresh), decompressed into it or, for an uncompressed block too big for the
+ * stack, read into it, so that the block costs one allocation and no copy.
+ * h must have passed handle_fits(h, r->footer_off).
+ */
+static fr_status read_block_fresh(const struct sst_reader *r, const struct sst_handle *h,
+				  struct sst_blockref *out, fr_error *err)
+{
+	size_t n = (size_t)h->size + SST_BLOCK_TRAILER_LEN;
+	uint8_t small[8192], *stored = small;
+	struct blk_cache_entry *se = NULL, *e = NULL;
+	struct blk_stored sb = {0};
+	fr_status rc;
+
+	memset(out, 0, sizeof(*out));
+	if (n > sizeof(small)) {
+		se = blk_cache_entry_new(n);
+		if (!se)
+			return FR_ERR(err, FR_NOMEM, "table %s: block of %zu bytes", r->path, n);
+		stored = blk_cache_entry_mem(se);
+	}
+	rc = reader_pread(r, stored, n, h->off, err);
+	if (!rc)
+		rc = blk_stored_check(stored, n, r->path, h->off, &sb, err);
+	if (!rc && !sb.lz4 && se) {
+		e = se; /* the stored bytes are the block: the trailer after it costs no copy */
+		se = NULL;
+	} else if (!rc) {
+		e = blk_cache_entry_new(sb.raw_len);
+		if (!e)
+			rc = FR_ERR(err, FR_NOMEM, "table %s: block of %zu bytes", r->path,
+				    sb.raw_len);
+		else
+			rc = blk_stored_unpack(&sb, blk_cache_entry_mem(e), r->path, h->off, err);
+	}
+	blk_cache_entry_discard(se);
+	if (rc) {
+		blk_cache_entry_discard(e);
+		return rc;
+	}
+	out->fresh = e;
+	out->data = blk_cache_entry_mem(e);
+	out->len = sb.raw_len;
+	return FR_OK;
+}
+
+/* read_block, or read_block_fresh when the block is to go into the reader's cache. */
+static fr_status read_block_for(const struct sst_reader *r, const struct sst_handle *h,
+				bool keep, struct sst_blockref *out, fr_error *err)
+{
+	return keep && r->env.cache ? read_block_fresh(r, h, out, err)
+				    : read_block(r, h, out, err);
 }
 
 static int ikey_cmp_fn(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
@@ -313,14 +370,20 @@ static void cache_keep(const struct sst_reader *r, const struct sst_handle *h,
 {
 	struct blk_cache_entry *e;
 
-	if (!r->env.cache || !b->mem)
+	if (!r->env.cache || (!b->mem && !b->fresh))
 		return;
 	/* charge what the entry holds: the allocation (stored blocks keep their trailer) and
 	 * the entry's bookkeeping */
 	size_t charge = b->len + SST_BLOCK_TRAILER_LEN + BLK_CACHE_ENTRY_OVERHEAD;
-	if (blk_cache_insert(r->env.cache, r->meta.id, h->off, b->mem, b->len, charge, &e))
+	if (b->fresh) {
+		e = blk_cache_put(r->env.cache, r->meta.id, h->off, b->fresh, b->len, charge);
+		b->fresh = NULL;
+	} else if (!blk_cache_insert(r->env.cache, r->meta.id, h->off, b->mem, b->len, charge,
+				     &e)) {
+		b->mem = NULL;
+	} else {
 		return;
-	b->mem = NULL;
+	}
 	b->ent = e;
 	b->cache = r->env.cache;
 	b->data = blk_cache_data(e);
@@ -350,7 +413,7 @@ static fr_status read_checked(const struct sst_reader *r, const struct sst_handl
 			      enum sst_block_kind kind, struct iwalk *w, bool fill,
 			      struct sst_blockref *out, fr_error *err)
 {
-	fr_status rc = read_block(r, h, out, err);
+	fr_status rc = read_block_for(r, h, fill, out, err);
 	if (rc)
 		return rc;
 	rc = check_block(r, kind, h, out->data, out->len, w, err);
@@ -888,7 +951,8 @@ static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr
 	struct sst_blockref ref;
 	struct blk b;
 	struct iwalk w = {0};
-	fr_status rc = read_block(r, h, &ref, err);
+	/* a top level stays the reader's own, below */
+	fr_status rc = read_block_for(r, h, !r->index_parts, &ref, err);
 	if (rc)
 		return rc;
 	rc = check_sorted(r, SST_BLOCK_INDEX, h, ref.data, ref.len, &b, err);
@@ -929,7 +993,7 @@ static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr
 static fr_status open_filter(struct sst_reader *r, const struct sst_handle *h, fr_error *err)
 {
 	struct sst_blockref ref;
-	fr_status rc = read_block(r, h, &ref, err);
+	fr_status rc = read_block_for(r, h, true, &ref, err);
 	if (!rc)
 		rc = check_block(r, SST_BLOCK_FILTER, h, ref.data, ref.len, NULL, err);
 	if (rc) {
