@@ -103,6 +103,22 @@ out_free:
 	return rc;
 }
 
+/* Starts a record of len bytes at the end of the buffer, with room for `room` bytes after its
+ * header: its length, header check and head (hlen bytes) are written. Returns where the
+ * record starts, or NULL when out of memory. */
+static uint8_t *frame_head(struct rec_writer *w, const void *head, size_t hlen, size_t len,
+			   size_t room)
+{
+	if (buf_reserve(&w->buf, REC_HEADER_LEN + room))
+		return NULL;
+	uint8_t *p = w->buf.data + w->buf.len;
+	enc_u32(p, (uint32_t)len);
+	enc_u32(p + 4, rec_hdr_check(p, w->off + w->buf.len));
+	if (hlen)
+		memcpy(p + REC_HEADER_LEN, head, hlen);
+	return p;
+}
+
 /* rec_writer_add2 of a large body: frames the header and head in the buffer, hands the buffer
  * to the OS, then the body straight from the caller. */
 static fr_status add_direct(struct rec_writer *w, const void *head, size_t hlen, const void *body,
@@ -112,14 +128,10 @@ static fr_status add_direct(struct rec_writer *w, const void *head, size_t hlen,
 
 	if (!w->xs && !(w->xs = XXH3_createState()))
 		return FR_ERR(err, FR_NOMEM, "%s: checksum state", w->path);
-	if (buf_reserve(&w->buf, REC_HEADER_LEN + hlen))
-		return FR_ERR(err, FR_NOMEM, "%s: buffering a record of %zu bytes", w->path, len);
 	uint64_t off = w->off + w->buf.len;
-	uint8_t *p = w->buf.data + w->buf.len;
-	enc_u32(p, (uint32_t)len);
-	enc_u32(p + 4, rec_hdr_check(p, off));
-	if (hlen)
-		memcpy(p + REC_HEADER_LEN, head, hlen);
+	uint8_t *p = frame_head(w, head, hlen, len, hlen);
+	if (!p)
+		return FR_ERR(err, FR_NOMEM, "%s: buffering a record of %zu bytes", w->path, len);
 	/* the same value as fr_xxh3_seed over the record's bytes in one piece */
 	if (XXH3_64bits_reset_withSeed(w->xs, off) != XXH_OK ||
 	    XXH3_64bits_update(w->xs, p + REC_HEADER_LEN, hlen) != XXH_OK ||
@@ -152,14 +164,10 @@ fr_status rec_writer_add2(struct rec_writer *w, const void *head, size_t hlen, c
 			      w->path, len, REC_MAX_LEN);
 	if (blen >= REC_DIRECT_MIN)
 		return add_direct(w, head, hlen, body, blen, err);
-	if (buf_reserve(&w->buf, REC_HEADER_LEN + len))
-		return FR_ERR(err, FR_NOMEM, "%s: buffering a record of %zu bytes", w->path, len);
 	uint64_t off = w->off + w->buf.len;
-	uint8_t *p = w->buf.data + w->buf.len;
-	enc_u32(p, (uint32_t)len);
-	enc_u32(p + 4, rec_hdr_check(p, off));
-	if (hlen)
-		memcpy(p + REC_HEADER_LEN, head, hlen);
+	uint8_t *p = frame_head(w, head, hlen, len, len);
+	if (!p)
+		return FR_ERR(err, FR_NOMEM, "%s: buffering a record of %zu bytes", w->path, len);
 	if (blen)
 		memcpy(p + REC_HEADER_LEN + hlen, body, blen);
 	/* the record's bytes are whole in the buffer now: one checksum over them */
