@@ -150,6 +150,21 @@ static uint64_t l0_seek_budget(fr_keyspace *ks)
 	return b;
 }
 
+/* A database whose work runs in fr_db_wait_idle (deterministic) with a keyspace "k" of two
+ * overlapping L0 tables: keys 0 to n-1 with 30-byte values, then every step-th of them again
+ * with 31-byte values. */
+static fr_db *open_two_l0(const char *dir, uint64_t n, uint64_t step, fr_keyspace **ks)
+{
+	fr_db *db = open_db(dir, 4u << 20, 0);
+	OK(fr_keyspace_open(db, "k", NULL, ks, NULL));
+	put_n(*ks, "k", 0, n, 30);
+	OK(fr_db_flush(db, NULL));
+	for (uint64_t i = 0; i < n; i += step)
+		put_n(*ks, "k", i, 1, 31);
+	OK(fr_db_flush(db, NULL));
+	return db;
+}
+
 /* Forward seeks whose key lies in two or more L0 tables pay for each of them: past their
  * budget they compact L0 although it is below its trigger. Seeks that find one L0 table, and
  * seeks below the budget, leave L0 alone. */
@@ -157,14 +172,9 @@ static void test_seek_compaction(void **state)
 {
 	(void)state;
 	char *dir = tu_tmpdir("seekcpt");
-	fr_db *db = open_db(dir, 4u << 20, 0); /* work runs in fr_db_wait_idle: deterministic */
 	fr_keyspace *ks;
-	OK(fr_keyspace_open(db, "k", NULL, &ks, NULL));
 	const uint64_t n = 2000;
-	put_n(ks, "k", 0, n, 30);
-	OK(fr_db_flush(db, NULL));
-	put_n(ks, "k", 0, n, 31); /* every key again, longer values: two overlapping tables */
-	OK(fr_db_flush(db, NULL));
+	fr_db *db = open_two_l0(dir, n, 1, &ks); /* every key again in the second table */
 	put_n(ks, "z", 0, 10, 30); /* a third table that no seek below finds together with another */
 	OK(fr_db_flush(db, NULL));
 	OK(fr_db_wait_idle(db, NULL));
@@ -232,15 +242,10 @@ static void test_read_compaction(void **state)
 {
 	(void)state;
 	char *dir = tu_tmpdir("readcpt");
-	fr_db *db = open_db(dir, 4u << 20, 0); /* work runs in fr_db_wait_idle: deterministic */
 	fr_keyspace *ks;
-	OK(fr_keyspace_open(db, "k", NULL, &ks, NULL));
 	const uint64_t n = 2000;
-	put_n(ks, "k", 0, n, 30);
-	OK(fr_db_flush(db, NULL));
-	for (uint64_t i = 0; i < n; i += 2)
-		put_n(ks, "k", i, 1, 31); /* the even keys again: a newer table spanning the odd ones */
-	OK(fr_db_flush(db, NULL));
+	/* the even keys again: a newer table spanning the odd ones */
+	fr_db *db = open_two_l0(dir, n, 2, &ks);
 	OK(fr_db_wait_idle(db, NULL));
 	fr_keyspace_stats st;
 	OK(fr_keyspace_stats_get(ks, &st, NULL));

@@ -140,13 +140,11 @@ static fr_status update(fr_tx *tx, fr_keyspace *ks, const void *key, size_t key_
 	if (!rm && (rc = api_check_val(nv, nl, err)))
 		goto out_free;
 	if (new_copy && !rm) {
-		*new_copy = fr_malloc(nl ? nl : 1);
+		*new_copy = fr_memdup(nv, nl);
 		if (!*new_copy) {
 			rc = FR_ERR(err, FR_NOMEM, "value");
 			goto out_free;
 		}
-		if (nl)
-			memcpy(*new_copy, nv, nl);
 	}
 	rc = txn_write(tx, ks, rm ? BOP_DEL : BOP_PUT, key, key_len, rm ? NULL : nv,
 		       rm ? 0 : nl, err);

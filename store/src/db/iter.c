@@ -468,12 +468,8 @@ static void note_l0_seek(struct titer *it, const uint8_t *k, size_t klen)
 {
 	const struct tree_version *v = it->view.ver;
 	size_t hits = 0;
-	for (size_t i = 0; i < v->level_cnt[0] && hits < 2; i++) {
-		const struct table *tb = v->levels[0][i];
-		if (bytes_cmp(tb->meta.smallest, tb->meta.smallest_len, k, klen) <= 0 &&
-		    bytes_cmp(k, klen, tb->meta.largest, tb->meta.largest_len) <= 0)
-			hits++;
-	}
+	for (size_t i = 0; i < v->level_cnt[0] && hits < 2; i++)
+		hits += table_spans(v->levels[0][i], k, klen);
 	if (hits >= 2)
 		bg_note_l0_seek(it->db, it->tree, v);
 }

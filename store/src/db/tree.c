@@ -121,12 +121,6 @@ void read_view_release(struct read_view *v)
 	v->ver = NULL;
 }
 
-static bool table_may_hold(const struct table *tb, const uint8_t *k, size_t klen)
-{
-	return bytes_cmp(tb->meta.smallest, tb->meta.smallest_len, k, klen) <= 0 &&
-	       bytes_cmp(k, klen, tb->meta.largest, tb->meta.largest_len) <= 0;
-}
-
 struct cover_ctx {
 	const uint8_t *k;
 	size_t klen;
@@ -199,7 +193,7 @@ static struct table *span_next(struct span_walk *w)
 	while (w->level < LEVEL_CNT) {
 		if (w->i < ver->level_cnt[w->level]) {
 			struct table *tb = ver->levels[w->level][w->i++];
-			if (table_may_hold(tb, w->k, w->klen))
+			if (table_spans(tb, w->k, w->klen))
 				return tb;
 			if (w->level == 0)
 				continue;

@@ -220,14 +220,20 @@ static fr_status ks_hold(fr_tx *tx, fr_keyspace *ks)
 	return FR_OK;
 }
 
+/* The start of every keyed operation: the transaction must not be broken, and k becomes its
+ * tree key (release with tkey_fini). */
+static fr_status op_key(fr_tx *tx, fr_keyspace *ks, const void *k, size_t klen, struct tkey *key,
+			fr_error *err)
+{
+	fr_status rc = check_broken(tx, err);
+	return rc ? rc : tkey_make(key, ks, k, klen, err);
+}
+
 fr_status txn_get(fr_tx *tx, fr_keyspace *ks, const void *k, size_t klen, void **val,
 		  size_t *vlen, fr_error *err)
 {
-	fr_status rc = check_broken(tx, err);
-	if (rc)
-		return rc;
 	struct tkey key;
-	rc = tkey_make(&key, ks, k, klen, err);
+	fr_status rc = op_key(tx, ks, k, klen, &key, err);
 	if (rc)
 		return rc;
 	const uint8_t *tk = key.p;
@@ -242,13 +248,11 @@ fr_status txn_get(fr_tx *tx, fr_keyspace *ks, const void *k, size_t klen, void *
 		if (n->op != BOP_PUT) {
 			rc = FR_NOT_FOUND;
 		} else if (val) {
-			void *v = fr_malloc(n->val_len ? n->val_len : 1);
+			void *v = fr_memdup(n->val, n->val_len);
 			if (!v) {
 				rc = FR_ERR(err, FR_NOMEM, "value");
 				goto out;
 			}
-			if (n->val_len)
-				memcpy(v, n->val, n->val_len);
 			*val = v;
 		}
 		if (!rc && vlen)
@@ -274,19 +278,14 @@ out:
 fr_status txn_write(fr_tx *tx, fr_keyspace *ks, uint8_t op, const void *k, size_t klen,
 		    const void *v, size_t vlen, fr_error *err)
 {
-	fr_status rc = check_broken(tx, err);
-	if (rc)
-		return rc;
 	struct tkey key;
-	rc = tkey_make(&key, ks, k, klen, err);
+	fr_status rc = op_key(tx, ks, k, klen, &key, err);
 	if (rc)
 		return rc;
-	const uint8_t *tk = key.p;
-	size_t tlen = key.len;
 	/* a failure below leaves the write set or the conflict set short of this write */
-	if (ks_hold(tx, ks) || ws_put(tx, ks, op, tk, tlen, v, vlen) ||
+	if (ks_hold(tx, ks) || ws_put(tx, ks, op, key.p, key.len, v, vlen) ||
 	    (tx->kind == FR_TX_OPTIMISTIC &&
-	     orc_set_add_key(&tx->otx.set, ks->tree->id, tk, tlen)))
+	     orc_set_add_key(&tx->otx.set, ks->tree->id, key.p, key.len)))
 		rc = set_broken(tx, FR_NOMEM, err, "recording a write");
 	tkey_fini(&key);
 	return rc;

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/coding.h"
 #include "blob/blob.h"
 #include "fractio.h"
 #include "sst/sst.h"
@@ -44,6 +45,12 @@ struct table {
 	 * deleted. */
 	struct sst_read_env env;
 };
+/* Whether user key k lies within the table's key span [smallest, largest]. */
+static inline bool table_spans(const struct table *t, const uint8_t *k, size_t klen)
+{
+	return bytes_cmp(t->meta.smallest, t->meta.smallest_len, k, klen) <= 0 &&
+	       bytes_cmp(k, klen, t->meta.largest, t->meta.largest_len) <= 0;
+}
 void table_ref(struct table *t);
 void table_unref(struct table *t);
 /* Opens the reader on first use (with the table's read environment); returns a new reference
