@@ -40,6 +40,7 @@ struct fs_opts {
 	int no_writeback;
 	int read_only;
 	int debug;
+	unsigned read_ahead_kb; /* the kernel's read-ahead window, KiB (0: its own) */
 };
 
 struct fs {

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bdi.h"
 #include "errmap.h"
 
 #define FRACTIOFS_VERSION "0.1.0"
@@ -31,6 +32,7 @@ static const struct fuse_opt fs_opt_spec[] = {
 	FS_OPT("inline_max=%u", inline_max, 0),
 	FS_OPT("entry_timeout=%lf", entry_timeout, 0),
 	FS_OPT("attr_timeout=%lf", attr_timeout, 0),
+	FS_OPT("read_ahead=%u", read_ahead_kb, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_END,
 };
@@ -45,6 +47,8 @@ static void usage(const char *prog)
 	       "    -o entry_timeout=S     kernel name cache timeout, seconds (default 3600)\n"
 	       "    -o attr_timeout=S      kernel attribute cache timeout, seconds (default 3600)\n"
 	       "    -o no_writeback        turn the kernel writeback cache off\n"
+	       "    -o read_ahead=KB       kernel read-ahead window, KiB (default 1024; 0: the\n"
+	       "                           kernel's own, 128; needs root)\n"
 	       "    -o ro                  mount read-only (the store is opened read-only)\n\n");
 }
 
@@ -391,6 +395,7 @@ int main(int argc, char *argv[])
 	 * kernel that caches, which drops what a change makes stale: long timeouts are safe. */
 	fs.opts.entry_timeout = 3600.0;
 	fs.opts.attr_timeout = 3600.0;
+	fs.opts.read_ahead_kb = 1024;
 	if (fuse_opt_parse(&args, &fs.opts, fs_opt_spec, opt_proc) == -1)
 		goto out_args;
 	if (fuse_parse_cmdline(&args, &copts) != 0)
@@ -464,6 +469,10 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	if (!copts.foreground && store_open(&fs) != 0)
 		goto out_unmount;
+	/* as root, sequential reads then reach the daemon in 1 MiB requests instead of 128 KiB */
+	if (fs.opts.read_ahead_kb &&
+	    fs_read_ahead_after_init(copts.mountpoint, fs.opts.read_ahead_kb, copts.debug) != 0)
+		fprintf(stderr, "fractiofs: read_ahead not set: no thread\n");
 	if (copts.singlethread) {
 		ret = fuse_session_loop(se);
 	} else {

@@ -24,6 +24,7 @@
 
 #include <fractio.h>
 
+#include "bdi.h"
 #include "errmap.h"
 #include "schema.h"
 
@@ -818,6 +819,45 @@ static void test_schema_errno_io_and_log(void **state)
 	assert_string_equal(log, "");
 }
 
+/* The mount's device number comes from /proc/self/mountinfo (bdi.h): the newest fuse mount at
+ * the path wins, escaped paths match, other types and other paths do not, bad lines fail. */
+static int mountinfo_dev(const char *text, const char *mnt, unsigned *maj, unsigned *min)
+{
+	FILE *f = fmemopen((void *)text, strlen(text), "r");
+	int rc;
+
+	assert_non_null(f);
+	rc = fs_mountinfo_dev(f, mnt, maj, min);
+	fclose(f);
+	return rc;
+}
+
+static void test_schema_mountinfo_dev(void **state)
+{
+	const char *text =
+		"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+		"40 22 0:41 / /mnt/a rw,nosuid,nodev,relatime shared:20 - fuse.fractiofs st rw,user_id=0\n"
+		"41 22 0:45 / /mnt/my\\040dir rw,relatime - fuse.fractiofs st rw\n"
+		"42 22 0:46 / /mnt/b rw,relatime - tmpfs tmpfs rw\n"
+		"43 40 0:47 / /mnt/a rw,relatime master:3 master:4 - fuse st2 rw\n";
+	unsigned maj = 99, min = 99;
+
+	(void)state;
+	assert_int_equal(mountinfo_dev(text, "/mnt/a", &maj, &min), 0);
+	assert_int_equal(maj, 0);
+	assert_int_equal(min, 47); /* the one stacked on top */
+	assert_int_equal(mountinfo_dev(text, "/mnt/my dir", &maj, &min), 0);
+	assert_int_equal(min, 45);
+	assert_int_equal(mountinfo_dev(text, "/mnt/b", &maj, &min), -ENOENT); /* not fuse */
+	assert_int_equal(mountinfo_dev(text, "/mnt", &maj, &min), -ENOENT);
+	assert_int_equal(mountinfo_dev(text, "/mnt/my\\040dir", &maj, &min), -ENOENT);
+	assert_int_equal(mountinfo_dev("40 22 0:41 / /mnt/a rw\n", "/mnt/a", &maj, &min),
+			 -EINVAL); /* no separator, no type */
+	assert_int_equal(mountinfo_dev("40 22 x / /mnt/a rw - fuse s rw\n", "/mnt/a", &maj, &min),
+			 -EINVAL);
+	assert_int_equal(mountinfo_dev("", "/mnt/a", &maj, &min), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -841,6 +881,7 @@ int main(void)
 		cmocka_unit_test(test_schema_now_ns),
 		cmocka_unit_test(test_schema_errno_map),
 		cmocka_unit_test(test_schema_errno_io_and_log),
+		cmocka_unit_test(test_schema_mountinfo_dev),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

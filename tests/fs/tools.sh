@@ -4,6 +4,7 @@
 # tests/fs/tools.sh - the "real tools" test: everyday programs on a fractiofs mount. Mounts
 # $FRACTIOFS (-f -o auto_unmount, in the background; store and mount point in a fresh mktemp -d
 # directory), then:
+#   the mount's read-ahead window (1024 KiB, as root)
 #   cp -a /usr/include; diff -r; ownership, modes, link counts, mtimes (to the nanosecond),
 #   sizes, types and symlink targets compared with find -printf
 #   tar c | tar x into a second directory on the mount; diff -r; the same metadata
@@ -142,6 +143,21 @@ mount_fs() {
 		sleep 0.1
 	done
 	fail "$mnt was not mounted within 10 s"
+}
+
+# The daemon widens the mount's read-ahead window to its default 1024 KiB when it runs as root
+# (fs/bdi.h); the kernel's own is 128. It does so right after mounting: give it a moment.
+check_read_ahead() {
+	local dev kb= i
+	$plain && return 0
+	(($(id -u) == 0)) || return 0
+	dev=$(mountpoint -d "$mnt")
+	for ((i = 0; i < 50; i++)); do
+		kb=$(cat "/sys/class/bdi/$dev/read_ahead_kb")
+		[[ $kb == 1024 ]] && return 0
+		sleep 0.1
+	done
+	fail "read_ahead_kb of the mount ($dev) is $kb, not 1024"
 }
 
 # step NAME COMMAND...: runs COMMAND, printing NAME and the time it took. COMMAND runs under
@@ -297,6 +313,7 @@ echo "source tree: $src ($(find "$src" | wc -l) entries)"
 
 t_start=$EPOCHREALTIME
 step "mount" mount_fs
+step "read-ahead window of the mount" check_read_ahead
 step "cp -a $src" cp -a "$src" "$mnt/include"
 step "diff -r" same_tree "$src" "$mnt/include"
 step "metadata preserved by cp -a" same_meta "$src" "$mnt/include"
