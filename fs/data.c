@@ -149,20 +149,32 @@ static int chunk_load(const struct fsd *d, const struct fs_inode *in, bool inl, 
 	return 0;
 }
 
-/* Copies the overlap of chunk c's stored bytes v[0..vlen) with the file range [off, end) to
- * out, which holds that range. */
-static void copy_overlap(uint32_t cs, uint64_t c, const uint8_t *v, size_t vlen, uint64_t off,
-			 uint64_t end, uint8_t *out)
+/* The file range [off, end) being read into out, and how far from off it is written. Chunks
+ * arrive in ascending order: what lies between them (holes, short chunks) is zeroed as they
+ * come, so no byte of out is written twice. */
+struct read_out {
+	uint8_t *out;
+	uint64_t off, end, filled;
+};
+
+/* Copies the overlap of chunk c's stored bytes v[0..vlen) with the range to ro, zeroing the
+ * gap before it. */
+static void copy_overlap(uint32_t cs, uint64_t c, const uint8_t *v, size_t vlen,
+			 struct read_out *ro)
 {
 	uint64_t cstart = c * cs;
-	uint64_t from = max64(off, cstart), to = min64(end, cstart + vlen);
-	if (from < to)
-		memcpy(out + (from - off), v + (from - cstart), to - from);
+	uint64_t from = max64(ro->off, cstart), to = min64(ro->end, cstart + vlen);
+	if (from >= to)
+		return;
+	if (from > ro->filled)
+		memset(ro->out + (ro->filled - ro->off), 0, from - ro->filled);
+	memcpy(ro->out + (from - ro->off), v + (from - cstart), to - from);
+	ro->filled = max64(ro->filled, to);
 }
 
-/* Reads chunks [first, last] with one get each into out (zeroed). */
+/* Reads chunks [first, last] with one get each into ro. */
 static int read_gets(const struct fsd *d, const struct fs_inode *in, uint64_t first,
-		     uint64_t last, uint64_t off, uint64_t end, uint8_t *out)
+		     uint64_t last, struct read_out *ro)
 {
 	uint8_t key[FSS_CHUNK_KEY_LEN];
 	fr_error err;
@@ -180,16 +192,16 @@ static int read_gets(const struct fsd *d, const struct fs_inode *in, uint64_t fi
 			fr_free(v);
 			return corrupt_chunk(in->ino, c, vlen, d->chunk_size);
 		}
-		copy_overlap(d->chunk_size, c, v, vlen, off, end, out);
+		copy_overlap(d->chunk_size, c, v, vlen, ro);
 		fr_free(v);
 	}
 	return 0;
 }
 
 /* Reads chunks [first, last] with one iterator over [key(ino, first), key(ino, last + 1)) into
- * out (zeroed). */
+ * ro. */
 static int read_iter(const struct fsd *d, const struct fs_inode *in, uint64_t first,
-		     uint64_t last, uint64_t off, uint64_t end, uint8_t *out)
+		     uint64_t last, struct read_out *ro)
 {
 	uint8_t lo_key[FSS_CHUNK_KEY_LEN], hi_key[FSS_CHUNK_KEY_LEN];
 	fr_iter *it = NULL;
@@ -220,7 +232,7 @@ static int read_iter(const struct fsd *d, const struct fs_inode *in, uint64_t fi
 			rc = corrupt_chunk(in->ino, c, vlen, d->chunk_size);
 			goto out;
 		}
-		copy_overlap(d->chunk_size, c, v, vlen, off, end, out);
+		copy_overlap(d->chunk_size, c, v, vlen, ro);
 		st = fr_iter_next(it, &err);
 		if (st != FR_OK) {
 			rc = engine_err(st, &err, "data read");
@@ -262,11 +274,14 @@ ssize_t fsd_read(const struct fsd *d, const struct fs_inode *in, uint64_t off, v
 		return (ssize_t)n;
 	}
 
-	memset(out, 0, n);
+	struct read_out ro = {.out = out, .off = off, .end = end, .filled = off};
 	uint64_t first = off / cs, last = (end - 1) / cs;
-	int rc = last - first < FSD_READ_GETS_MAX ? read_gets(d, in, first, last, off, end, out)
-						 : read_iter(d, in, first, last, off, end, out);
-	return rc ? rc : (ssize_t)n;
+	int rc = last - first < FSD_READ_GETS_MAX ? read_gets(d, in, first, last, &ro)
+						 : read_iter(d, in, first, last, &ro);
+	if (rc)
+		return rc;
+	memset(out + (ro.filled - off), 0, end - ro.filled); /* the tail past the last chunk */
+	return (ssize_t)n;
 }
 
 /* Adds puts of chunks [0, chunk_cnt(size)) holding an inline file's payload. */

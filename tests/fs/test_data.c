@@ -219,6 +219,7 @@ static void check_contents(struct fx *f, const struct fs_inode *in, const uint8_
 	size_t size = (size_t)in->size;
 	uint8_t *got = malloc(size + 1);
 	assert_non_null(got);
+	memset(got, 0xa5, size + 1); /* a byte the read leaves alone shows */
 	ssize_t n = fsd_read(&f->d, in, 0, got, size + 1);
 	if (n != (ssize_t)size)
 		fail_msg("read returned %zd, size %zu", n, size);
@@ -233,6 +234,7 @@ static void check_fill(struct fx *f, const struct fs_inode *in, uint64_t off, ui
 {
 	uint8_t *got = malloc(len ? len : 1);
 	assert_non_null(got);
+	memset(got, 0xa5, len ? len : 1); /* a byte the read leaves alone shows */
 	ssize_t n = fsd_read(&f->d, in, off, got, len);
 	assert_int_equal(n, len);
 	for (uint64_t i = 0; i < len; i++)
