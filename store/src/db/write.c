@@ -89,7 +89,7 @@ void lo_reset(struct leader_ops *lo)
 	for (size_t i = 0; i < lo->owned_cnt; i++)
 		fr_free(lo->owned[i]);
 	for (size_t i = 0; i < lo->dropped_cnt; i++)
-		fr_free(lo->dropped[i]);
+		fr_free(lo->dropped[i].name);
 	lo->owned_cnt = 0;
 	lo->dropped_cnt = 0;
 	lo->cnt = 0;
@@ -222,10 +222,17 @@ static fr_status lo_dedup(struct leader_ops *lo)
 }
 
 /* Turns a public batch into tree operations (resolving keyspace operations); prev holds the
- * operations of the group's earlier batches. */
+ * operations of the group's earlier batches. Keyspace operations resolve against the catalog as
+ * the batch's earlier operations and those batches leave it, none of which is applied yet. */
 static fr_status lo_build(fr_db *db, fr_batch *b, struct leader_ops *lo,
 			  const struct leader_ops *prev, size_t prev_cnt, fr_error *err)
 {
+	bool prev_drops = false;
+	for (size_t i = 0; i < prev_cnt && !prev_drops; i++)
+		prev_drops = prev[i].dropped_cnt != 0;
+	/* the handle last found alive; a batch mostly writes through one (only this thread sets
+	 * a handle's dropped flag, in ks_after_drop, so it cannot change meanwhile) */
+	const fr_keyspace *live = NULL;
 	for (size_t i = 0; i < b->cnt; i++) {
 		const struct bop *o = &b->ops[i];
 		const uint8_t *data = b->data.data;
@@ -233,14 +240,22 @@ static fr_status lo_build(fr_db *db, fr_batch *b, struct leader_ops *lo,
 		if (o->op == BOP_KS_CREATE) {
 			rc = ks_resolve_create(db, (const char *)data + o->key_off,
 					       &b->ks_opts[o->opt_off],
-					       b->ks_tree_names[o->opt_off], lo, err);
+					       b->ks_tree_names[o->opt_off], lo, prev, prev_cnt, err);
 		} else if (o->op == BOP_KS_DROP) {
 			rc = ks_resolve_drop(db, (const char *)data + o->key_off, lo, prev, prev_cnt,
 					     err);
+			live = NULL;
 		} else {
-			if (o->ks && atomic_load_acq_bool(&o->ks->dropped))
+			/* a write through a handle whose keyspace an earlier drop of the group
+			 * deleted would land under an id the catalog no longer has */
+			if (o->ks && o->ks != live &&
+			    (atomic_load_acq_bool(&o->ks->dropped) ||
+			     ((prev_drops || lo->dropped_cnt) &&
+			      ks_is_dropped_in_group(o->ks, lo, prev, prev_cnt))))
 				return FR_ERR(err, FR_NOT_FOUND, "keyspace %s was deleted",
 					      o->ks->name);
+			if (o->ks)
+				live = o->ks;
 			rc = lo_add(lo, o->op, o->tree_id, data + o->key_off, o->key_len,
 				    data + o->val_off, o->val_len, false);
 			if (rc)
@@ -640,7 +655,7 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	atomic_add_u64(&db->st.user_write_bytes, user_bytes);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < los[i].dropped_cnt; j++)
-			ks_after_drop(db, los[i].dropped[j]);
+			ks_after_drop(db, los[i].dropped[j].name, los[i].dropped[j].ks_id);
 	rc = leader_rotate(db, err);
 	if (!rc)
 		rc = leader_seal(db, los, n, &last_tree, err);
