@@ -13,10 +13,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "base/sync.h"
 
 #include "db/db.h"
 #include "db/write.h"
@@ -408,6 +412,387 @@ static void test_keyspace_batch_write_after_drop(void **state)
 	fr_batch_free(b);
 }
 
+/* ---- real commit groups ---- */
+
+static void short_sleep(void)
+{
+	struct timespec ts = {0, 100000};
+	nanosleep(&ts, NULL);
+}
+
+static void wait_queued(fr_db *db, size_t n)
+{
+	while (db_test_queued(db) < n)
+		short_sleep();
+}
+
+struct hold {
+	fr_db *db;
+	size_t want; /* queued writers, the hold itself included, to wait for */
+	fr_status rc;
+};
+
+static fr_status hold_fn(fr_db *db, void *ctx, fr_error *err)
+{
+	(void)err;
+	struct hold *h = ctx;
+	wait_queued(db, h->want);
+	return FR_OK;
+}
+
+static void *hold_main(void *p)
+{
+	struct hold *h = p;
+	h->rc = db_exclusive(h->db, hold_fn, h, NULL);
+	return NULL;
+}
+
+struct committer {
+	fr_batch *b;
+	fr_status rc;
+	fr_error err;
+};
+
+static void *commit_main(void *p)
+{
+	struct committer *c = p;
+	c->rc = fr_batch_commit(c->b, FR_PERSIST_BUFFER, NULL, &c->err);
+	return NULL;
+}
+
+#define GROUP_MAX 8
+
+/* Commits batches b[0..n) as one commit group, in that order, and returns each one's status
+ * in rcs: exclusive work holds the commit queue until all n are queued behind it, and the
+ * first then leads the rest. */
+static void commit_group(fr_db *db, fr_batch **b, size_t n, fr_status *rcs)
+{
+	assert_true(n <= GROUP_MAX);
+	uint64_t groups = atomic_load_acq_u64(&db->test_groups);
+	struct hold h = {.db = db, .want = n + 1};
+	struct committer c[GROUP_MAX];
+	pthread_t hth, th[GROUP_MAX];
+	assert_int_equal(pthread_create(&hth, NULL, hold_main, &h), 0);
+	wait_queued(db, 1);
+	for (size_t i = 0; i < n; i++) {
+		c[i] = (struct committer){.b = b[i]};
+		assert_int_equal(pthread_create(&th[i], NULL, commit_main, &c[i]), 0);
+		/* the last one's turn ends the hold, and the queue may be empty again by the
+		 * time we would look */
+		if (i + 1 < n)
+			wait_queued(db, i + 2);
+	}
+	assert_int_equal(pthread_join(hth, NULL), 0);
+	OK(h.rc);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		rcs[i] = c[i].rc;
+	}
+	/* one group: what the tests below are about */
+	assert_int_equal(atomic_load_acq_u64(&db->test_groups), groups + 1);
+}
+
+static void commit_group_ok(fr_db *db, fr_batch **b, size_t n)
+{
+	fr_status rcs[GROUP_MAX];
+	commit_group(db, b, n, rcs);
+	for (size_t i = 0; i < n; i++)
+		if (rcs[i])
+			fail_msg("batch %zu of the group: %s", i, fr_status_str(rcs[i]));
+}
+
+static void batches_new(fr_db *db, fr_batch **b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		OK(fr_batch_new(db, &b[i]));
+}
+
+static void batches_free(fr_batch **b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fr_batch_free(b[i]);
+}
+
+/* The scenarios of test_keyspace_batch_in_order, each split over the batches of one commit
+ * group: create then drop, drop then create, two creates, two keyspaces of a new shared tree. */
+static void test_keyspace_group_in_order(void **state)
+{
+	struct tu_fx *f = *state;
+	t_db_open(f);
+	atomic_store_rel_bool(&f->db->test_group_ks_ops, true);
+	fr_keyspace *x = t_ks_open(f, "x", NULL);
+	put_s(x, "old", "1");
+	uint32_t ks0 = f->db->next_ks_id, tree0 = f->db->next_tree_id;
+	fr_keyspace_options o;
+	fr_keyspace_options_init(&o);
+	o.tree = "s";
+	fr_batch *b[8];
+	batches_new(f->db, b, 8);
+	OK(fr_batch_create_keyspace(b[0], "y", NULL));
+	OK(fr_batch_drop_keyspace(b[1], "y"));
+	OK(fr_batch_drop_keyspace(b[2], "x"));
+	OK(fr_batch_create_keyspace(b[3], "x", NULL));
+	OK(fr_batch_create_keyspace(b[4], "z", NULL));
+	OK(fr_batch_create_keyspace(b[5], "z", NULL));
+	OK(fr_batch_create_keyspace(b[6], "a", &o));
+	OK(fr_batch_create_keyspace(b[7], "c", &o));
+	commit_group_ok(f->db, b, 8);
+	batches_free(b, 8);
+	assert_int_equal(f->db->next_ks_id, ks0 + 5);
+	assert_int_equal(f->db->next_tree_id, tree0 + 4);
+	for (int round = 0; round < 2; round++) {
+		assert_false(t_ks_exists(f->db, "y"));
+		assert_true(t_ks_exists(f->db, "x"));
+		if (!round) {
+			assert_int_equal(fr_put(x, "k", 1, "v", 1, &E), FR_NOT_FOUND);
+			fr_keyspace_close(x);
+		}
+		fr_keyspace *nx = t_ks_open(f, "x", NULL);
+		assert_int_equal(nx->ks_id, ks0 + 1);
+		expect_s(nx, "old", NULL);
+		if (!round)
+			put_s(nx, "new", "2");
+		expect_s(nx, "new", "2");
+		fr_keyspace *z = t_ks_open(f, "z", NULL);
+		assert_int_equal(z->ks_id, ks0 + 2);
+		if (!round)
+			put_s(z, "zk", "zv");
+		expect_s(z, "zk", "zv");
+		fr_keyspace *a = t_ks_open(f, "a", "s"), *c = t_ks_open(f, "c", "s");
+		assert_ptr_equal(a->tree, c->tree);
+		fr_keyspace_close(a);
+		fr_keyspace_close(c);
+		fr_keyspace_close(z);
+		fr_keyspace_close(nx);
+		t_db_reopen(f);
+		assert_int_equal(f->db->next_ks_id, ks0 + 5);
+		assert_int_equal(f->db->next_tree_id, tree0 + 4);
+	}
+}
+
+/* A batch of a group that writes through the handle of a keyspace the group's earlier batch
+ * dropped fails, alone: the drop and the other batches are written. */
+static void test_keyspace_group_write_after_drop(void **state)
+{
+	struct tu_fx *f = *state;
+	t_db_open(f);
+	atomic_store_rel_bool(&f->db->test_group_ks_ops, true);
+	fr_keyspace *x = t_ks_open(f, "x", NULL), *w = t_ks_open(f, "w", NULL);
+	fr_batch *b[3];
+	batches_new(f->db, b, 3);
+	OK(fr_batch_drop_keyspace(b[0], "x"));
+	OK(fr_batch_put(b[1], w, "k1", 2, "v", 1));
+	OK(fr_batch_put(b[1], x, "k", 1, "v", 1));
+	OK(fr_batch_put(b[2], w, "k2", 2, "v", 1));
+	fr_status rcs[3];
+	commit_group(f->db, b, 3, rcs);
+	assert_int_equal(rcs[0], FR_OK);
+	assert_int_equal(rcs[1], FR_NOT_FOUND);
+	assert_int_equal(rcs[2], FR_OK);
+	for (int round = 0; round < 2; round++) {
+		assert_false(t_ks_exists(f->db, "x"));
+		expect_s(w, "k1", NULL);
+		expect_s(w, "k2", "v");
+		fr_keyspace_close(w);
+		if (!round) {
+			fr_keyspace_close(x);
+			t_db_reopen(f);
+		}
+		w = t_ks_open(f, "w", NULL);
+	}
+	fr_keyspace_close(w);
+	batches_free(b, 3);
+}
+
+/* With no keyspace operation in the group at all (the default grouping): a batch writing
+ * through a handle of a keyspace dropped before fails, and the batches grouped with it do
+ * not. */
+static void test_keyspace_group_stale_handle_alone(void **state)
+{
+	struct tu_fx *f = *state;
+	t_db_open(f);
+	fr_keyspace *x = t_ks_open(f, "x", NULL), *w = t_ks_open(f, "w", NULL);
+	fr_batch *b[3];
+	batches_new(f->db, b, 3);
+	OK(fr_batch_put(b[0], w, "k0", 2, "v", 1));
+	OK(fr_batch_put(b[1], x, "k", 1, "v", 1));
+	OK(fr_batch_put(b[2], w, "k2", 2, "v", 1));
+	OK(fr_keyspace_delete(f->db, "x", &E)); /* after the batch took its handle */
+	fr_status rcs[3];
+	commit_group(f->db, b, 3, rcs);
+	assert_int_equal(rcs[0], FR_OK);
+	assert_int_equal(rcs[1], FR_NOT_FOUND);
+	assert_int_equal(rcs[2], FR_OK);
+	expect_s(w, "k0", "v");
+	expect_s(w, "k2", "v");
+	fr_keyspace_close(x);
+	fr_keyspace_close(w);
+	batches_free(b, 3);
+}
+
+/* Threads that drop and re-create their keyspaces in one batch, create and drop others in
+ * one batch, open them and write through the new handles, all in whatever groups the commit
+ * queue forms (keyspace batches allowed in groups); and threads that keep opening a name
+ * that one of them keeps replacing. What the live process ends up believing (the keyspace
+ * list, each handle's id and contents) must be what a reopen recovers. */
+#define STRESS_THREADS 4
+#define STRESS_ROUNDS 600
+
+struct stress {
+	struct tu_fx *f;
+	int id;
+	fr_status rc;
+	char where[64];
+};
+
+static void stress_fail(struct stress *s, fr_status rc, const char *where, int round)
+{
+	snprintf(s->where, sizeof(s->where), "%s, round %d", where, round);
+	s->rc = rc;
+}
+
+/* Commits b with drop (or create) of n1, then create (or drop) of n2. */
+static fr_status commit_pair(fr_batch *b, bool drop_first, const char *n1, const char *n2,
+			     fr_error *err)
+{
+	fr_status rc = drop_first ? fr_batch_drop_keyspace(b, n1) : fr_batch_create_keyspace(b, n1, NULL);
+	if (!rc)
+		rc = drop_first ? fr_batch_create_keyspace(b, n2, NULL) : fr_batch_drop_keyspace(b, n2);
+	return rc ? rc : fr_batch_commit(b, FR_PERSIST_BUFFER, NULL, err);
+}
+
+static void *stress_main(void *p)
+{
+	struct stress *s = p;
+	fr_db *db = s->f->db;
+	char keep[16], gone[16], val[16];
+	snprintf(keep, sizeof(keep), "keep%d", s->id);
+	snprintf(gone, sizeof(gone), "gone%d", s->id);
+	fr_batch *b;
+	fr_error err;
+	fr_status rc = fr_batch_new(db, &b);
+	if (rc) {
+		stress_fail(s, rc, "batch", 0);
+		return NULL;
+	}
+	for (int r = 0; r < STRESS_ROUNDS; r++) {
+		/* keep<id>: replaced by a new, empty keyspace every round, then written */
+		if ((rc = commit_pair(b, true, keep, keep, &err))) {
+			stress_fail(s, rc, "replace", r);
+			break;
+		}
+		fr_keyspace *ks;
+		if ((rc = fr_keyspace_open(db, keep, NULL, &ks, &err))) {
+			stress_fail(s, rc, "open", r);
+			break;
+		}
+		uint64_t n = 1;
+		rc = fr_len(ks, &n, &err);
+		if (!rc && n)
+			rc = FR_CORRUPTION; /* the old keyspace's data showed through */
+		snprintf(val, sizeof(val), "%d", r);
+		if (!rc)
+			rc = fr_put(ks, "round", 5, val, strlen(val), &err);
+		fr_keyspace_close(ks);
+		if (rc) {
+			stress_fail(s, rc, "write", r);
+			break;
+		}
+		/* gone<id>: created and dropped in one batch, never there */
+		bool e = true;
+		if (!(rc = commit_pair(b, false, gone, gone, &err)) &&
+		    !(rc = fr_keyspace_exists(db, gone, &e, &err)) && e)
+			rc = FR_CORRUPTION;
+		if (rc) {
+			stress_fail(s, rc, "create and drop", r);
+			break;
+		}
+		/* thread 0 also replaces "shared", which the opener threads keep opening */
+		if (s->id == 0 && (rc = commit_pair(b, true, "shared", "shared", &err))) {
+			stress_fail(s, rc, "replace shared", r);
+			break;
+		}
+	}
+	fr_batch_free(b);
+	return NULL;
+}
+
+static bool stress_done; /* atomic */
+
+static void *opener_main(void *p)
+{
+	struct stress *s = p;
+	while (!atomic_load_acq_bool(&stress_done)) {
+		fr_keyspace *ks;
+		fr_error err;
+		fr_status rc = fr_keyspace_open(s->f->db, "shared", NULL, &ks, &err);
+		if (rc) {
+			stress_fail(s, rc, "open shared", 0);
+			break;
+		}
+		/* a drop may come in between: then the handle is marked, never stale */
+		rc = fr_put(ks, "o", 1, "v", 1, &err);
+		fr_keyspace_close(ks);
+		if (rc && rc != FR_NOT_FOUND) {
+			stress_fail(s, rc, "write shared", 0);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void test_keyspace_group_stress(void **state)
+{
+	struct tu_fx *f = *state;
+	t_db_open(f);
+	atomic_store_rel_bool(&f->db->test_group_ks_ops, true);
+	fr_keyspace *sh = t_ks_open(f, "shared", NULL);
+	fr_keyspace_close(sh);
+	struct stress st[STRESS_THREADS + 2];
+	pthread_t th[STRESS_THREADS + 2];
+	atomic_store_rel_bool(&stress_done, false);
+	for (int i = 0; i < STRESS_THREADS + 2; i++) {
+		st[i] = (struct stress){.f = f, .id = i};
+		assert_int_equal(pthread_create(&th[i], NULL,
+						i < STRESS_THREADS ? stress_main : opener_main,
+						&st[i]),
+				 0);
+	}
+	for (int i = 0; i < STRESS_THREADS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	atomic_store_rel_bool(&stress_done, true);
+	for (int i = STRESS_THREADS; i < STRESS_THREADS + 2; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	for (int i = 0; i < STRESS_THREADS + 2; i++)
+		if (st[i].rc)
+			fail_msg("thread %d: %s: %s", i, st[i].where, fr_status_str(st[i].rc));
+	/* the live handles: not marked dropped, and with the ids the catalog keeps */
+	uint32_t ids[STRESS_THREADS + 1];
+	char name[16], last[16];
+	snprintf(last, sizeof(last), "%d", STRESS_ROUNDS - 1);
+	for (int i = 0; i <= STRESS_THREADS; i++) {
+		snprintf(name, sizeof(name), "keep%d", i);
+		fr_keyspace *ks = t_ks_open(f, i < STRESS_THREADS ? name : "shared", NULL);
+		ids[i] = ks->ks_id;
+		if (i < STRESS_THREADS)
+			expect_s(ks, "round", last);
+		put_s(ks, "live", "1");
+		fr_keyspace_close(ks);
+	}
+	t_db_reopen(f);
+	for (int i = 0; i <= STRESS_THREADS; i++) {
+		snprintf(name, sizeof(name), "keep%d", i);
+		fr_keyspace *ks = t_ks_open(f, i < STRESS_THREADS ? name : "shared", NULL);
+		assert_int_equal(ks->ks_id, ids[i]);
+		if (i < STRESS_THREADS)
+			expect_s(ks, "round", last);
+		expect_s(ks, "live", "1");
+		fr_keyspace_close(ks);
+		snprintf(name, sizeof(name), "gone%d", i);
+		assert_false(t_ks_exists(f->db, name));
+	}
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -421,6 +806,10 @@ int main(void)
 		T(test_keyspace_after_drop_keeps_newer),
 		T(test_keyspace_batch_in_order),
 		T(test_keyspace_batch_write_after_drop),
+		T(test_keyspace_group_in_order),
+		T(test_keyspace_group_write_after_drop),
+		T(test_keyspace_group_stale_handle_alone),
+		T(test_keyspace_group_stress),
 	};
 	if (getenv("FR_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("FR_TEST_FILTER"));

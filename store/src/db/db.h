@@ -199,6 +199,9 @@ struct fr_db {
 	uint64_t stalls;              /* atomic */
 #ifdef FR_TESTING
 	bool test_hold_compactions;   /* atomic: workers run flushes only (stall tests) */
+	bool test_group_ks_ops;       /* atomic: batches with keyspace operations join commit
+				       * groups like any other (test_keyspace) */
+	uint64_t test_groups;         /* atomic: commit groups of batches taken by a leader */
 #endif
 
 	struct fr_mutex tx_mu;        /* single-writer transactions (txn.c); a leaf lock */
@@ -275,6 +278,10 @@ fr_status db_seal_all(fr_db *db, bool flush, fr_error *err);
 /* Runs fn as the only writer (no commit runs meanwhile). */
 fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error *err), void *ctx,
 		       fr_error *err);
+#ifdef FR_TESTING
+/* Writers (commits and exclusive work, the running one included) in the commit queue. */
+size_t db_test_queued(fr_db *db);
+#endif
 /* Frees the commit leader's scratch (db_free). */
 void db_write_scratch_free(fr_db *db);
 /* Appends a live journal segment. Requires: db->mu held. */
