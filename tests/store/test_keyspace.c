@@ -295,7 +295,25 @@ static void test_keyspace_resolve_drop_after_own_write(void **state)
 		range |= lo.ops[i].op == BOP_RANGE_DEL && lo.ops[i].tree_id == e->tree->id;
 	assert_true(range);
 	lo_fini(&lo);
+
+	/* and committed: the write is not left behind under the dropped id */
+	fr_batch *b;
+	OK(fr_batch_new(f->db, &b));
+	OK(fr_batch_put(b, e, "k", 1, "v", 1));
+	OK(fr_batch_drop_keyspace(b, "e"));
+	OK(fr_batch_commit(b, FR_PERSIST_BUFFER, NULL, &E));
+	fr_batch_free(b);
+	uint32_t tree_id = e->tree->id;
 	fr_keyspace_close(e);
+	for (int round = 0; round < 2; round++) {
+		struct tree *t;
+		fr_status rc = tree_get(f->db, tree_id, false, &t);
+		if (rc == FR_OK)
+			rc = tree_get_value(f->db, t, key, sizeof(key), f->db->visible_seqno, NULL,
+					    NULL, &E);
+		assert_int_equal(rc, FR_NOT_FOUND);
+		t_db_reopen(f);
+	}
 }
 
 /* ks_after_drop forgets the handle of the dropped id only: once the name stands for a newer

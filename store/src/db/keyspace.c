@@ -769,15 +769,16 @@ fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo,
 	if (!rc && !empty)
 		rc = lo_add(lo, BOP_RANGE_DEL, tree_id, lo_k, sizeof(lo_k), hi_k, sizeof(hi_k),
 			    true);
+	/* without its entry here, the handle of the keyspace would stay open by name after the
+	 * drop (ks_after_drop): fail the batch instead, nothing of it is written yet */
 	if (!rc) {
 		struct lo_drop *d = fr_realloc(lo->dropped, (lo->dropped_cnt + 1) * sizeof(*d));
-		if (d) {
+		if (d)
 			lo->dropped = d;
-			d[lo->dropped_cnt] = (struct lo_drop){.name = fr_strdup(name),
-							      .ks_id = ks_id};
-			if (d[lo->dropped_cnt].name)
-				lo->dropped_cnt++;
-		}
+		if (!d || !(d[lo->dropped_cnt].name = fr_strdup(name)))
+			rc = FR_NOMEM;
+		else
+			d[lo->dropped_cnt++].ks_id = ks_id;
 	}
 	return rc ? FR_ERR(err, rc, "dropping keyspace") : FR_OK;
 }
