@@ -669,13 +669,14 @@ static void stress_fail(struct stress *s, fr_status rc, const char *where, int r
 	s->rc = rc;
 }
 
-/* Commits b with drop (or create) of n1, then create (or drop) of n2. */
-static fr_status commit_pair(fr_batch *b, bool drop_first, const char *n1, const char *n2,
-			     fr_error *err)
+/* Commits b with a drop of name then its creation, or the other way round. */
+static fr_status commit_pair(fr_batch *b, bool drop_first, const char *name, fr_error *err)
 {
-	fr_status rc = drop_first ? fr_batch_drop_keyspace(b, n1) : fr_batch_create_keyspace(b, n1, NULL);
+	fr_status rc = drop_first ? fr_batch_drop_keyspace(b, name)
+				  : fr_batch_create_keyspace(b, name, NULL);
 	if (!rc)
-		rc = drop_first ? fr_batch_create_keyspace(b, n2, NULL) : fr_batch_drop_keyspace(b, n2);
+		rc = drop_first ? fr_batch_create_keyspace(b, name, NULL)
+				: fr_batch_drop_keyspace(b, name);
 	return rc ? rc : fr_batch_commit(b, FR_PERSIST_BUFFER, NULL, err);
 }
 
@@ -695,7 +696,7 @@ static void *stress_main(void *p)
 	}
 	for (int r = 0; r < STRESS_ROUNDS; r++) {
 		/* keep<id>: replaced by a new, empty keyspace every round, then written */
-		if ((rc = commit_pair(b, true, keep, keep, &err))) {
+		if ((rc = commit_pair(b, true, keep, &err))) {
 			stress_fail(s, rc, "replace", r);
 			break;
 		}
@@ -718,7 +719,7 @@ static void *stress_main(void *p)
 		}
 		/* gone<id>: created and dropped in one batch, never there */
 		bool e = true;
-		if (!(rc = commit_pair(b, false, gone, gone, &err)) &&
+		if (!(rc = commit_pair(b, false, gone, &err)) &&
 		    !(rc = fr_keyspace_exists(db, gone, &e, &err)) && e)
 			rc = FR_CORRUPTION;
 		if (rc) {
@@ -726,7 +727,7 @@ static void *stress_main(void *p)
 			break;
 		}
 		/* thread 0 also replaces "shared", which the opener threads keep opening */
-		if (s->id == 0 && (rc = commit_pair(b, true, "shared", "shared", &err))) {
+		if (s->id == 0 && (rc = commit_pair(b, true, "shared", &err))) {
 			stress_fail(s, rc, "replace shared", r);
 			break;
 		}

@@ -241,8 +241,8 @@ static fr_status lo_build(fr_db *db, fr_batch *b, struct leader_ops *lo,
 		fr_status rc;
 		if (o->op == BOP_KS_CREATE) {
 			rc = ks_resolve_create(db, (const char *)data + o->key_off,
-					       &b->ks_opts[o->opt_off],
-					       b->ks_tree_names[o->opt_off], lo, prev, prev_cnt, err);
+					       &b->ks_opts[o->opt_off], b->ks_tree_names[o->opt_off],
+					       lo, prev, prev_cnt, err);
 		} else if (o->op == BOP_KS_DROP) {
 			rc = ks_resolve_drop(db, (const char *)data + o->key_off, lo, prev, prev_cnt,
 					     err);
