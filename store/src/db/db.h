@@ -160,6 +160,7 @@ struct fr_db {
 	struct fr_keyspace **ks_tab;  /* under cat_mu: open handles, open addressing by name */
 	size_t ks_tab_cap;
 	size_t ks_tab_cnt;
+	uint64_t ks_drop_gen;         /* under cat_mu: drops made visible (ks_after_drop) */
 	uint32_t next_ks_id;          /* under write_mu (allocated by the commit leader) */
 	uint32_t next_tree_id;        /* under write_mu */
 
@@ -198,6 +199,9 @@ struct fr_db {
 	uint64_t stalls;              /* atomic */
 #ifdef FR_TESTING
 	bool test_hold_compactions;   /* atomic: workers run flushes only (stall tests) */
+	bool test_group_ks_ops;       /* atomic: batches with keyspace operations join commit
+				       * groups like any other (test_keyspace) */
+	uint64_t test_groups;         /* atomic: commit groups of batches taken by a leader */
 #endif
 
 	struct fr_mutex tx_mu;        /* single-writer transactions (txn.c); a leaf lock */
@@ -274,6 +278,10 @@ fr_status db_seal_all(fr_db *db, bool flush, fr_error *err);
 /* Runs fn as the only writer (no commit runs meanwhile). */
 fr_status db_exclusive(fr_db *db, fr_status (*fn)(fr_db *db, void *ctx, fr_error *err), void *ctx,
 		       fr_error *err);
+#ifdef FR_TESTING
+/* Writers (commits and exclusive work, the running one included) in the commit queue. */
+size_t db_test_queued(fr_db *db);
+#endif
 /* Frees the commit leader's scratch (db_free). */
 void db_write_scratch_free(fr_db *db);
 /* Appends a live journal segment. Requires: db->mu held. */
@@ -290,14 +298,21 @@ fr_status ks_open(fr_db *db, const char *name, const fr_keyspace_options *o, boo
 void ks_unref(fr_keyspace *ks);
 fr_status ks_exists(fr_db *db, const char *name, bool *out, fr_error *err);
 fr_status ks_list(fr_db *db, fr_keyspace_list_fn fn, void *ctx, fr_error *err);
-/* Resolves the keyspace operations of a batch into catalog writes (commit leader). */
+/* Resolves the keyspace operations of a batch into catalog writes (commit leader). lo holds
+ * the batch's operations so far and prev the group's earlier batches': the catalog is read as
+ * they leave it, since none of them is applied yet. */
 struct batch_op;
 struct leader_ops;
 fr_status ks_resolve_create(fr_db *db, const char *name, const fr_keyspace_options *o,
-			    const char *tree_name, struct leader_ops *lo, fr_error *err);
+			    const char *tree_name, struct leader_ops *lo,
+			    const struct leader_ops *prev, size_t prev_cnt, fr_error *err);
 fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo,
 			  const struct leader_ops *prev, size_t prev_cnt, fr_error *err);
-void ks_after_drop(fr_db *db, const char *name);
+/* Whether those pending operations delete ks's keyspace or give its name another id. */
+bool ks_is_dropped_in_group(const fr_keyspace *ks, const struct leader_ops *lo,
+			    const struct leader_ops *prev, size_t prev_cnt);
+/* After a drop of keyspace id ks_id, called name, became visible: forgets its handle. */
+void ks_after_drop(fr_db *db, const char *name, uint32_t ks_id);
 /* Reads tree options from the catalog for every tree in memory (after recovery). */
 fr_status ks_load_tree_options(fr_db *db, fr_error *err);
 void ks_table_free(fr_db *db);

@@ -53,15 +53,10 @@ static fr_status cat_get(fr_db *db, char tag, const void *p, size_t n, uint64_t 
 	return tree_get_value(db, db->catalog, key, klen, snap, val, vlen, err);
 }
 
-/* The 'k' record of keyspace `name` at snap: its id and its tree's. */
-static fr_status cat_get_ks(fr_db *db, const char *name, uint64_t snap, uint32_t *ks_id,
-			    uint32_t *tree_id, fr_error *err)
+/* Decodes a 'k' record (v, n): the keyspace's id and its tree's. Frees v. */
+static fr_status ks_record_decode(void *v, size_t n, uint32_t *ks_id, uint32_t *tree_id,
+				  fr_error *err)
 {
-	void *v;
-	size_t n;
-	fr_status rc = cat_get(db, 'k', name, strlen(name), snap, &v, &n, err);
-	if (rc)
-		return rc;
 	if (n < 8) {
 		fr_free(v);
 		return FR_CORRUPT(err, "catalog", 0, "bad keyspace record");
@@ -70,6 +65,16 @@ static fr_status cat_get_ks(fr_db *db, const char *name, uint64_t snap, uint32_t
 	*tree_id = dec_u32((uint8_t *)v + 4);
 	fr_free(v);
 	return FR_OK;
+}
+
+/* The 'k' record of keyspace `name` at snap: its id and its tree's. */
+static fr_status cat_get_ks(fr_db *db, const char *name, uint64_t snap, uint32_t *ks_id,
+			    uint32_t *tree_id, fr_error *err)
+{
+	void *v;
+	size_t n;
+	fr_status rc = cat_get(db, 'k', name, strlen(name), snap, &v, &n, err);
+	return rc ? rc : ks_record_decode(v, n, ks_id, tree_id, err);
 }
 
 /* ---- tree options: the tail of a 'T' record (FORMAT.md §6) ---- */
@@ -451,7 +456,8 @@ fr_status ks_open(fr_db *db, const char *name, const fr_keyspace_options *o, boo
 	fr_status rc = name_check(name, err);
 	if (rc)
 		return rc;
-	for (int attempt = 0; attempt < 2; attempt++) {
+	bool created = false;
+	for (;;) {
 		fr_mutex_lock(&db->cat_mu);
 		fr_keyspace *ks = db->ks_tab_cap ? *tab_slot(db, name) : NULL;
 		if (ks) {
@@ -460,9 +466,10 @@ fr_status ks_open(fr_db *db, const char *name, const fr_keyspace_options *o, boo
 			*out = ks;
 			return FR_OK;
 		}
+		uint64_t gen = db->ks_drop_gen;
 		fr_mutex_unlock(&db->cat_mu);
 		rc = ks_load(db, name, &ks, err);
-		if (rc == FR_NOT_FOUND && create && attempt == 0) {
+		if (rc == FR_NOT_FOUND && create && !created) {
 			fr_batch *b;
 			if (fr_batch_new(db, &b))
 				return FR_ERR(err, FR_NOMEM, "batch");
@@ -472,6 +479,7 @@ fr_status ks_open(fr_db *db, const char *name, const fr_keyspace_options *o, boo
 			fr_batch_free(b);
 			if (rc)
 				return rc;
+			created = true;
 			continue;
 		}
 		if (rc)
@@ -485,6 +493,14 @@ fr_status ks_open(fr_db *db, const char *name, const fr_keyspace_options *o, boo
 			*out = other;
 			return FR_OK;
 		}
+		/* A drop made visible since the table was looked at may have deleted the record
+		 * just read (read before the drop was visible) and found no handle to forget:
+		 * entering this one would keep a deleted keyspace open by name. Read again. */
+		if (db->ks_drop_gen != gen) {
+			fr_mutex_unlock(&db->cat_mu);
+			ks_free(ks);
+			continue;
+		}
 		ks->refs = 2; /* the table's and the caller's */
 		rc = tab_insert(db, ks);
 		fr_mutex_unlock(&db->cat_mu);
@@ -495,7 +511,6 @@ fr_status ks_open(fr_db *db, const char *name, const fr_keyspace_options *o, boo
 		*out = ks;
 		return FR_OK;
 	}
-	return FR_ERR(err, FR_NOT_FOUND, "no keyspace %s", name);
 }
 
 fr_status ks_exists(fr_db *db, const char *name, bool *out, fr_error *err)
@@ -538,6 +553,63 @@ fr_status ks_list(fr_db *db, fr_keyspace_list_fn fn, void *ctx, fr_error *err)
 
 /* ---- resolution by the commit leader ---- */
 
+/* The newest write of catalog key k among lo's operations, or NULL. */
+static const struct batch_op *lo_find_cat(const struct leader_ops *lo, const uint8_t *k,
+					  size_t klen)
+{
+	for (size_t i = lo->cnt; i-- > 0;) {
+		const struct batch_op *o = &lo->ops[i];
+		if (o->tree_id == CATALOG_TREE && o->key_len == klen && !memcmp(o->key, k, klen))
+			return o;
+	}
+	return NULL;
+}
+
+/* The newest write of catalog key k that the group has not applied yet: of the batch being
+ * resolved (lo, its operations so far), then of the earlier batches, the last first. NULL when
+ * none. */
+static const struct batch_op *cat_pending(const struct leader_ops *lo,
+					  const struct leader_ops *prev, size_t prev_cnt,
+					  const uint8_t *k, size_t klen)
+{
+	const struct batch_op *o = lo_find_cat(lo, k, klen);
+	for (size_t i = prev_cnt; !o && i-- > 0;)
+		o = lo_find_cat(&prev[i], k, klen);
+	return o;
+}
+
+/* Reads catalog entry (tag, payload) as the commit leader must: as the group's pending writes
+ * (cat_pending) leave it, else as committed before the group (db->seqno). Only the leader
+ * writes the catalog, and only with puts and deletes. */
+static fr_status cat_get_leader(fr_db *db, const struct leader_ops *lo,
+				const struct leader_ops *prev, size_t prev_cnt, char tag,
+				const void *p, size_t n, void **val, size_t *vlen, fr_error *err)
+{
+	uint8_t key[KS_PREFIX_LEN + 1 + FR_KEYSPACE_NAME_MAX + 8];
+	size_t klen = cat_key(key, tag, p, n);
+	const struct batch_op *o = cat_pending(lo, prev, prev_cnt, key, klen);
+	if (!o)
+		return tree_get_value(db, db->catalog, key, klen, db->seqno, val, vlen, err);
+	if (o->op != BOP_PUT)
+		return FR_NOT_FOUND;
+	if (val) {
+		/* catalog values are never empty: no zero-byte allocation */
+		if (!(*val = fr_memdup(o->val, o->val_len)))
+			return FR_ERR(err, FR_NOMEM, "catalog entry");
+		*vlen = o->val_len;
+	}
+	return FR_OK;
+}
+
+bool ks_is_dropped_in_group(const fr_keyspace *ks, const struct leader_ops *lo,
+			    const struct leader_ops *prev, size_t prev_cnt)
+{
+	uint8_t key[KS_PREFIX_LEN + 1 + FR_KEYSPACE_NAME_MAX];
+	size_t klen = cat_key(key, 'k', ks->name, strlen(ks->name));
+	const struct batch_op *o = cat_pending(lo, prev, prev_cnt, key, klen);
+	return o && (o->op != BOP_PUT || o->val_len < 4 || dec_u32(o->val) != ks->ks_id);
+}
+
 static fr_status put_counters(fr_db *db, struct leader_ops *lo)
 {
 	uint8_t key[KS_PREFIX_LEN + 1], val[8];
@@ -566,10 +638,11 @@ static fr_status put_tree_record(struct leader_ops *lo, uint32_t tree_id, const 
 }
 
 fr_status ks_resolve_create(fr_db *db, const char *name, const fr_keyspace_options *o,
-			    const char *tree_name, struct leader_ops *lo, fr_error *err)
+			    const char *tree_name, struct leader_ops *lo,
+			    const struct leader_ops *prev, size_t prev_cnt, fr_error *err)
 {
-	uint64_t snap = db->seqno; /* the leader sees every commit before it */
-	fr_status rc = cat_get(db, 'k', name, strlen(name), snap, NULL, NULL, err);
+	fr_status rc = cat_get_leader(db, lo, prev, prev_cnt, 'k', name, strlen(name), NULL, NULL,
+				      err);
 	if (rc != FR_NOT_FOUND)
 		return rc; /* exists (FR_OK: nothing to do) or failed */
 	if (db->next_ks_id >= KS_ID_MAX || db->next_tree_id >= KS_ID_MAX)
@@ -581,7 +654,8 @@ fr_status ks_resolve_create(fr_db *db, const char *name, const fr_keyspace_optio
 	if (tree_name) {
 		void *v;
 		size_t n;
-		rc = cat_get(db, 't', tree_name, strlen(tree_name), snap, &v, &n, err);
+		rc = cat_get_leader(db, lo, prev, prev_cnt, 't', tree_name, strlen(tree_name), &v,
+				    &n, err);
 		if (rc == FR_OK) {
 			if (n < 4) {
 				fr_free(v);
@@ -666,10 +740,12 @@ fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo,
 			  const struct leader_ops *prev, size_t prev_cnt, fr_error *err)
 {
 	uint32_t ks_id, tree_id;
-	fr_status rc = cat_get_ks(db, name, db->seqno, &ks_id, &tree_id, err);
+	void *v;
+	size_t n;
+	fr_status rc = cat_get_leader(db, lo, prev, prev_cnt, 'k', name, strlen(name), &v, &n, err);
 	if (rc == FR_NOT_FOUND)
 		return FR_OK;
-	if (rc)
+	if (rc || (rc = ks_record_decode(v, n, &ks_id, &tree_id, err)))
 		return rc;
 	uint8_t key[KS_PREFIX_LEN + 1 + FR_KEYSPACE_NAME_MAX];
 	size_t klen = cat_key(key, 'k', name, strlen(name));
@@ -680,34 +756,44 @@ fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo,
 	 * tombstones its prefix holds stay unreachable. One would cost every point read of the
 	 * tree a comparison until it is flushed and compacted away, and a tree shared by a
 	 * keyspace per directory drops them by the thousand. Writes of the group's earlier
-	 * batches are not applied yet, so they count as well; writes of this same batch get its
-	 * seqno, which a tombstone of the batch would not hide either. */
+	 * batches are not applied yet, so they count as well, and so do this batch's earlier
+	 * ones: the tombstone makes the batch drop them (lo_dedup). */
 	bool empty = false;
 	rc = ks_range_empty(db, tree_id, lo_k, hi_k, db->seqno, &empty, err);
 	if (rc)
 		return rc;
-	if (empty && group_writes_prefix(prev, prev_cnt, tree_id, lo_k))
+	if (empty && (group_writes_prefix(lo, 1, tree_id, lo_k) ||
+		      group_writes_prefix(prev, prev_cnt, tree_id, lo_k)))
 		empty = false;
 	rc = lo_add(lo, BOP_DEL, CATALOG_TREE, key, klen, NULL, 0, true);
 	if (!rc && !empty)
 		rc = lo_add(lo, BOP_RANGE_DEL, tree_id, lo_k, sizeof(lo_k), hi_k, sizeof(hi_k),
 			    true);
+	/* without its entry here, the handle of the keyspace would stay open by name after the
+	 * drop (ks_after_drop): fail the batch instead, nothing of it is written yet */
 	if (!rc) {
-		char **d = fr_realloc(lo->dropped, (lo->dropped_cnt + 1) * sizeof(*d));
-		if (d) {
+		struct lo_drop *d = fr_realloc(lo->dropped, (lo->dropped_cnt + 1) * sizeof(*d));
+		if (d)
 			lo->dropped = d;
-			d[lo->dropped_cnt] = fr_strdup(name);
-			if (d[lo->dropped_cnt])
-				lo->dropped_cnt++;
-		}
+		if (!d || !(d[lo->dropped_cnt].name = fr_strdup(name)))
+			rc = FR_NOMEM;
+		else
+			d[lo->dropped_cnt++].ks_id = ks_id;
 	}
 	return rc ? FR_ERR(err, rc, "dropping keyspace") : FR_OK;
 }
 
-void ks_after_drop(fr_db *db, const char *name)
+void ks_after_drop(fr_db *db, const char *name, uint32_t ks_id)
 {
 	fr_mutex_lock(&db->cat_mu);
-	fr_keyspace *ks = tab_remove(db, name);
+	fr_keyspace *ks = db->ks_tab_cap ? *tab_slot(db, name) : NULL;
+	/* the name may already stand for a keyspace created after the drop (later in the same
+	 * batch or group), whose handle an opener loaded once the group was visible */
+	if (ks && ks->ks_id == ks_id)
+		tab_remove(db, name);
+	else
+		ks = NULL;
+	db->ks_drop_gen++;
 	fr_mutex_unlock(&db->cat_mu);
 	if (ks) {
 		atomic_store_rel_bool(&ks->dropped, true);

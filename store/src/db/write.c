@@ -40,7 +40,9 @@ struct writer {
 	fr_status (*fn)(fr_db *db, void *ctx, fr_error *err); /* exclusive work instead */
 	void *ctx;
 	bool done;
-	bool conflict; /* an optimistic transaction lost its validation: not written */
+	bool conflict; /* not written: an optimistic transaction lost its validation, or the
+			* batch could not be resolved (own_rc; err says why) */
+	fr_status own_rc;
 	fr_status rc;
 	fr_error err;
 	uint64_t seqno;
@@ -89,7 +91,7 @@ void lo_reset(struct leader_ops *lo)
 	for (size_t i = 0; i < lo->owned_cnt; i++)
 		fr_free(lo->owned[i]);
 	for (size_t i = 0; i < lo->dropped_cnt; i++)
-		fr_free(lo->dropped[i]);
+		fr_free(lo->dropped[i].name);
 	lo->owned_cnt = 0;
 	lo->dropped_cnt = 0;
 	lo->cnt = 0;
@@ -222,25 +224,40 @@ static fr_status lo_dedup(struct leader_ops *lo)
 }
 
 /* Turns a public batch into tree operations (resolving keyspace operations); prev holds the
- * operations of the group's earlier batches. */
+ * operations of the group's earlier batches. Keyspace operations resolve against the catalog as
+ * the batch's earlier operations and those batches leave it, none of which is applied yet. */
 static fr_status lo_build(fr_db *db, fr_batch *b, struct leader_ops *lo,
 			  const struct leader_ops *prev, size_t prev_cnt, fr_error *err)
 {
+	bool prev_drops = false;
+	for (size_t i = 0; i < prev_cnt && !prev_drops; i++)
+		prev_drops = prev[i].dropped_cnt != 0;
+	/* the handle last found alive; a batch mostly writes through one (only this thread sets
+	 * a handle's dropped flag, in ks_after_drop, so it cannot change meanwhile) */
+	const fr_keyspace *live = NULL;
 	for (size_t i = 0; i < b->cnt; i++) {
 		const struct bop *o = &b->ops[i];
 		const uint8_t *data = b->data.data;
 		fr_status rc;
 		if (o->op == BOP_KS_CREATE) {
 			rc = ks_resolve_create(db, (const char *)data + o->key_off,
-					       &b->ks_opts[o->opt_off],
-					       b->ks_tree_names[o->opt_off], lo, err);
+					       &b->ks_opts[o->opt_off], b->ks_tree_names[o->opt_off],
+					       lo, prev, prev_cnt, err);
 		} else if (o->op == BOP_KS_DROP) {
 			rc = ks_resolve_drop(db, (const char *)data + o->key_off, lo, prev, prev_cnt,
 					     err);
+			live = NULL;
 		} else {
-			if (o->ks && atomic_load_acq_bool(&o->ks->dropped))
+			/* a write through a handle whose keyspace an earlier drop of the group
+			 * deleted would land under an id the catalog no longer has */
+			if (o->ks && o->ks != live &&
+			    (atomic_load_acq_bool(&o->ks->dropped) ||
+			     ((prev_drops || lo->dropped_cnt) &&
+			      ks_is_dropped_in_group(o->ks, lo, prev, prev_cnt))))
 				return FR_ERR(err, FR_NOT_FOUND, "keyspace %s was deleted",
 					      o->ks->name);
+			if (o->ks)
+				live = o->ks;
 			rc = lo_add(lo, o->op, o->tree_id, data + o->key_off, o->key_len,
 				    data + o->val_off, o->val_len, false);
 			if (rc)
@@ -555,12 +572,22 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	fr_status rc = db_check_writable(db, err);
 	struct tree *last_tree = NULL;
 	struct writer *w = first;
+#ifdef FR_TESTING
+	atomic_add_u64(&db->test_groups, 1);
+#endif
 	/* The group's links are read without write_mu: stop at its last member, whose next
 	 * field a new writer may be setting right now. */
 	for (size_t i = 0; i < n && !rc; i++, w = i < n ? w->next : w) {
-		rc = lo_build(db, w->b, &los[i], los, i, err);
-		if (!rc)
-			rc = leader_stall(db, &los[i], &last_tree, err);
+		/* Nothing of the group is written yet: a batch that cannot be resolved (a write
+		 * through a deleted keyspace's handle, say) fails alone, and the batches after it
+		 * are resolved without its operations. */
+		w->own_rc = lo_build(db, w->b, &los[i], los, i, &w->err);
+		if (w->own_rc) {
+			w->conflict = true;
+			lo_reset(&los[i]);
+			continue;
+		}
+		rc = leader_stall(db, &los[i], &last_tree, err);
 		if (w->mode > mode)
 			mode = w->mode;
 		user_bytes += w->b->user_bytes;
@@ -576,8 +603,11 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 		orc_lock(db->orc);
 	w = first;
 	for (size_t i = 0; i < n; i++, w = i < n ? w->next : w) {
+		if (w->conflict)
+			continue;
 		if (recorded && w->b->otx && orc_conflicts(db->orc, w->b->otx)) {
 			w->conflict = true;
+			w->own_rc = FR_CONFLICT;
 			user_bytes -= w->b->user_bytes;
 			FR_ERR(&w->err, FR_CONFLICT,
 			       "a newer commit wrote a key the transaction read or wrote");
@@ -634,13 +664,14 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 		orc_lock(db->orc);
 		w = first;
 		for (size_t i = 0; i < n; i++, w = i < n ? w->next : w)
-			orc_record(db->orc, w->seqno, &los[i]);
+			if (!w->conflict)
+				orc_record(db->orc, w->seqno, &los[i]);
 		orc_unlock(db->orc);
 	}
 	atomic_add_u64(&db->st.user_write_bytes, user_bytes);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < los[i].dropped_cnt; j++)
-			ks_after_drop(db, los[i].dropped[j]);
+			ks_after_drop(db, los[i].dropped[j].name, los[i].dropped[j].ks_id);
 	rc = leader_rotate(db, err);
 	if (!rc)
 		rc = leader_seal(db, los, n, &last_tree, err);
@@ -672,18 +703,24 @@ static fr_status run_writer(fr_db *db, struct writer *w, fr_persist mode_unused,
 	if (w->done)
 		goto out_done;
 	/* leader: take a group of plain batches behind us (exclusive work runs alone; a batch
-	 * with keyspace operations too, so the catalog it reads is up to date) */
+	 * with keyspace operations too: its resolution reads the group's pending catalog
+	 * writes correctly (ks_resolve_*), but each lookup scans them, so a group of many large
+	 * batches would make it costly) */
+	bool ks_alone = true;
+#ifdef FR_TESTING
+	ks_alone = !atomic_load_acq_bool(&db->test_group_ks_ops);
+#endif
 	size_t n = 1, bytes = w->b ? w->b->data.len : 0;
 	struct writer *last = w;
-	bool alone = w->fn || w->b->ks_opt_cnt || w->b->cnt == 0;
-	for (size_t i = 0; !alone && i < w->b->cnt; i++)
+	bool alone = w->fn || (ks_alone && w->b->ks_opt_cnt) || w->b->cnt == 0;
+	for (size_t i = 0; !alone && ks_alone && i < w->b->cnt; i++)
 		alone = w->b->ops[i].op == BOP_KS_DROP;
 	while (!alone && last->next && n < GROUP_MAX_WRITERS && bytes < GROUP_MAX_BYTES) {
 		struct writer *x = last->next;
-		if (x->fn || x->b->ks_opt_cnt || x->b->cnt == 0)
+		if (x->fn || (ks_alone && x->b->ks_opt_cnt) || x->b->cnt == 0)
 			break;
 		bool ksop = false;
-		for (size_t i = 0; i < x->b->cnt && !ksop; i++)
+		for (size_t i = 0; ks_alone && i < x->b->cnt && !ksop; i++)
 			ksop = x->b->ops[i].op == BOP_KS_DROP;
 		if (ksop)
 			break;
@@ -706,7 +743,7 @@ static fr_status run_writer(fr_db *db, struct writer *w, fr_persist mode_unused,
 	struct writer *x = w;
 	for (size_t i = 0; i < n; i++) {
 		struct writer *nx = x->next;
-		x->rc = rc ? rc : x->conflict ? FR_CONFLICT : FR_OK;
+		x->rc = rc ? rc : x->conflict ? x->own_rc : FR_OK;
 		if (rc)
 			x->err = gerr;
 		x->done = true;
@@ -728,6 +765,18 @@ out_done:
 		*seqno = w->seqno;
 	return w->rc;
 }
+
+#ifdef FR_TESTING
+size_t db_test_queued(fr_db *db)
+{
+	size_t n = 0;
+	fr_mutex_lock(&db->write_mu);
+	for (struct writer *x = db->wq_head; x; x = x->next)
+		n++;
+	fr_mutex_unlock(&db->write_mu);
+	return n;
+}
+#endif
 
 fr_status db_commit(fr_db *db, fr_batch *b, fr_persist mode, uint64_t *seqno, fr_error *err)
 {

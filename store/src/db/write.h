@@ -12,6 +12,12 @@
 #include "fractio.h"
 #include "tx/batch.h"
 
+/* A keyspace a batch dropped: its name and the id it had. */
+struct lo_drop {
+	char *name;
+	uint32_t ks_id;
+};
+
 struct leader_ops {
 	struct batch_op *ops;
 	size_t cnt;
@@ -19,7 +25,7 @@ struct leader_ops {
 	void **owned; /* buffers the ops point into */
 	size_t owned_cnt;
 	size_t owned_cap;
-	char **dropped; /* keyspace names dropped by this batch */
+	struct lo_drop *dropped; /* keyspaces dropped by this batch */
 	size_t dropped_cnt;
 };
 
