@@ -364,9 +364,8 @@ void fsop_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			rc = (int)got;
 			break;
 		}
-		w.off = (uint64_t)off_out + done;
-		w.buf = buf;
-		w.len = (size_t)got;
+		/* no chunk of this step is in the batch ahead of time */
+		w = (struct write_args){(uint64_t)off_out + done, buf, (size_t)got, {0, 0}};
 		rc = change_content(fs, ino_out, write_fn, &w, "copy_file_range");
 		if (rc)
 			break;
