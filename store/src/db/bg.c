@@ -29,6 +29,7 @@
 #include "base/ikey.h"
 #include "base/kv_iter.h"
 #include "base/log.h"
+#include "blob/blob.h"
 #include "compact/compact.h"
 #include "compact/merge_iter.h"
 #include "compact/rdset.h"
@@ -320,6 +321,23 @@ fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err)
 			goto out;
 	}
 	rc = add_blob_outs(&e, t, &j);
+	if (rc) {
+		rc = FR_ERR(err, rc, "flush");
+		goto out;
+	}
+	/* the memtable's direct blob files (written at commit) are finished now and installed
+	 * with the table that refers to them; on failure they stay for the next open */
+	for (size_t i = 0; i < mem_blob_cnt(m); i++) {
+		struct blob_meta bm;
+		rc = blob_direct_finish(mem_blob_at(m, i), &bm, err);
+		if (rc)
+			goto out;
+		rc = vedit_add_blob(&e, t->id, &bm);
+		if (rc) {
+			rc = FR_ERR(err, rc, "flush");
+			goto out;
+		}
+	}
 	for (size_t i = 0; i < j.out_cnt && !rc; i++)
 		rc = vedit_add_table(&e, t->id, 0, &j.outs[i]);
 	if (!rc)
