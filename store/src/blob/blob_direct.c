@@ -6,6 +6,7 @@
  */
 #include "blob/blob.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -22,8 +23,11 @@ struct blob_direct {
 	struct blob_writer *w;  /* NULL once finished, or read-only */
 	bool appendable;        /* false for a recovered file */
 	bool dirty;             /* written since the last sync */
+	bool named;             /* its directory entry is durable (synced once, with the data) */
 	uint64_t size;          /* bytes in the file (writer side) */
 };
+
+static fr_status sync_name(struct blob_direct *d, fr_error *err);
 
 static fr_status direct_new(struct fr_io *io, const char *path, uint64_t id,
 			    struct blob_direct **out, fr_error *err)
@@ -85,6 +89,8 @@ fr_status blob_direct_recover(struct fr_io *io, const char *path, uint64_t id, b
 		rc = blob_writer_resume(io, path, id, false, &pre, &d->w, err);
 		if (!rc)
 			rc = io_open(io, path, IO_RDONLY, &d->rf, err);
+		if (!rc)
+			rc = sync_name(d, err);
 	} else if (!rc) {
 		rc = blob_valid_prefix(d->rf, path, id, &pre, err);
 		if (!rc && writable)
@@ -95,6 +101,7 @@ fr_status blob_direct_recover(struct fr_io *io, const char *path, uint64_t id, b
 		return rc;
 	}
 	d->size = d->w ? blob_writer_size(d->w) : pre.file_size;
+	d->named = true;
 	*out = d;
 	return FR_OK;
 }
@@ -147,11 +154,29 @@ fr_status blob_direct_write(struct blob_direct *d, uint64_t wb_min, fr_error *er
 	return rc;
 }
 
+/* Syncs the directory holding d: a journal record naming the file must not outlive its name. */
+static fr_status sync_name(struct blob_direct *d, fr_error *err)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(d->path, '/');
+	size_t n = slash ? (size_t)(slash - d->path) : 0;
+	if (!slash || n >= sizeof(dir))
+		return FR_OK;
+	memcpy(dir, d->path, n);
+	dir[n] = '\0';
+	fr_status rc = io_sync_dir(d->io, dir, err);
+	if (!rc)
+		d->named = true;
+	return rc;
+}
+
 fr_status blob_direct_sync(struct blob_direct *d, fr_error *err)
 {
 	if (!d->w || !d->dirty)
 		return FR_OK;
 	fr_status rc = blob_writer_sync(d->w, err);
+	if (!rc && !d->named)
+		rc = sync_name(d, err);
 	if (!rc)
 		d->dirty = false;
 	return rc;
