@@ -991,6 +991,12 @@ static fr_status replay_direct(fr_db *db, struct tree *t, const struct batch_op 
 		return FR_CORRUPT(err, "journal", 0, "malformed blob handle in a batch");
 	if (mem_blob_find(t->active, h.file_id))
 		return FR_OK;
+	/* a finished file the version holds is read from there and never cut */
+	struct tree_version *v = vset_current(db->vs, t->id);
+	bool installed = tv_blob(v, h.file_id) != NULL;
+	tv_unref(v);
+	if (installed)
+		return FR_OK;
 	char path[PATH_MAX];
 	vset_blob_path(db->vs, h.file_id, path, sizeof(path));
 	for (size_t i = 0; i < db->blob_recovered_cnt; i++)

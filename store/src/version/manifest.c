@@ -1346,12 +1346,13 @@ fr_status vset_delete_orphans_keep(struct vset *vs, const uint64_t *keep, size_t
 		const char *s = nl.names[i];
 		size_t len = strlen(s);
 
+		if (!ends_with(s, len, ".blob") || !parse_u64(s, len - 5, &id) ||
+		    bsearch(&id, ids, id_cnt, sizeof(*ids), cmp_u64))
+			continue;
 		bool kept = false;
-		if (ends_with(s, len, ".blob") && parse_u64(s, len - 5, &id))
-			for (size_t k = 0; k < keep_cnt && !kept; k++)
-				kept = keep[k] == id;
-		if (!kept && ends_with(s, len, ".blob") && parse_u64(s, len - 5, &id) &&
-		    !bsearch(&id, ids, id_cnt, sizeof(*ids), cmp_u64))
+		for (size_t k = 0; k < keep_cnt && !kept; k++)
+			kept = keep[k] == id;
+		if (!kept)
 			unlink_in(vs, vs->blobs_dir, s, &first, err);
 	}
 	name_list_fini(&nl);
