@@ -76,6 +76,13 @@ bool blob_handle_decode(const uint8_t *p, size_t len, struct blob_handle *h)
 
 /* ---- writing ---- */
 
+static void header_encode(uint8_t *hdr, uint64_t id)
+{
+	enc_u32(hdr, BLOB_MAGIC);
+	enc_u32(hdr + 4, BLOB_VERSION);
+	enc_u64(hdr + 8, id);
+}
+
 fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool compress,
 			   struct blob_writer **out, fr_error *err)
 {
@@ -102,9 +109,7 @@ fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool
 	w->id = id;
 	w->compress = compress;
 	uint8_t hdr[BLOB_HDR_LEN];
-	enc_u32(hdr, BLOB_MAGIC);
-	enc_u32(hdr + 4, BLOB_VERSION);
-	enc_u64(hdr + 8, id);
+	header_encode(hdr, id);
 	if (buf_append(&w->buf, hdr, sizeof(hdr))) {
 		blob_writer_abort(w);
 		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
@@ -308,9 +313,7 @@ fr_status blob_writer_resume(struct fr_io *io, const char *path, uint64_t id, bo
 	rc = io_truncate(w->f, end, err);
 	if (!rc && !end) {
 		uint8_t hdr[BLOB_HDR_LEN];
-		enc_u32(hdr, BLOB_MAGIC);
-		enc_u32(hdr + 4, BLOB_VERSION);
-		enc_u64(hdr + 8, id);
+		header_encode(hdr, id);
 		rc = io_append(w->f, hdr, sizeof(hdr), err);
 		end = BLOB_HDR_LEN;
 	}
@@ -368,6 +371,20 @@ static fr_status unpack(const char *path, const struct blob_handle *h, uint8_t *
 	return FR_OK;
 }
 
+/* The end of a read of h's got stored bytes into s (rc: the read's status): a short read is a
+ * handle past the end of what the file holds. */
+static fr_status read_done(const char *path, const struct blob_handle *h, fr_status rc,
+			   uint8_t *s, size_t got, void **val, size_t *vlen, fr_error *err)
+{
+	if (!rc && got != h->stored_len)
+		rc = FR_CORRUPT(err, path, h->off, "blob value past the end of the file");
+	if (rc) {
+		fr_free(s);
+		return rc;
+	}
+	return unpack(path, h, s, val, vlen, err);
+}
+
 fr_status blob_read(struct fr_io *io, struct ftab *ft, const char *path,
 		    const struct blob_handle *h, void **val, size_t *vlen, fr_error *err)
 {
@@ -392,13 +409,7 @@ fr_status blob_read(struct fr_io *io, struct ftab *ft, const char *path,
 	}
 	if (rc == FR_NOT_FOUND)
 		rc = FR_CORRUPT(err, path, 0, "blob file of a live handle is missing");
-	if (!rc && got != h->stored_len)
-		rc = FR_CORRUPT(err, path, h->off, "blob value past the end of the file");
-	if (rc) {
-		fr_free(s);
-		return rc;
-	}
-	return unpack(path, h, s, val, vlen, err);
+	return read_done(path, h, rc, s, got, val, vlen, err);
 }
 
 fr_status blob_read_file(struct io_file *f, const char *path, const struct blob_handle *h,
@@ -413,13 +424,7 @@ fr_status blob_read_file(struct io_file *f, const char *path, const struct blob_
 		return FR_ERR(err, FR_NOMEM, "blob value of %llu bytes",
 			      (unsigned long long)h->stored_len);
 	rc = io_pread(f, s, h->stored_len, h->off, &got, err);
-	if (!rc && got != h->stored_len)
-		rc = FR_CORRUPT(err, path, h->off, "blob value past the end of the file");
-	if (rc) {
-		fr_free(s);
-		return rc;
-	}
-	return unpack(path, h, s, val, vlen, err);
+	return read_done(path, h, rc, s, got, val, vlen, err);
 }
 
 /* ---- scanning ---- */
