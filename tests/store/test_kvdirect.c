@@ -5,8 +5,9 @@
  * iterator, a transaction), after flush and after reopen; the journal holds handles, not the
  * bytes; a sync commit makes the blob data durable before the journal record (power cuts
  * with the syncs failing one by one never leave a record whose value is lost); a torn direct
- * file fails only its cut value; a process killed without sync loses no acknowledged value; a
- * checkpoint of a database with unflushed large values holds them.
+ * file fails only its cut value; failing writes and syncs (with or without a power cut) never
+ * lose an acknowledged value nor leave a corrupt one; a process killed without sync loses no
+ * acknowledged value; a checkpoint of a database with unflushed large values holds them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -438,6 +439,81 @@ static void test_kvdirect_checkpoint(void **state)
 	tu_rmtree_free(dir);
 }
 
+
+/* Commits of large values with the nth write (or sync) failing: the database is poisoned from
+ * there on, and after a reopen (with, or without, a power cut) every acknowledged value reads
+ * back whole (every one after a sync commit survives the cut) and the failed commits' values
+ * are absent or whole, never corrupt. */
+#define WF_COMMITS 24
+
+static bool write_fault_run(enum io_fault_kind kind, uint64_t n, bool cut)
+{
+	struct fr_io *mem = io_mem_new();
+	struct fr_io *fio = io_fault_new(mem);
+	fr_error e;
+	fr_db *db = open_at("/wf", fio, false);
+	fr_keyspace *ks = open_ks(db);
+	io_fault_arm(fio, kind, n, ENOSPC, true);
+	uint64_t acked = 0, synced = 0;
+	for (uint64_t k = 0; k < WF_COMMITS; k++) {
+		char key[16];
+		key_of(key, k);
+		uint8_t *v = make_val(size_of(k), k, 1);
+		fr_batch *b;
+		TU_OK(fr_batch_new(db, &b), e);
+		TU_OK(fr_batch_put(b, ks, key, strlen(key), v, size_of(k)), e);
+		fr_persist mode = k % 5 == 4 ? FR_PERSIST_SYNC_DATA : FR_PERSIST_BUFFER;
+		fr_status rc = fr_batch_commit(b, mode, NULL, &e);
+		fr_batch_free(b);
+		free(v);
+		if (rc)
+			break;
+		acked = k + 1;
+		if (mode != FR_PERSIST_BUFFER)
+			synced = k + 1;
+		if (k % 8 == 7 && fr_db_flush(db, &e))
+			break;
+	}
+	bool hit = io_fault_injected(fio) > 0;
+	if (cut)
+		io_mem_power_cut(mem);
+	io_fault_clear(fio);
+	fr_keyspace_close(ks);
+	fr_db_close(db, NULL);
+
+	db = open_at("/wf", mem, false);
+	ks = open_ks(db);
+	for (uint64_t k = 0; k < WF_COMMITS; k++) {
+		fr_status g = get_check(ks, k, size_of(k), 1, &e);
+		bool must = k < (cut ? synced : acked);
+		if (g == FR_OK || (g == FR_NOT_FOUND && !must))
+			continue;
+		fail_msg("fault kind %d at %" PRIu64 "%s: key %" PRIu64 " (acked %" PRIu64
+			 ", synced %" PRIu64 "): %s (%s)",
+			 kind, n, cut ? " + power cut" : "", k, acked, synced, fr_status_str(g),
+			 e.msg);
+	}
+	fr_keyspace_close(ks);
+	TU_OK(fr_db_close(db, &e), e);
+	io_destroy(fio);
+	io_destroy(mem);
+	return hit;
+}
+
+static void test_kvdirect_write_faults(void **state)
+{
+	(void)state;
+	const enum io_fault_kind kinds[] = {IO_FAULT_WRITE, IO_FAULT_SYNC, IO_FAULT_OPEN};
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		for (int cut = 0; cut < 2; cut++) {
+			uint64_t n = 1;
+			while (write_fault_run(kinds[i], n, cut) && n < 400)
+				n++;
+			assert_true(n > 1);
+		}
+	}
+}
+
 /* ---- a process killed without sync ---- */
 
 #define CR_KEYS 16
@@ -601,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_kvdirect_sync_order),
 		cmocka_unit_test(test_kvdirect_torn_file),
 		cmocka_unit_test(test_kvdirect_checkpoint),
+		cmocka_unit_test(test_kvdirect_write_faults),
 		cmocka_unit_test(test_kvdirect_crash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
