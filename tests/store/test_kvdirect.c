@@ -299,6 +299,57 @@ static void test_kvdirect_read_paths(void **state)
 	tu_rmtree_free(dir);
 }
 
+/* Direct files are cut at the blob file target within one memtable, all read from the
+ * memtable, all installed by its flush; the memtable is sealed once its direct bytes reach
+ * memtable_max (flushes as often as when the values were in the memtable). */
+static void test_kvdirect_file_target(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("kvdirect-target");
+	fr_db_options o;
+	fr_db_options_init(&o);
+	o.background = false;
+	o.memtable_max = 4u << 20;
+	fr_db *db;
+	fr_error e;
+	TU_OK(fr_db_open(dir, &o, &db, &e), e);
+	fr_keyspace_options ko;
+	fr_keyspace_options_init(&ko);
+	ko.blob_threshold = THRESHOLD;
+	ko.blob_file_target = 256u << 10;
+	fr_keyspace *ks;
+	TU_OK(fr_keyspace_open(db, "kv", &ko, &ks, &e), e);
+	for (uint64_t k = 0; k < 32; k++) /* 2 MiB: half a memtable */
+		put(db, ks, k, BIG, 1, FR_PERSIST_BUFFER);
+	char blobs[1100];
+	snprintf(blobs, sizeof(blobs), "%s/blobs", dir);
+	assert_true(count_files(blobs, ".blob", NULL) >= 7);
+	fr_db_stats st;
+	TU_OK(fr_db_stats_get(db, &st, &e), e);
+	assert_int_equal(st.flushes_done, 0);
+	for (uint64_t k = 0; k < 32; k++)
+		check_get(ks, k, BIG, 1);
+	TU_OK(fr_db_flush(db, &e), e);
+	fr_keyspace_stats ks_st;
+	TU_OK(fr_keyspace_stats_get(ks, &ks_st, &e), e);
+	assert_true(ks_st.blob_file_cnt >= 7);
+	assert_int_equal(ks_st.table_cnt, 1);
+	for (uint64_t k = 0; k < 32; k++)
+		check_get(ks, k, BIG, 1);
+	/* 8 MiB of large values: sealed and flushed about twice on the way */
+	TU_OK(fr_db_stats_get(db, &st, &e), e);
+	uint64_t before = st.flushes_done;
+	for (uint64_t k = 0; k < 128; k++)
+		put(db, ks, k, BIG, 2, FR_PERSIST_BUFFER);
+	TU_OK(fr_db_stats_get(db, &st, &e), e);
+	assert_true(st.flushes_done - before >= 1 && st.flushes_done - before <= 2);
+	for (uint64_t k = 0; k < 128; k++)
+		check_get(ks, k, BIG, 2);
+	fr_keyspace_close(ks);
+	TU_OK(fr_db_close(db, &e), e);
+	tu_rmtree_free(dir);
+}
+
 /* A sync commit of a large value, the syncs failing from the nth on: after a power cut the
  * value is there whole or not at all, never a journal record whose blob bytes were lost. */
 static bool sync_order_run(uint64_t n)
@@ -529,7 +580,7 @@ static void child_run(const char *dir, uint64_t first, int fd)
 {
 	fr_db_options o;
 	fr_db_options_init(&o);
-	o.memtable_max = 64 * 1024;
+	o.memtable_max = 1u << 20; /* sealed (and flushed) every 16 large values or so */
 	fr_db *db;
 	fr_keyspace *ks;
 	fr_error e;
@@ -542,7 +593,7 @@ static void child_run(const char *dir, uint64_t first, int fd)
 	fr_keyspace_options ko;
 	fr_keyspace_options_init(&ko);
 	ko.blob_threshold = THRESHOLD;
-	ko.blob_file_target = 1u << 20; /* seals (and flushes) every 16 large values */
+	ko.blob_file_target = 256u << 10; /* a new direct file every 4 */
 	if (fr_keyspace_open(db, "kv", &ko, &ks, &e))
 		_exit(1);
 	for (uint64_t n = first;; n++) {
@@ -674,6 +725,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kvdirect_read_paths),
+		cmocka_unit_test(test_kvdirect_file_target),
 		cmocka_unit_test(test_kvdirect_sync_order),
 		cmocka_unit_test(test_kvdirect_torn_file),
 		cmocka_unit_test(test_kvdirect_checkpoint),

@@ -111,11 +111,15 @@ struct tree {
 				   * the L0 trigger (bg_request_seek_compact) */
 	uint64_t wb_seen;         /* commit leader only: active memtable bytes counted in
 				   * db->wb_active */
-	struct blob_direct *direct; /* commit leader only: the active memtable's direct blob
-				   * file (the memtable holds a reference too), NULL until its
-				   * first value of at least the blob threshold (write.c) */
-	uint64_t direct_max;      /* commit leader only: the memtable is sealed once its
-				   * direct file reaches this size (the blob file target) */
+	struct blob_direct *direct; /* commit leader only: the direct blob file the active
+				   * memtable's large values go to (the memtable holds a reference
+				   * too), NULL until its first value of at least the blob threshold
+				   * (write.c) */
+	uint64_t direct_max;      /* commit leader only: a new direct file is started once the
+				   * current one reaches this size (the blob file target) */
+	uint64_t direct_done;     /* commit leader only: bytes of the active memtable's earlier
+				   * direct files; with the current one's, they count towards
+				   * memtable_max as the values would have in the memtable */
 	struct tree_stats st;
 };
 

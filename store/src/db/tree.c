@@ -370,12 +370,9 @@ fr_status tree_seal(fr_db *db, struct tree *t)
 {
 	if (mem_is_empty(t->active))
 		return FR_OK;
-#ifndef NDEBUG
-	/* the journal sync before every seal synced the direct file: the flush alone uses it
+	/* the journal sync before every seal synced the direct files: the flush alone uses them
 	 * from now on */
-	for (size_t i = 0; i < db->blob_dirty_cnt; i++)
-		fr_assert(db->blob_dirty[i] != t->direct);
-#endif
+	fr_assert(db->blob_dirty_cnt == 0);
 	struct mem *m = mem_new(db->next_mem_id++);
 	if (!m)
 		return FR_NOMEM;
@@ -407,6 +404,7 @@ fr_status tree_seal(fr_db *db, struct tree *t)
 	fr_mutex_unlock(&t->mu);
 	blob_direct_unref(t->direct); /* the sealed memtable keeps it */
 	t->direct = NULL;
+	t->direct_done = 0;
 	atomic_sub_u64(&db->wb_active, t->wb_seen);
 	t->wb_seen = 0;
 	atomic_add_u64(&db->wb_sealed, bytes);

@@ -395,8 +395,12 @@ static fr_status leader_seal(fr_db *db, const struct leader_ops *los, size_t n,
 				atomic_add_u64(&db->wb_active, bytes - t->wb_seen);
 				t->wb_seen = bytes;
 			}
-			if (bytes >= db->opts.memtable_max ||
-			    (t->direct && blob_direct_size(t->direct) >= t->direct_max)) {
+			/* the values in direct files count as if they were in the memtable: the
+			 * flushes come as often as before, and recovery reads at most a
+			 * memtable's worth of them per memtable */
+			uint64_t direct = t->direct_done +
+					  (t->direct ? blob_direct_size(t->direct) : 0);
+			if (bytes + direct >= db->opts.memtable_max) {
 				rc = leader_seal_one(db, t, &synced, err);
 				if (rc)
 					return rc;
@@ -539,12 +543,19 @@ static fr_status direct_list_add(struct blob_direct ***arr, size_t *cnt, size_t 
 }
 
 /* The direct blob file of t's active memtable, created (and attached to the memtable) on the
- * first large value. */
+ * first large value, and again whenever the current one reached the blob file target: the
+ * files come out as large as a flush would cut them. A full one stays attached, written, and
+ * is finished by the memtable's flush like the others. */
 static fr_status tree_direct(fr_db *db, struct tree *t, struct blob_direct **out, fr_error *err)
 {
-	if (t->direct) {
+	if (t->direct && blob_direct_size(t->direct) < t->direct_max) {
 		*out = t->direct;
 		return FR_OK;
+	}
+	if (t->direct) {
+		t->direct_done += blob_direct_size(t->direct);
+		blob_direct_unref(t->direct);
+		t->direct = NULL;
 	}
 	fr_mutex_lock(&t->mu);
 	bool compress = t->opts.blob.compress;
@@ -562,9 +573,6 @@ static fr_status tree_direct(fr_db *db, struct tree *t, struct blob_direct **out
 		return FR_ERR(err, FR_NOMEM, "direct blob file");
 	}
 	t->direct = d;
-	/* the memtable is sealed once its file reaches the blob file target, so that direct
-	 * files come out as large as the files a flush cuts, and recovery has that much to read
-	 * at most per memtable */
 	t->direct_max = target;
 	*out = d;
 	return FR_OK;
