@@ -352,8 +352,9 @@ static void test_blob_direct_prefix(void **state)
 				assert_int_equal(blob_direct_finish(d, &m, &e), FR_OK);
 				assert_int_equal(m.value_cnt, (uint64_t)whole);
 				struct blob_meta sm;
-				assert_int_equal(blob_scan(io_posix(), cut_path, 7, NULL, NULL, &sm, &e),
-						 FR_OK);
+				assert_int_equal(
+					blob_scan(io_posix(), cut_path, 7, NULL, NULL, &sm, &e),
+					FR_OK);
 				assert_int_equal(sm.value_cnt, (uint64_t)whole);
 				assert_int_equal(sm.file_size, m.file_size);
 			}

@@ -1009,7 +1009,8 @@ static fr_status replay_direct(fr_db *db, struct tree *t, const struct batch_op 
 	vset_blob_path(db->vs, h.file_id, path, sizeof(path));
 	for (size_t i = 0; i < db->blob_recovered_cnt; i++)
 		if (blob_direct_id(db->blob_recovered[i]) == h.file_id)
-			return FR_CORRUPT(err, path, 0, "direct blob file holds values of two trees");
+			return FR_CORRUPT(err, path, 0,
+					  "direct blob file holds values of two trees");
 	struct blob_direct *d;
 	fr_status rc = blob_direct_recover(db->io, path, h.file_id, !db->opts.read_only, &d, err);
 	if (rc == FR_NOT_FOUND)
