@@ -43,6 +43,8 @@ struct blob_writer {
 	uint64_t value_cnt;
 	uint64_t value_bytes;
 	uint64_t tries; /* values compressed whole (probes not counted) */
+	uint64_t wb_off; /* end of the bytes whose write-back was started (blob_writer_writeback) */
+	bool keep;       /* a failed finish leaves the file: records in it are referenced */
 };
 
 /* ---- handles (FORMAT.md §8.3) ---- */
@@ -74,6 +76,13 @@ bool blob_handle_decode(const uint8_t *p, size_t len, struct blob_handle *h)
 
 /* ---- writing ---- */
 
+static void header_encode(uint8_t *hdr, uint64_t id)
+{
+	enc_u32(hdr, BLOB_MAGIC);
+	enc_u32(hdr + 4, BLOB_VERSION);
+	enc_u64(hdr + 8, id);
+}
+
 fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool compress,
 			   struct blob_writer **out, fr_error *err)
 {
@@ -100,9 +109,7 @@ fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool
 	w->id = id;
 	w->compress = compress;
 	uint8_t hdr[BLOB_HDR_LEN];
-	enc_u32(hdr, BLOB_MAGIC);
-	enc_u32(hdr + 4, BLOB_VERSION);
-	enc_u64(hdr + 8, id);
+	header_encode(hdr, id);
 	if (buf_append(&w->buf, hdr, sizeof(hdr))) {
 		blob_writer_abort(w);
 		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
@@ -230,13 +237,96 @@ fr_status blob_writer_finish(struct blob_writer *w, struct blob_meta *m, fr_erro
 	if (!rc)
 		rc = io_sync(w->f, FR_PERSIST_SYNC_DATA, err);
 	if (rc) {
-		blob_writer_abort(w);
+		if (w->keep)
+			blob_writer_close(w);
+		else
+			blob_writer_abort(w);
 		return rc;
 	}
 	io_close(w->f);
 	*m = (struct blob_meta){ .id = w->id, .file_size = end + BLOB_FOOTER_LEN,
 				 .value_cnt = w->value_cnt, .value_bytes = w->value_bytes };
 	writer_free(w);
+	return FR_OK;
+}
+
+fr_status blob_writer_flush(struct blob_writer *w, fr_error *err)
+{
+	return wflush(w, err);
+}
+
+fr_status blob_writer_sync(struct blob_writer *w, fr_error *err)
+{
+	fr_status rc = wflush(w, err);
+	return rc ? rc : io_sync(w->f, FR_PERSIST_SYNC_DATA, err);
+}
+
+void blob_writer_writeback(struct blob_writer *w, uint64_t min)
+{
+	if (w->off - w->wb_off < min)
+		return;
+	io_writeback(w->f, w->wb_off, w->off - w->wb_off);
+	w->wb_off = w->off;
+}
+
+void blob_writer_set_keep(struct blob_writer *w)
+{
+	w->keep = true;
+}
+
+void blob_writer_close(struct blob_writer *w)
+{
+	if (!w)
+		return;
+	io_close(w->f);
+	writer_free(w);
+}
+
+fr_status blob_writer_resume(struct fr_io *io, const char *path, uint64_t id, bool compress,
+			     const struct blob_meta *pre, struct blob_writer **out, fr_error *err)
+{
+	struct blob_writer *w = fr_calloc(1, sizeof(*w));
+	fr_status rc;
+
+	*out = NULL;
+	if (!w)
+		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
+	buf_init(&w->buf);
+	buf_init(&w->cbuf);
+	w->path = fr_strdup(path);
+	if (!w->path) {
+		fr_free(w);
+		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
+	}
+	rc = io_open(io, path, IO_RDWR | IO_CREATE, &w->f, err);
+	if (rc) {
+		fr_free(w->path);
+		fr_free(w);
+		return rc;
+	}
+	w->io = io;
+	w->id = id;
+	w->compress = compress;
+	w->keep = true;
+	/* a prefix without a whole header starts the file again */
+	uint64_t end = pre->file_size >= BLOB_HDR_LEN ? pre->file_size : 0;
+	rc = io_truncate(w->f, end, err);
+	if (!rc && !end) {
+		uint8_t hdr[BLOB_HDR_LEN];
+		header_encode(hdr, id);
+		rc = io_append(w->f, hdr, sizeof(hdr), err);
+		end = BLOB_HDR_LEN;
+	}
+	if (!rc)
+		rc = io_sync(w->f, FR_PERSIST_SYNC_DATA, err);
+	if (rc) {
+		blob_writer_close(w);
+		return rc;
+	}
+	w->off = w->wb_off = end;
+	w->value_cnt = end > BLOB_HDR_LEN ? pre->value_cnt : 0;
+	w->value_bytes = end > BLOB_HDR_LEN ? pre->value_bytes : 0;
+	*out = w;
 	return FR_OK;
 }
 
@@ -281,6 +371,20 @@ static fr_status unpack(const char *path, const struct blob_handle *h, uint8_t *
 	return FR_OK;
 }
 
+/* The end of a read of h's got stored bytes into s (rc: the read's status): a short read is a
+ * handle past the end of what the file holds. */
+static fr_status read_done(const char *path, const struct blob_handle *h, fr_status rc,
+			   uint8_t *s, size_t got, void **val, size_t *vlen, fr_error *err)
+{
+	if (!rc && got != h->stored_len)
+		rc = FR_CORRUPT(err, path, h->off, "blob value past the end of the file");
+	if (rc) {
+		fr_free(s);
+		return rc;
+	}
+	return unpack(path, h, s, val, vlen, err);
+}
+
 fr_status blob_read(struct fr_io *io, struct ftab *ft, const char *path,
 		    const struct blob_handle *h, void **val, size_t *vlen, fr_error *err)
 {
@@ -305,13 +409,22 @@ fr_status blob_read(struct fr_io *io, struct ftab *ft, const char *path,
 	}
 	if (rc == FR_NOT_FOUND)
 		rc = FR_CORRUPT(err, path, 0, "blob file of a live handle is missing");
-	if (!rc && got != h->stored_len)
-		rc = FR_CORRUPT(err, path, h->off, "blob value past the end of the file");
-	if (rc) {
-		fr_free(s);
-		return rc;
-	}
-	return unpack(path, h, s, val, vlen, err);
+	return read_done(path, h, rc, s, got, val, vlen, err);
+}
+
+fr_status blob_read_file(struct io_file *f, const char *path, const struct blob_handle *h,
+			 void **val, size_t *vlen, fr_error *err)
+{
+	uint8_t *s = fr_malloc(h->stored_len ? h->stored_len : 1);
+	size_t got = 0;
+	fr_status rc;
+
+	*val = NULL;
+	if (!s)
+		return FR_ERR(err, FR_NOMEM, "blob value of %llu bytes",
+			      (unsigned long long)h->stored_len);
+	rc = io_pread(f, s, h->stored_len, h->off, &got, err);
+	return read_done(path, h, rc, s, got, val, vlen, err);
 }
 
 /* ---- scanning ---- */
@@ -441,4 +554,72 @@ out:
 	io_close(f);
 	buf_fini(&rec);
 	return rc;
+}
+
+/* ---- the valid prefix of an unfinished file ---- */
+
+fr_status blob_valid_prefix(struct io_file *f, const char *path, uint64_t id,
+			    struct blob_meta *pre, fr_error *err)
+{
+	uint64_t size = 0;
+	uint8_t hdr[BLOB_HDR_LEN];
+	struct fr_buf rec;
+	size_t got = 0;
+	fr_status rc;
+
+	*pre = (struct blob_meta){ .id = id };
+	rc = io_size(f, &size, err);
+	if (!rc && size >= BLOB_HDR_LEN)
+		rc = io_pread(f, hdr, sizeof(hdr), 0, &got, err);
+	if (rc)
+		return rc;
+	/* a torn or foreign header: nothing in the file can be trusted */
+	if (size < BLOB_HDR_LEN || got != sizeof(hdr) || dec_u32(hdr) != BLOB_MAGIC ||
+	    dec_u32(hdr + 4) != BLOB_VERSION || dec_u64(hdr + 8) != id)
+		return FR_OK;
+	buf_init(&rec);
+	uint64_t off = BLOB_HDR_LEN, cnt = 0, vbytes = 0;
+	while (off < size) {
+		uint8_t head[REC_HEAD_MAX];
+		size_t hn = size - off < sizeof(head) ? (size_t)(size - off) : sizeof(head);
+		const uint8_t *p = head + 8, *end = head + hn;
+		uint64_t klen, vlen, slen;
+
+		rc = io_pread(f, head, hn, off, &got, err);
+		if (rc)
+			break;
+		if (got != hn || hn < 8 + 3 + 8 || !dec_varint(&p, end, &klen) ||
+		    !dec_varint(&p, end, &vlen) || !dec_varint(&p, end, &slen) || end - p < 8)
+			break;
+		size_t n = (size_t)(p + 8 - head);
+		uint64_t room = size - off - n;
+		if (klen > room || slen > room - klen || slen > vlen || klen > SIZE_MAX / 4 ||
+		    slen > SIZE_MAX / 4)
+			break;
+		size_t rlen = (size_t)(klen + slen);
+		buf_clear(&rec);
+		if (buf_reserve(&rec, n + rlen)) {
+			rc = FR_ERR(err, FR_NOMEM, "scanning %s", path);
+			break;
+		}
+		memcpy(rec.data, head, n);
+		rc = rlen ? io_pread(f, rec.data + n, rlen, off + n, &got, err) : FR_OK;
+		if (rc)
+			break;
+		if (rlen && got != rlen)
+			break;
+		/* the head checksum covers the head's varints, the value checksum and the key */
+		if (fr_xxh3(rec.data + 8, n - 8 + (size_t)klen) != dec_u64(head) ||
+		    fr_xxh3(rec.data + n + klen, (size_t)slen) != dec_u64(p))
+			break;
+		cnt++;
+		vbytes += slen;
+		off += n + rlen;
+	}
+	buf_fini(&rec);
+	if (rc)
+		return rc;
+	*pre = (struct blob_meta){ .id = id, .file_size = off, .value_cnt = cnt,
+				   .value_bytes = vbytes };
+	return FR_OK;
 }

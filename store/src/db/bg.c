@@ -29,6 +29,7 @@
 #include "base/ikey.h"
 #include "base/kv_iter.h"
 #include "base/log.h"
+#include "blob/blob.h"
 #include "compact/compact.h"
 #include "compact/merge_iter.h"
 #include "compact/rdset.h"
@@ -302,6 +303,7 @@ fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err)
 	memset(&j, 0, sizeof(j));
 	struct rd_vec rv = {0};
 	fr_status rc = FR_OK;
+	uint64_t direct_bytes = 0; /* written at commit; counted as flushed, once, here */
 	struct vedit e;
 	vedit_init(&e);
 	if (!mem_is_empty(m)) {
@@ -320,6 +322,24 @@ fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err)
 			goto out;
 	}
 	rc = add_blob_outs(&e, t, &j);
+	if (rc) {
+		rc = FR_ERR(err, rc, "flush");
+		goto out;
+	}
+	/* the memtable's direct blob files (written at commit) are finished now and installed
+	 * with the table that refers to them; on failure they stay for the next open */
+	for (size_t i = 0; i < mem_blob_cnt(m); i++) {
+		struct blob_meta bm;
+		rc = blob_direct_finish(mem_blob_at(m, i), &bm, err);
+		if (rc)
+			goto out;
+		direct_bytes += bm.file_size;
+		rc = vedit_add_blob(&e, t->id, &bm);
+		if (rc) {
+			rc = FR_ERR(err, rc, "flush");
+			goto out;
+		}
+	}
 	for (size_t i = 0; i < j.out_cnt && !rc; i++)
 		rc = vedit_add_table(&e, t->id, 0, &j.outs[i]);
 	if (!rc)
@@ -349,8 +369,8 @@ fr_status bg_flush_tree(fr_db *db, struct tree *t, fr_error *err)
 	atomic_sub_u64(&db->flushes_pending, 1);
 	atomic_sub_u64(&db->wb_sealed, mem_bytes(m));
 	atomic_add_u64(&db->st.flushes_done, 1);
-	atomic_add_u64(&db->st.flush_write_bytes, j.bytes_written);
-	atomic_add_u64(&t->st.flush_write_bytes, j.bytes_written);
+	atomic_add_u64(&db->st.flush_write_bytes, j.bytes_written + direct_bytes);
+	atomic_add_u64(&t->st.flush_write_bytes, j.bytes_written + direct_bytes);
 	tree_version_changed(db, t);
 	db_release_segments(db);
 out:

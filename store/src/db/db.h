@@ -32,6 +32,7 @@
 #include "version/version.h"
 
 struct blk_cache;
+struct blob_direct;
 struct fr_io;
 struct ftab;
 struct jnl;
@@ -110,6 +111,15 @@ struct tree {
 				   * the L0 trigger (bg_request_seek_compact) */
 	uint64_t wb_seen;         /* commit leader only: active memtable bytes counted in
 				   * db->wb_active */
+	struct blob_direct *direct; /* commit leader only: the direct blob file the active
+				   * memtable's large values go to (the memtable holds a reference
+				   * too), NULL until its first value of at least the blob threshold
+				   * (write.c) */
+	uint64_t direct_max;      /* commit leader only: a new direct file is started once the
+				   * current one reaches this size (the blob file target) */
+	uint64_t direct_done;     /* commit leader only: bytes of the active memtable's earlier
+				   * direct files; with the current one's, they count towards
+				   * memtable_max as the values would have in the memtable */
 	struct tree_stats st;
 };
 
@@ -194,6 +204,16 @@ struct fr_db {
 	struct leader_ops *lo_scratch;
 	size_t lo_scratch_cnt;
 	struct fr_buf rec_scratch;
+	/* commit leader only: direct blob files written since the journal's last sync, one
+	 * reference each; synced before the journal is (db_blob_presync) */
+	struct blob_direct **blob_dirty;
+	size_t blob_dirty_cnt;
+	size_t blob_dirty_cap;
+	/* open only: the direct blob files the journal's replay attached, one reference each;
+	 * kept from the orphan pass */
+	struct blob_direct **blob_recovered;
+	size_t blob_recovered_cnt;
+	size_t blob_recovered_cap;
 	uint64_t compaction_time_us;  /* atomic */
 	uint64_t stall_us;            /* atomic */
 	uint64_t stalls;              /* atomic */
@@ -236,7 +256,12 @@ void read_view_release(struct read_view *v);
  * when val is NULL), FR_NOT_FOUND. */
 fr_status tree_get_value(fr_db *db, struct tree *t, const uint8_t *k, size_t klen, uint64_t snap,
 			 void **val, size_t *vlen, fr_error *err);
-/* Seals the active memtable if it is not empty (commit leader only). */
+/* Resolves the VT_BLOB value `handle` seen in view v: through the direct blob file of one of
+ * v's memtables, else through v's version (tv_blob_read). *val is fr_malloc'd. */
+fr_status view_blob_read(const struct read_view *v, const uint8_t *handle, size_t len,
+			 void **val, size_t *vlen, fr_error *err);
+/* Seals the active memtable if it is not empty (commit leader only). Its direct blob file goes
+ * with it. Every caller has synced the journal first, which synced the direct files too. */
 fr_status tree_seal(fr_db *db, struct tree *t);
 void tree_free(struct tree *t);
 
@@ -288,6 +313,11 @@ void db_write_scratch_free(fr_db *db);
 fr_status db_seg_push(fr_db *db, uint64_t id, uint64_t max_seqno);
 /* The bytes of the live journal segments. Requires: db->mu held. */
 uint64_t db_seg_bytes(const fr_db *db);
+/* Makes the direct blob files written since the last journal sync durable (the journal's
+ * presync hook). Requires: the only writer. */
+fr_status db_blob_presync(void *ctx, fr_error *err);
+/* Drops the lists of direct blob files (db_free). */
+void db_blob_lists_free(fr_db *db);
 /* Replays one journal record into the memtables (recovery). */
 fr_status db_replay_record(fr_db *db, uint64_t seg_id, const uint8_t *rec, size_t len,
 			   fr_error *err);

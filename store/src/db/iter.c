@@ -352,8 +352,8 @@ static fr_status take_version(struct titer *it, long w, fr_error *err)
 		if (!it->keys_only) {
 			void *bv;
 			size_t bn;
-			fr_status rc = tv_blob_read(it->view.ver, it->group_vals.data + e->val_off,
-						    e->val_len, &bv, &bn, err);
+			fr_status rc = view_blob_read(&it->view, it->group_vals.data + e->val_off,
+						      e->val_len, &bv, &bn, err);
 			if (rc)
 				return rc;
 			rc = buf_append(&it->val, bv, bn);

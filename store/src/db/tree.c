@@ -14,7 +14,9 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/fr_assert.h"
 #include "base/ikey.h"
+#include "blob/blob.h"
 #include "memtable/memtable.h"
 #include "version/version.h"
 
@@ -22,6 +24,7 @@ void tree_free(struct tree *t)
 {
 	if (!t)
 		return;
+	blob_direct_unref(t->direct);
 	mem_unref(t->active);
 	for (size_t i = 0; i < t->sealed_cnt; i++)
 		mem_unref(t->sealed[i]);
@@ -306,11 +309,13 @@ fr_status tree_get_value(fr_db *db, struct tree *t, const uint8_t *k, size_t kle
 			continue;
 		}
 		if (f.type == VT_BLOB) {
-			/* a table entry whose value is in a blob file of the pinned version */
+			/* a table entry whose value is in a blob file of the pinned version, or
+			 * a memtable entry whose value is in the memtable's direct blob file */
 			void *bv = NULL;
 			size_t bn = 0;
 			if (val || vlen)
-				rc = tv_blob_read(v.ver, f.owned, f.len, &bv, &bn, err);
+				rc = view_blob_read(&v, f.owned ? f.owned : f.view, f.len, &bv,
+						    &bn, err);
 			fr_free(f.owned);
 			if (rc)
 				break;
@@ -346,10 +351,28 @@ fr_status tree_get_value(fr_db *db, struct tree *t, const uint8_t *k, size_t kle
 	return rc;
 }
 
+fr_status view_blob_read(const struct read_view *v, const uint8_t *handle, size_t len,
+			 void **val, size_t *vlen, fr_error *err)
+{
+	struct blob_handle h;
+	if (!blob_handle_decode(handle, len, &h))
+		return FR_CORRUPT(err, "memtable", 0, "malformed blob handle");
+	/* a memtable's own descriptor first: it reads even after the version let the file go */
+	for (size_t i = 0; i < v->mem_cnt; i++) {
+		struct blob_direct *d = mem_blob_find(v->mems[i], h.file_id);
+		if (d)
+			return blob_direct_read(d, &h, val, vlen, err);
+	}
+	return tv_blob_read(v->ver, handle, len, val, vlen, err);
+}
+
 fr_status tree_seal(fr_db *db, struct tree *t)
 {
 	if (mem_is_empty(t->active))
 		return FR_OK;
+	/* the journal sync before every seal synced the direct files: the flush alone uses them
+	 * from now on */
+	fr_assert(db->blob_dirty_cnt == 0);
 	struct mem *m = mem_new(db->next_mem_id++);
 	if (!m)
 		return FR_NOMEM;
@@ -379,6 +402,9 @@ fr_status tree_seal(fr_db *db, struct tree *t)
 	t->active = m;
 	t->active_min_seqno = 0;
 	fr_mutex_unlock(&t->mu);
+	blob_direct_unref(t->direct); /* the sealed memtable keeps it */
+	t->direct = NULL;
+	t->direct_done = 0;
 	atomic_sub_u64(&db->wb_active, t->wb_seen);
 	t->wb_seen = 0;
 	atomic_add_u64(&db->wb_sealed, bytes);

@@ -16,6 +16,7 @@
  */
 #include "db/write.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +25,8 @@
 #include "base/error.h"
 #include "base/ikey.h"
 #include "base/log.h"
+#include "base/sync.h"
+#include "blob/blob.h"
 #include "db/db.h"
 #include "db/oracle.h"
 #include "journal/journal.h"
@@ -32,6 +35,8 @@
 #include "version/version.h"
 
 #define GROUP_MAX_BYTES (4u << 20)
+/* write-back of direct blob files is started every this many bytes, as the journal's is */
+#define BLOB_WRITEBACK_MIN (2u << 20)
 #define GROUP_MAX_WRITERS 128
 
 struct writer {
@@ -306,6 +311,9 @@ static fr_status apply_op(fr_db *db, uint64_t seqno, const struct batch_op *o, s
 	case BOP_RANGE_DEL:
 		rc = mem_add_range_del(t->active, o->key, o->key_len, o->val, o->val_len, seqno);
 		break;
+	case BOP_PUT_HANDLE:
+		rc = mem_put(t->active, o->key, o->key_len, seqno, VT_BLOB, o->val, o->val_len);
+		break;
 	default:
 		return FR_CORRUPT(err, "batch", 0, "unknown operation");
 	}
@@ -404,7 +412,12 @@ static fr_status leader_seal(fr_db *db, const struct leader_ops *los, size_t n,
 				atomic_add_u64(&db->wb_active, bytes - t->wb_seen);
 				t->wb_seen = bytes;
 			}
-			if (bytes >= db->opts.memtable_max) {
+			/* the values in direct files count as if they were in the memtable: the
+			 * flushes come as often as before, and recovery reads at most a
+			 * memtable's worth of them per memtable */
+			uint64_t direct = t->direct_done +
+					  (t->direct ? blob_direct_size(t->direct) : 0);
+			if (bytes + direct >= db->opts.memtable_max) {
 				rc = leader_seal_one(db, t, &synced, err);
 				if (rc)
 					return rc;
@@ -493,6 +506,160 @@ static fr_status leader_stall(fr_db *db, const struct leader_ops *lo, struct tre
 		atomic_add_u64(&db->stalls, 1);
 	}
 	return rc;
+}
+
+/* ---- direct blob files (FORMAT.md §8: values written at commit) ---- */
+
+fr_status db_blob_presync(void *ctx, fr_error *err)
+{
+	fr_db *db = ctx;
+	fr_status rc = FR_OK;
+	size_t i = 0;
+	for (; i < db->blob_dirty_cnt && !rc; i++)
+		rc = blob_direct_sync(db->blob_dirty[i], err);
+	if (rc)
+		return rc; /* the journal sync fails too, and that poisons the database */
+	for (i = 0; i < db->blob_dirty_cnt; i++)
+		blob_direct_unref(db->blob_dirty[i]);
+	db->blob_dirty_cnt = 0;
+	return FR_OK;
+}
+
+void db_blob_lists_free(fr_db *db)
+{
+	for (size_t i = 0; i < db->blob_dirty_cnt; i++)
+		blob_direct_unref(db->blob_dirty[i]);
+	fr_free(db->blob_dirty);
+	db->blob_dirty = NULL;
+	db->blob_dirty_cnt = db->blob_dirty_cap = 0;
+	for (size_t i = 0; i < db->blob_recovered_cnt; i++)
+		blob_direct_unref(db->blob_recovered[i]);
+	fr_free(db->blob_recovered);
+	db->blob_recovered = NULL;
+	db->blob_recovered_cnt = db->blob_recovered_cap = 0;
+}
+
+/* Appends d (referenced) to *arr unless it is there already. */
+static fr_status direct_list_add(struct blob_direct ***arr, size_t *cnt, size_t *cap,
+				 struct blob_direct *d)
+{
+	for (size_t i = 0; i < *cnt; i++)
+		if ((*arr)[i] == d)
+			return FR_OK;
+	if (*cnt == *cap) {
+		size_t c = *cap ? *cap * 2 : 4;
+		struct blob_direct **a = fr_realloc(*arr, c * sizeof(*a));
+		if (!a)
+			return FR_NOMEM;
+		*arr = a;
+		*cap = c;
+	}
+	blob_direct_ref(d);
+	(*arr)[(*cnt)++] = d;
+	return FR_OK;
+}
+
+/* The direct blob file of t's active memtable, created (and attached to the memtable) on the
+ * first large value, and again whenever the current one reached the blob file target: the
+ * files come out as large as a flush would cut them. A full one stays attached, written, and
+ * is finished by the memtable's flush like the others. */
+static fr_status tree_direct(fr_db *db, struct tree *t, struct blob_direct **out, fr_error *err)
+{
+	if (t->direct && blob_direct_size(t->direct) < t->direct_max) {
+		*out = t->direct;
+		return FR_OK;
+	}
+	if (t->direct) {
+		t->direct_done += blob_direct_size(t->direct);
+		blob_direct_unref(t->direct);
+		t->direct = NULL;
+	}
+	fr_mutex_lock(&t->mu);
+	bool compress = t->opts.blob.compress;
+	uint64_t target = t->opts.blob.file_target;
+	fr_mutex_unlock(&t->mu);
+	char path[PATH_MAX];
+	uint64_t id = vset_new_file_id(db->vs);
+	vset_blob_path(db->vs, id, path, sizeof(path));
+	struct blob_direct *d;
+	fr_status rc = blob_direct_create(db->io, path, id, compress, &d, err);
+	if (rc)
+		return rc;
+	if (mem_blob_attach(t->active, d)) {
+		blob_direct_unref(d); /* leaves an empty file for the next open's orphan pass */
+		return FR_ERR(err, FR_NOMEM, "direct blob file");
+	}
+	t->direct = d;
+	t->direct_max = target;
+	*out = d;
+	return FR_OK;
+}
+
+/* Moves the values of at least their tree's blob threshold of one batch's puts into direct
+ * blob files: each such op becomes BOP_PUT_HANDLE with the handle as its value (owned by lo).
+ * *last caches the tree, *thr the threshold of tree *thr_t. Requires: the commit leader, seqnos
+ * handed out (a failure poisons). */
+static fr_status lo_direct(fr_db *db, struct leader_ops *lo, struct tree **last,
+			   struct tree **thr_t, uint32_t *thr, fr_error *err)
+{
+	for (size_t j = 0; j < lo->cnt; j++) {
+		struct batch_op *o = &lo->ops[j];
+		if (o->op != BOP_PUT || o->tree_id == CATALOG_TREE)
+			continue;
+		struct tree *t;
+		fr_status rc = group_tree(db, o->tree_id, true, last, &t);
+		if (rc)
+			return FR_ERR(err, rc, "tree %u", o->tree_id);
+		if (t != *thr_t) {
+			fr_mutex_lock(&t->mu);
+			*thr = t->opts.blob.threshold;
+			fr_mutex_unlock(&t->mu);
+			*thr_t = t;
+		}
+		if (!*thr || o->val_len < *thr)
+			continue;
+		struct blob_direct *d;
+		rc = tree_direct(db, t, &d, err);
+		if (rc)
+			return rc;
+		struct blob_handle h;
+		rc = blob_direct_add(d, o->key, o->key_len, o->val, o->val_len, &h, err);
+		if (rc)
+			return rc;
+		uint8_t hb[BLOB_HANDLE_MAX];
+		size_t hn = blob_handle_encode(&h, hb);
+		if (direct_list_add(&db->blob_dirty, &db->blob_dirty_cnt, &db->blob_dirty_cap, d))
+			return FR_ERR(err, FR_NOMEM, "direct blob list");
+		/* the handle is kept like a copied op's bytes: freed with lo */
+		if (lo->owned_cnt == lo->owned_cap) {
+			size_t cap = lo->owned_cap ? lo->owned_cap * 2 : 8;
+			void **ow = fr_realloc(lo->owned, cap * sizeof(*ow));
+			if (!ow)
+				return FR_ERR(err, FR_NOMEM, "batch");
+			lo->owned = ow;
+			lo->owned_cap = cap;
+		}
+		uint8_t *hm = fr_memdup(hb, hn);
+		if (!hm)
+			return FR_ERR(err, FR_NOMEM, "batch");
+		lo->owned[lo->owned_cnt++] = hm;
+		o->op = BOP_PUT_HANDLE;
+		o->val = hm;
+		o->val_len = hn;
+	}
+	return FR_OK;
+}
+
+/* Hands the group's direct blob records to the OS: before the journal records that refer to
+ * them, so a journal record that survives a crash of the process finds its values. */
+static fr_status direct_write_all(fr_db *db, fr_error *err)
+{
+	for (size_t i = 0; i < db->blob_dirty_cnt; i++) {
+		fr_status rc = blob_direct_write(db->blob_dirty[i], BLOB_WRITEBACK_MIN, err);
+		if (rc)
+			return rc;
+	}
+	return FR_OK;
 }
 
 /* Starts a new journal segment once the current one is full. */
@@ -622,6 +789,16 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 	if (last == base)
 		goto out; /* every writer lost its validation: nothing to write */
 	/* From here on, seqnos are handed out: any failure poisons the database. */
+	struct tree *thr_tree = NULL;
+	uint32_t thr = 0;
+	w = first;
+	for (size_t i = 0; i < n && !rc; i++, w = i < n ? w->next : w)
+		if (!w->conflict)
+			rc = lo_direct(db, &los[i], &last_tree, &thr_tree, &thr, err);
+	if (!rc)
+		rc = direct_write_all(db, err);
+	if (rc)
+		goto out_poison;
 	w = first;
 	for (size_t i = 0; i < n && !rc; i++, w = i < n ? w->next : w) {
 		if (w->conflict)
@@ -860,6 +1037,45 @@ struct replay_ctx {
 	uint64_t seg_id;
 };
 
+/* The direct blob file a replayed handle names, opened on its first handle (its torn tail
+ * cut, blob_direct_recover) and attached to t's active memtable, whose flush then finishes and
+ * installs it. */
+static fr_status replay_direct(fr_db *db, struct tree *t, const struct batch_op *o,
+			       fr_error *err)
+{
+	struct blob_handle h;
+	if (!blob_handle_decode(o->val, o->val_len, &h))
+		return FR_CORRUPT(err, "journal", 0, "malformed blob handle in a batch");
+	if (mem_blob_find(t->active, h.file_id))
+		return FR_OK;
+	/* a finished file the version holds is read from there and never cut */
+	struct tree_version *v = vset_current(db->vs, t->id);
+	bool installed = tv_blob(v, h.file_id) != NULL;
+	tv_unref(v);
+	if (installed)
+		return FR_OK;
+	char path[PATH_MAX];
+	vset_blob_path(db->vs, h.file_id, path, sizeof(path));
+	for (size_t i = 0; i < db->blob_recovered_cnt; i++)
+		if (blob_direct_id(db->blob_recovered[i]) == h.file_id)
+			return FR_CORRUPT(err, path, 0,
+					  "direct blob file holds values of two trees");
+	struct blob_direct *d;
+	fr_status rc = blob_direct_recover(db->io, path, h.file_id, !db->opts.read_only, &d, err);
+	if (rc == FR_NOT_FOUND)
+		return FR_OK; /* read-only and gone: its values read as FR_CORRUPTION */
+	if (rc)
+		return rc;
+	/* the id must not be handed out again, even before the next edit records it */
+	vset_note_file_id(db->vs, h.file_id);
+	rc = mem_blob_attach(t->active, d);
+	if (!rc)
+		rc = direct_list_add(&db->blob_recovered, &db->blob_recovered_cnt,
+				     &db->blob_recovered_cap, d);
+	blob_direct_unref(d);
+	return rc ? FR_ERR(err, rc, "recovering %s", path) : FR_OK;
+}
+
 static fr_status replay_op(void *ctx, uint64_t seqno, const struct batch_op *o, fr_error *err)
 {
 	fr_db *db = ctx;
@@ -872,6 +1088,11 @@ static fr_status replay_op(void *ctx, uint64_t seqno, const struct batch_op *o, 
 	tv_unref(v);
 	if (seqno <= flushed)
 		return FR_OK; /* already in a table */
+	if (o->op == BOP_PUT_HANDLE) {
+		rc = replay_direct(db, t, o, err);
+		if (rc)
+			return rc;
+	}
 	return apply_op(db, seqno, o, &t, err);
 }
 

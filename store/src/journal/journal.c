@@ -46,6 +46,8 @@ struct jnl {
 	uint32_t skip[2];
 	uint32_t backoff[2];
 	uint64_t tries; /* compressions attempted */
+	jnl_presync_fn presync; /* NULL: none */
+	void *presync_ctx;
 };
 
 #define JNL_BACKOFF_MAX 64
@@ -189,7 +191,14 @@ fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err)
 		rec_writer_writeback(j->w, JNL_WRITEBACK_MIN);
 		return FR_OK;
 	}
-	return rec_writer_sync(j->w, mode, err);
+	rc = j->presync ? j->presync(j->presync_ctx, err) : FR_OK;
+	return rc ? rc : rec_writer_sync(j->w, mode, err);
+}
+
+void jnl_set_presync(struct jnl *j, jnl_presync_fn fn, void *ctx)
+{
+	j->presync = fn;
+	j->presync_ctx = ctx;
 }
 
 uint64_t jnl_compress_tries(const struct jnl *j)
@@ -221,7 +230,9 @@ fr_status jnl_mark_start(struct jnl *j, uint64_t next_seqno, fr_error *err)
 fr_status jnl_rotate(struct jnl *j, fr_error *err)
 {
 	struct rec_writer *next;
-	fr_status rc = rec_writer_sync(j->w, FR_PERSIST_SYNC_DATA, err);
+	fr_status rc = j->presync ? j->presync(j->presync_ctx, err) : FR_OK;
+	if (!rc)
+		rc = rec_writer_sync(j->w, FR_PERSIST_SYNC_DATA, err);
 	if (rc)
 		return rc;
 	atomic_store_rlx_u64(&j->cur_written, rec_writer_size(j->w));

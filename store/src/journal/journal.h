@@ -51,6 +51,11 @@ fr_status jnl_open(struct fr_io *io, const char *dir, uint64_t seg_id, uint64_t 
 fr_status jnl_add(struct jnl *j, const void *rec, size_t len, fr_error *err);
 /* Writes buffered records to the OS, then syncs per mode. */
 fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err);
+/* Called before every sync of a segment (a commit's, rotation's, the start record's) with
+ * nothing else held: what the records refer to outside the journal (direct blob files) must
+ * be durable before they are. A failure fails the sync. */
+typedef fr_status (*jnl_presync_fn)(void *ctx, fr_error *err);
+void jnl_set_presync(struct jnl *j, jnl_presync_fn fn, void *ctx);
 /* True when the current segment has reached segment_max. */
 bool jnl_should_rotate(const struct jnl *j);
 /* Records the writer tried to compress (the backoff on incompressible data, for tests). */

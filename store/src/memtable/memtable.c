@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "blob/blob.h"
 #include "base/arena.h"
 #include "base/fr_assert.h"
 #include "base/ikey.h"
@@ -41,6 +42,14 @@ struct mem {
 	uint64_t rdel_cnt;  /* atomic: release store after the tombstone is linked */
 	uint64_t entry_cnt; /* atomic: release store after the entry is linked */
 	uint64_t max_seqno; /* atomic: release store after the entry or tombstone is linked */
+	void *blobs;        /* atomic: the direct blob files (struct mem_blob list), newest first;
+			     * release-published by mem_blob_attach, acquire-read */
+};
+
+/* A direct blob file the memtable's VT_BLOB entries may refer to (one reference). */
+struct mem_blob {
+	struct blob_direct *d;
+	struct mem_blob *next;
 };
 
 /* The iterator over all internal entries; holds a reference to m. */
@@ -80,9 +89,51 @@ void mem_unref(struct mem *m)
 	 * acquire half makes the last holder see every other holder's accesses finished */
 	if (atomic_sub_u32(&m->refs, 1) != 0)
 		return;
+	for (struct mem_blob *b = m->blobs, *n; b; b = n) {
+		n = b->next;
+		blob_direct_unref(b->d);
+		fr_free(b);
+	}
 	skl_fini(&m->skl);
 	arena_fini(&m->arena);
 	fr_free(m);
+}
+
+fr_status mem_blob_attach(struct mem *m, struct blob_direct *d)
+{
+	struct mem_blob *b = fr_malloc(sizeof(*b));
+	if (!b)
+		return FR_NOMEM;
+	blob_direct_ref(d);
+	b->d = d;
+	b->next = atomic_load_rlx_ptr(&m->blobs); /* writer only */
+	/* release: pairs with the acquire in mem_blob_find and mem_blob_each */
+	atomic_store_rel_ptr(&m->blobs, b);
+	return FR_OK;
+}
+
+struct blob_direct *mem_blob_find(struct mem *m, uint64_t id)
+{
+	for (struct mem_blob *b = atomic_load_acq_ptr(&m->blobs); b; b = b->next)
+		if (blob_direct_id(b->d) == id)
+			return b->d;
+	return NULL;
+}
+
+size_t mem_blob_cnt(struct mem *m)
+{
+	size_t n = 0;
+	for (struct mem_blob *b = atomic_load_acq_ptr(&m->blobs); b; b = b->next)
+		n++;
+	return n;
+}
+
+struct blob_direct *mem_blob_at(struct mem *m, size_t i)
+{
+	struct mem_blob *b = atomic_load_acq_ptr(&m->blobs);
+	for (; b && i; i--)
+		b = b->next;
+	return b ? b->d : NULL;
 }
 
 uint64_t mem_id(const struct mem *m)

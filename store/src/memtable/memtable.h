@@ -17,6 +17,7 @@
 
 #include "fractio.h"
 
+struct blob_direct;
 struct kv_iter;
 struct range_del;
 struct mem;
@@ -49,6 +50,16 @@ size_t mem_range_del_cnt(const struct mem *m);
 /* An iterator over all internal entries (every version), in internal key order; it holds a
  * reference to m until kv_free. NULL on out of memory. */
 struct kv_iter *mem_iter_new(struct mem *m);
+
+/* Direct blob files (blob.h) whose handles the memtable's VT_BLOB entries hold: attached by the
+ * writer before the entries that refer to them (takes a reference, dropped with the memtable);
+ * found by any reader. FR_NOMEM. */
+fr_status mem_blob_attach(struct mem *m, struct blob_direct *d);
+/* The attached file of id `id`, or NULL; valid while m is referenced. */
+struct blob_direct *mem_blob_find(struct mem *m, uint64_t id);
+size_t mem_blob_cnt(struct mem *m);
+/* The i-th attached file, newest first (NULL past the end). */
+struct blob_direct *mem_blob_at(struct mem *m, size_t i);
 
 uint64_t mem_bytes(const struct mem *m);     /* arena bytes in use */
 uint64_t mem_entry_cnt(const struct mem *m); /* point entries */

@@ -2,7 +2,8 @@
 /*
  * batch.c - encoding and decoding of batch records (FORMAT.md §3.3):
  *   u64 seqno, varint op count, then per op: u8 op, varint tree id, lenbytes key,
- *   and for BOP_PUT lenbytes value, for BOP_RANGE_DEL lenbytes end.
+ *   and for BOP_PUT lenbytes value, for BOP_RANGE_DEL lenbytes end, for BOP_PUT_HANDLE
+ *   lenbytes blob handle.
  */
 #include "tx/batch.h"
 
@@ -20,7 +21,7 @@ fr_status batch_encode(uint64_t seqno, const struct batch_op *ops, size_t cnt,
 		rc = buf_put_u8(out, o->op);
 		rc = rc ? rc : buf_put_varint(out, o->tree_id);
 		rc = rc ? rc : buf_put_lenbytes(out, o->key, o->key_len);
-		if (!rc && (o->op == BOP_PUT || o->op == BOP_RANGE_DEL))
+		if (!rc && (o->op == BOP_PUT || o->op == BOP_RANGE_DEL || o->op == BOP_PUT_HANDLE))
 			rc = buf_put_lenbytes(out, o->val, o->val_len);
 	}
 	return rc;
@@ -42,13 +43,13 @@ fr_status batch_decode(const uint8_t *rec, size_t len, batch_op_fn fn, void *ctx
 		if (p >= end)
 			return FR_CORRUPT(err, path, (uint64_t)(p - rec), "batch ends early");
 		o.op = *p++;
-		if (o.op < BOP_PUT || o.op > BOP_RANGE_DEL)
+		if (o.op < BOP_PUT || o.op > BOP_PUT_HANDLE)
 			return FR_CORRUPT(err, path, (uint64_t)(p - rec), "unknown batch op");
 		if (!dec_varint(&p, end, &tree) || tree > UINT32_MAX ||
 		    !dec_lenbytes(&p, end, &o.key, &o.key_len))
 			return FR_CORRUPT(err, path, (uint64_t)(p - rec), "bad batch op");
 		o.tree_id = (uint32_t)tree;
-		if ((o.op == BOP_PUT || o.op == BOP_RANGE_DEL) &&
+		if ((o.op == BOP_PUT || o.op == BOP_RANGE_DEL || o.op == BOP_PUT_HANDLE) &&
 		    !dec_lenbytes(&p, end, &o.val, &o.val_len))
 			return FR_CORRUPT(err, path, (uint64_t)(p - rec), "bad batch value");
 		fr_status rc = fn(ctx, *seqno, &o, err);

@@ -20,6 +20,9 @@ enum {
 	BOP_DEL = 2,
 	BOP_WEAK_DEL = 3,
 	BOP_RANGE_DEL = 4,
+	/* a put whose value went to a direct blob file at commit: the value here is its handle
+	 * (FORMAT.md §3.3, §8.3), the memtable entry VT_BLOB */
+	BOP_PUT_HANDLE = 5,
 };
 
 struct batch_op {
@@ -27,7 +30,7 @@ struct batch_op {
 	uint32_t tree_id;
 	const uint8_t *key; /* for BOP_RANGE_DEL: start */
 	size_t key_len;
-	const uint8_t *val; /* for BOP_RANGE_DEL: end */
+	const uint8_t *val; /* for BOP_RANGE_DEL: end; for BOP_PUT_HANDLE: the handle */
 	size_t val_len;
 };
 

@@ -1157,6 +1157,11 @@ fr_status vset_tree_ids(struct vset *vs, uint32_t **ids, size_t *cnt)
 	return FR_OK;
 }
 
+void vset_note_file_id(struct vset *vs, uint64_t id)
+{
+	atomic_max_u64(&vs->next_file_id, id + 1);
+}
+
 uint64_t vset_new_file_id(struct vset *vs)
 {
 	return atomic_add_u64(&vs->next_file_id, 1) - 1;
@@ -1297,6 +1302,12 @@ static fr_status live_ids(struct vset *vs, uint64_t **out, size_t *cnt)
 
 fr_status vset_delete_orphans(struct vset *vs, fr_error *err)
 {
+	return vset_delete_orphans_keep(vs, NULL, 0, err);
+}
+
+fr_status vset_delete_orphans_keep(struct vset *vs, const uint64_t *keep, size_t keep_cnt,
+				   fr_error *err)
+{
 	struct name_list nl = { 0 };
 	uint64_t *ids = NULL, id;
 	size_t id_cnt = 0;
@@ -1335,8 +1346,13 @@ fr_status vset_delete_orphans(struct vset *vs, fr_error *err)
 		const char *s = nl.names[i];
 		size_t len = strlen(s);
 
-		if (ends_with(s, len, ".blob") && parse_u64(s, len - 5, &id) &&
-		    !bsearch(&id, ids, id_cnt, sizeof(*ids), cmp_u64))
+		if (!ends_with(s, len, ".blob") || !parse_u64(s, len - 5, &id) ||
+		    bsearch(&id, ids, id_cnt, sizeof(*ids), cmp_u64))
+			continue;
+		bool kept = false;
+		for (size_t k = 0; k < keep_cnt && !kept; k++)
+			kept = keep[k] == id;
+		if (!kept)
 			unlink_in(vs, vs->blobs_dir, s, &first, err);
 	}
 	name_list_fini(&nl);

@@ -194,6 +194,9 @@ struct tree_version *vset_current(struct vset *vs, uint32_t tree_id);
 fr_status vset_tree_ids(struct vset *vs, uint32_t **ids, size_t *cnt);
 /* A new table file id (persisted by the next edit through has_next_file_id or by vset_apply). */
 uint64_t vset_new_file_id(struct vset *vs);
+/* Makes sure vset_new_file_id never returns id or less again (a file the journal refers to
+ * that no edit recorded: a direct blob file found at recovery). */
+void vset_note_file_id(struct vset *vs, uint64_t id);
 uint64_t vset_last_seqno(struct vset *vs);
 /* "<dir>/tables/<id>.sst" into buf (size at least PATH_MAX). */
 void vset_table_path(const struct vset *vs, uint64_t id, char *buf, size_t len);
@@ -202,6 +205,10 @@ void vset_blob_path(const struct vset *vs, uint64_t id, char *buf, size_t len);
 /* Deletes files in tables/ and blobs/ that no version references and old MANIFEST files. Call
  * at open, before anything writes new tables or blob files. */
 fr_status vset_delete_orphans(struct vset *vs, fr_error *err);
+/* The same, but keeping the blob files keep[0..keep_cnt) (unfinished direct blob files the
+ * journal refers to). */
+fr_status vset_delete_orphans_keep(struct vset *vs, const uint64_t *keep, size_t keep_cnt,
+				   fr_error *err);
 uint64_t vset_manifest_bytes(struct vset *vs);
 /* Writes into directory `dir` (existing; through the vset's io) a database state holding
  * exactly the versions vers[0..cnt) (one per tree, referenced by the caller) and last_seqno:
