@@ -201,7 +201,9 @@ static fr_status build_sources(struct titer *it, fr_error *err)
 		}
 		if (l > 0 && !rc && first < last) {
 			struct kv_iter *k;
-			rc = level_iter_new(v->levels[l] + first, last - first, &k, err);
+			/* the view pins v, and v its level arrays and tables */
+			rc = level_iter_new_flags(v->levels[l] + first, last - first,
+						  LEVEL_ITER_BORROW, &k, err);
 			if (!rc && add_child(&kids, k)) {
 				kv_free(k);
 				rc = FR_ERR(err, FR_NOMEM, "iterator");

@@ -215,7 +215,9 @@ fr_status blk_init(struct blk *b, const uint8_t *data, size_t len, blk_cmp_fn cm
 
 void blk_iter_init(struct blk_iter *it, const struct blk *b)
 {
-	buf_init(&it->key);
+	it->key.data = it->inl;
+	it->key.len = 0;
+	it->key.cap = sizeof(it->inl);
 	blk_iter_set_block(it, b);
 }
 
@@ -233,8 +235,30 @@ void blk_iter_set_block(struct blk_iter *it, const struct blk *b)
 
 void blk_iter_fini(struct blk_iter *it)
 {
-	buf_fini(&it->key);
+	if (it->key.data != it->inl)
+		fr_free(it->key.data);
+	it->key.data = it->inl;
+	it->key.len = 0;
+	it->key.cap = sizeof(it->inl);
 	it->valid = false;
+}
+
+/* Room for a key of need bytes, keeping the first keep bytes of the current one. Keys longer
+ * than the inline space move to the heap, doubling, and stay there for the iterator's life. */
+static fr_status key_grow(struct blk_iter *it, size_t need, size_t keep)
+{
+	size_t cap = it->key.cap * 2;
+	if (cap < need)
+		cap = need;
+	uint8_t *p = fr_malloc(cap);
+	if (!p)
+		return FR_NOMEM;
+	memcpy(p, it->key.data, keep);
+	if (it->key.data != it->inl)
+		fr_free(it->key.data);
+	it->key.data = p;
+	it->key.cap = cap;
+	return FR_OK;
 }
 
 static fr_status iter_fail(struct blk_iter *it, fr_status rc)
@@ -253,16 +277,22 @@ static fr_status decode_at(struct blk_iter *it, size_t off, fr_error *err)
 	const struct blk *b = it->b;
 	const uint8_t *p = b->data + off, *end = b->data + b->restarts_off;
 	uint64_t shared, unshared, vlen;
-	fr_status rc;
 
 	/* follow the restart runs: the current entry belongs to the last restart <= off */
 	while (it->restart_idx + 1 < b->restart_cnt && blk_restart(b, it->restart_idx + 1) <= off)
 		it->restart_idx++;
 	if (off >= b->restarts_off)
 		return iter_fail(it, blk_corrupt(b, off, "entry offset out of range", err));
-	if (!dec_varint(&p, end, &shared) || !dec_varint(&p, end, &unshared) ||
-	    !dec_varint(&p, end, &vlen))
+	if (end - p >= 3 && (p[0] | p[1] | p[2]) < 0x80) {
+		/* the usual header: three one-byte varints */
+		shared = p[0];
+		unshared = p[1];
+		vlen = p[2];
+		p += 3;
+	} else if (!dec_varint(&p, end, &shared) || !dec_varint(&p, end, &unshared) ||
+		   !dec_varint(&p, end, &vlen)) {
 		return iter_fail(it, blk_corrupt(b, off, "truncated entry header", err));
+	}
 	if (shared > it->key.len)
 		return iter_fail(
 			it, blk_corrupt(b, off, "shared prefix longer than the previous key", err));
@@ -274,11 +304,13 @@ static fr_status decode_at(struct blk_iter *it, size_t off, fr_error *err)
 		return iter_fail(it, blk_corrupt(b, off, "value runs past the entries", err));
 	if (shared + unshared < b->min_key_len)
 		return iter_fail(it, blk_corrupt(b, off, "key too short", err));
-	it->key.len = (size_t)shared;
-	rc = buf_append(&it->key, p, (size_t)unshared);
-	if (rc)
-		return iter_fail(it, FR_ERR(err, rc, "block of %s at offset %llu", b->path,
+	/* shared + unshared fit: both are bounded by block bytes */
+	size_t klen = (size_t)(shared + unshared);
+	if (klen > it->key.cap && key_grow(it, klen, (size_t)shared))
+		return iter_fail(it, FR_ERR(err, FR_NOMEM, "block of %s at offset %llu", b->path,
 					    (unsigned long long)b->file_off));
+	memcpy(it->key.data + shared, p, (size_t)unshared);
+	it->key.len = klen;
 	p += unshared;
 	it->val = p;
 	it->val_len = (size_t)vlen;

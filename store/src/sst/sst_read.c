@@ -1610,14 +1610,19 @@ static const struct kv_iter_ops sst_iter_ops = {
 fr_status sst_iter_new_flags(struct sst_reader *r, unsigned flags, struct kv_iter **out,
 			     fr_error *err)
 {
-	struct sst_iter *si = fr_calloc(1, sizeof(*si));
+	/* not zeroed: one is made per table a seek touches, and most of it (the error, the
+	 * inline key space) is written before it is read */
+	struct sst_iter *si = fr_malloc(sizeof(*si));
 
 	*out = NULL;
 	if (!si)
 		return FR_ERR(err, FR_NOMEM, "table %s: iterator", r->path);
-	si->base.ops = &sst_iter_ops;
-	si->base.status = FR_OK;
+	kv_iter_init(&si->base, &sst_iter_ops);
 	si->r = r;
+	si->index_ready = false;
+	memset(&si->ref, 0, sizeof(si->ref));
+	si->loaded = false;
+	si->loaded_off = 0;
 	ic_init(&si->ic, r, !(flags & SST_ITER_NO_FILL));
 	blk_iter_init(&si->di, &si->db);
 	buf_init(&si->gkey);
