@@ -22,6 +22,7 @@
 #include "base/checksum.h"
 #include "base/coding.h"
 #include "base/error.h"
+#include "base/ikey.h"
 #include "io/compress.h"
 #include "sst/format.h"
 
@@ -116,6 +117,20 @@ fr_status blk_stored_decode(const uint8_t *stored, size_t len, const char *path,
 	*data = out;
 	*data_len = s.raw_len;
 	return FR_OK;
+}
+
+int blk_ikey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	return ikey_cmp(a, alen, b, blen);
+}
+
+/* b's order; the internal-key order of every table block inline, without the indirect call. */
+static inline int blk_cmp(const struct blk *b, const uint8_t *x, size_t xlen, const uint8_t *y,
+			  size_t ylen)
+{
+	if (b->cmp == blk_ikey_cmp)
+		return ikey_cmp(x, xlen, y, ylen);
+	return b->cmp(x, xlen, y, ylen);
 }
 
 /* Bad bytes at byte `at` of block b: the message names the file and the block's offset. */
@@ -422,13 +437,13 @@ fr_status blk_iter_seek(struct blk_iter *it, const uint8_t *target, size_t tlen,
 			return rc ? rc : iter_fail(it, blk_corrupt(b, blk_restart(b, mid),
 								  "bad restart entry", err));
 		}
-		if (b->cmp(k, klen, target, tlen) < 0)
+		if (blk_cmp(b, k, klen, target, tlen) < 0)
 			left = mid;
 		else
 			right = mid - 1;
 	}
 	rc = seek_restart(it, left, err);
-	while (!rc && it->valid && b->cmp(it->key.data, it->key.len, target, tlen) < 0)
+	while (!rc && it->valid && blk_cmp(b, it->key.data, it->key.len, target, tlen) < 0)
 		rc = blk_iter_next(it, err);
 	return rc;
 }
@@ -458,7 +473,7 @@ fr_status blk_iter_seek_hash(struct blk_iter *it, const uint8_t *target, size_t 
 	count(&test_counts.hash_jump);
 	/* every entry of the run before the key's first one is of a smaller user key */
 	rc = seek_restart(it, run, err);
-	while (!rc && it->valid && b->cmp(it->key.data, it->key.len, target, tlen) < 0)
+	while (!rc && it->valid && blk_cmp(b, it->key.data, it->key.len, target, tlen) < 0)
 		rc = blk_iter_next(it, err);
 	return rc;
 }

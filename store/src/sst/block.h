@@ -91,6 +91,9 @@ fr_status blk_stored_unpack(const struct blk_stored *s, uint8_t *dst, const char
 			    uint64_t off, fr_error *err);
 
 typedef int (*blk_cmp_fn)(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+/* The internal-key order (ikey.h; keys of at least 8 bytes): blocks that use it compare
+ * inline. */
+int blk_ikey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 
 /* A view of block contents, checked by blk_init. */
 struct blk {
