@@ -283,6 +283,22 @@ static fr_status iter_fail(struct blk_iter *it, fr_status rc)
 	return rc;
 }
 
+/* An entry's header (FORMAT.md §4.3): three varints, most often one byte each. */
+static inline bool dec_header(const uint8_t **pp, const uint8_t *end, uint64_t *shared,
+			      uint64_t *unshared, uint64_t *vlen)
+{
+	const uint8_t *p = *pp;
+	if (end - p >= 3 && (p[0] | p[1] | p[2]) < 0x80) {
+		*shared = p[0];
+		*unshared = p[1];
+		*vlen = p[2];
+		*pp = p + 3;
+		return true;
+	}
+	return dec_varint(pp, end, shared) && dec_varint(pp, end, unshared) &&
+	       dec_varint(pp, end, vlen);
+}
+
 /*
  * Decodes the entry at `off` (< restarts_off) on top of the previous key in it->key and makes it
  * current. FORMAT.md §4.3: varint shared, varint unshared, varint value_len, delta, value.
@@ -298,16 +314,8 @@ static fr_status decode_at(struct blk_iter *it, size_t off, fr_error *err)
 		it->restart_idx++;
 	if (off >= b->restarts_off)
 		return iter_fail(it, blk_corrupt(b, off, "entry offset out of range", err));
-	if (end - p >= 3 && (p[0] | p[1] | p[2]) < 0x80) {
-		/* the usual header: three one-byte varints */
-		shared = p[0];
-		unshared = p[1];
-		vlen = p[2];
-		p += 3;
-	} else if (!dec_varint(&p, end, &shared) || !dec_varint(&p, end, &unshared) ||
-		   !dec_varint(&p, end, &vlen)) {
+	if (!dec_header(&p, end, &shared, &unshared, &vlen))
 		return iter_fail(it, blk_corrupt(b, off, "truncated entry header", err));
-	}
 	if (shared > it->key.len)
 		return iter_fail(
 			it, blk_corrupt(b, off, "shared prefix longer than the previous key", err));
@@ -408,9 +416,10 @@ static bool restart_key(const struct blk *b, uint32_t i, const uint8_t **k, size
 		return false;
 	const uint8_t *p = b->data + off, *end = b->data + b->restarts_off;
 	uint64_t shared, unshared, vlen;
-	if (!dec_varint(&p, end, &shared) || !dec_varint(&p, end, &unshared) ||
-	    !dec_varint(&p, end, &vlen) || shared || unshared > (uint64_t)(end - p) ||
-	    vlen > (uint64_t)(end - p) - unshared || unshared < b->min_key_len)
+	if (!dec_header(&p, end, &shared, &unshared, &vlen))
+		return false;
+	if (shared || unshared > (uint64_t)(end - p) || vlen > (uint64_t)(end - p) - unshared ||
+	    unshared < b->min_key_len)
 		return false;
 	*k = p;
 	*klen = (size_t)unshared;
