@@ -47,6 +47,15 @@ static int fail(struct bench_err *e, const char *what, fr_status st, const fr_er
 	return bench_fail(e, "%s: %s%s%s", what, fr_status_str(st), msg[0] ? ": " : "", msg);
 }
 
+/* The engine writes an fr_error only on failure, and fail() reads one only when its code is
+ * the failing status: clearing code and message is enough for the calls made once per entry
+ * of a scan, where zeroing all 272 bytes each time showed in the seekrandom profile. */
+static void fe_clear(fr_error *fe)
+{
+	fe->code = FR_OK;
+	fe->msg[0] = '\0';
+}
+
 static int fx_close(struct bench_db *db, struct bench_err *e)
 {
 	fr_error fe = { 0 };
@@ -192,9 +201,10 @@ static int fx_iter_open(struct bench_db *db, const void *start, size_t start_len
 {
 	struct bench_iter *it = calloc(1, sizeof(*it));
 	fr_iter_options o;
-	fr_error fe = { 0 };
+	fr_error fe;
 	fr_status st;
 
+	fe_clear(&fe);
 	*out = NULL;
 	if (it == NULL)
 		return bench_fail(e, "out of memory");
@@ -225,9 +235,11 @@ static bool fx_iter_valid(struct bench_iter *it)
 
 static int fx_iter_next(struct bench_iter *it, struct bench_err *e)
 {
-	fr_error fe = { 0 };
-	fr_status st = fr_iter_next(it->it, &fe);
+	fr_error fe;
+	fr_status st;
 
+	fe_clear(&fe);
+	st = fr_iter_next(it->it, &fe);
 	return st == FR_OK ? BENCH_OK : fail(e, "fr_iter_next", st, &fe);
 }
 

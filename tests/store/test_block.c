@@ -10,6 +10,9 @@
  * absent keys, one-entry blocks and buckets that every key collides in; the test counters show
  * the binary search was skipped; every flipped bit and truncation of a hashed block is
  * FR_CORRUPTION or data, and bad tails are refused.
+ *
+ * Keys longer than the iterator's inline key space, with shared prefixes of up to thousands of
+ * bytes, read back whole from fresh and reused iterators.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -205,6 +208,93 @@ static void test_block_roundtrip(void **state)
 	check_block(kv, 1, 16, &rs);
 	check_block(kv, 2, 1, &rs);
 	free(kv);
+}
+
+/* Keys around and far past the iterator's inline key space (BLK_KEY_INLINE): a key that
+ * outgrows it moves to the heap keeping its shared prefix, and one iterator keeps working on
+ * long and short keys across blocks. Lengths ascend and descend inside restart runs, so every
+ * growth keeps a prefix of a different length. */
+/* Walks block b with it forward, backward and by seeks to each of keys[0..n). */
+static void check_long_keys(struct blk_iter *it, const struct blk *b, uint8_t *const *keys,
+			    const size_t *klen, size_t n)
+{
+	fr_error err;
+	size_t i = 0;
+	blk_iter_set_block(it, b);
+	for (assert_int_equal(blk_iter_seek_first(it, &err), FR_OK); it->valid;
+	     assert_int_equal(blk_iter_next(it, &err), FR_OK), i++) {
+		assert_true(i < n);
+		assert_int_equal(blk_iter_key_len(it), klen[i]);
+		assert_memory_equal(blk_iter_key(it), keys[i], klen[i]);
+	}
+	assert_int_equal(i, n);
+	for (assert_int_equal(blk_iter_seek_last(it, &err), FR_OK); it->valid;
+	     assert_int_equal(blk_iter_prev(it, &err), FR_OK)) {
+		assert_true(i > 0);
+		i--;
+		assert_int_equal(blk_iter_key_len(it), klen[i]);
+		assert_memory_equal(blk_iter_key(it), keys[i], klen[i]);
+	}
+	assert_int_equal(i, 0);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(blk_iter_seek(it, keys[i], klen[i], &err), FR_OK);
+		assert_true(it->valid);
+		assert_int_equal(blk_iter_key_len(it), klen[i]);
+		assert_memory_equal(blk_iter_key(it), keys[i], klen[i]);
+	}
+}
+
+static void test_block_long_keys(void **state)
+{
+	(void)state;
+	static const size_t lens[] = {3,   BLK_KEY_INLINE - 1, BLK_KEY_INLINE, BLK_KEY_INLINE + 1,
+				      200, 70,		       1000,	       65,
+				      5000, 10,		       4097,	       BLK_KEY_INLINE * 3};
+	enum { N = sizeof(lens) / sizeof(lens[0]) };
+	/* key i: run[i] bytes of 'k', then filler below 'k': keys ascend with the run, and key
+	 * i+1 shares all of key i's run, up to thousands of bytes */
+	static const size_t run[N] = {1, 2, 60, 63, 64, 65, 150, 151, 900, 901, 4000, 4001};
+	uint8_t *keys[N];
+	size_t klen[N];
+	uint64_t rs = tu_seed();
+	for (size_t i = 0; i < N; i++) {
+		klen[i] = lens[i] > run[i] ? lens[i] : run[i] + 1;
+		keys[i] = malloc(klen[i]);
+		assert_non_null(keys[i]);
+		memset(keys[i], 'k', run[i]);
+		for (size_t j = run[i]; j < klen[i]; j++)
+			keys[i][j] = (uint8_t)('a' + tu_rand_below(&rs, 3));
+	}
+	static const uint32_t intervals[] = {1, 3, 16};
+	struct blk_iter it;
+	blk_iter_init(&it, NULL);
+	fr_error err;
+	for (size_t v = 0; v < sizeof(intervals) / sizeof(intervals[0]); v++) {
+		struct blk_builder bb;
+		const uint8_t *data;
+		size_t len;
+		blk_builder_init(&bb, intervals[v]);
+		for (size_t i = 0; i < N; i++)
+			assert_int_equal(blk_builder_add(&bb, keys[i], klen[i], "v", 1), FR_OK);
+		assert_int_equal(blk_builder_finish(&bb, &data, &len), FR_OK);
+		uint8_t *copy = malloc(len);
+		assert_non_null(copy);
+		memcpy(copy, data, len);
+		blk_builder_fini(&bb);
+		struct blk b;
+		assert_int_equal(blk_init(&b, copy, len, bcmp_fn, 0, "mem", 0, &err), FR_OK);
+		/* a fresh iterator grows from its inline space, keeping shared prefixes of up to
+		 * 4000 bytes; the reused one keeps the buffer grown on the blocks before */
+		struct blk_iter fresh;
+		blk_iter_init(&fresh, NULL);
+		check_long_keys(&fresh, &b, keys, klen, N);
+		blk_iter_fini(&fresh);
+		check_long_keys(&it, &b, keys, klen, N);
+		free(copy);
+	}
+	blk_iter_fini(&it);
+	for (size_t i = 0; i < N; i++)
+		free(keys[i]);
 }
 
 /* Prefix compression really happens: shared prefixes cost less than full keys. */
@@ -826,6 +916,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_block_roundtrip),
 		cmocka_unit_test(test_block_prefix_compression),
+		cmocka_unit_test(test_block_long_keys),
 		cmocka_unit_test(test_block_empty),
 		cmocka_unit_test(test_block_corrupt_sweep),
 		cmocka_unit_test(test_block_corrupt_cases),

@@ -1679,6 +1679,100 @@ static void test_db_iter_seek(void **state)
 	fr_keyspace_close(ks);
 }
 
+/* Key i of test_db_iter_long_keys: lk_run[i] bytes of 'k', then filler below 'k', lk_len[i]
+ * bytes in all: ascending with i, each sharing its predecessor's run of 'k's. */
+enum { LK_N = 9 };
+static const size_t lk_run[LK_N] = {1, 50, 55, 56, 57, 100, 300, 1000, 3000};
+static const size_t lk_len[LK_N] = {3, 51, 120, 57, 64, 101, 2000, 1001, 4000};
+
+static void lk_key(size_t i, uint8_t *k)
+{
+	memset(k, 'k', lk_run[i]);
+	for (size_t j = lk_run[i]; j < lk_len[i]; j++)
+		k[j] = (uint8_t)('a' + (j * 7 + i) % 5);
+}
+
+/* Where the iterator stands must be key i with value "<i>.<ver>". */
+static void lk_expect(fr_iter *it, size_t i, int ver)
+{
+	uint8_t k[4000];
+	char v[16];
+	size_t n;
+	assert_true(fr_iter_valid(it));
+	lk_key(i, k);
+	const void *got = fr_iter_key(it, &n);
+	assert_int_equal(n, lk_len[i]);
+	assert_memory_equal(got, k, n);
+	snprintf(v, sizeof(v), "%zu.%d", i, ver);
+	got = fr_iter_value(it, &n);
+	assert_int_equal(n, strlen(v));
+	assert_memory_equal(got, v, n);
+}
+
+/* User keys longer than the iterator's inline key space, read forward, backward, by seeks and
+ * from a long lower bound, with older versions and a tombstone (key 4) in the way; in the
+ * memtable, then from tables. */
+static void test_db_iter_long_keys(void **state)
+{
+	struct tu_fx *f = *state;
+	t_db_open(f);
+	fr_keyspace *ks = t_ks_open(f, "lk", NULL);
+	uint8_t k[4000];
+	char v[16];
+	for (int ver = 0; ver < 2; ver++)
+		for (size_t i = 0; i < LK_N; i++) {
+			lk_key(i, k);
+			snprintf(v, sizeof(v), "%zu.%d", i, ver);
+			OK(fr_put(ks, k, lk_len[i], v, strlen(v), &E));
+		}
+	lk_key(4, k);
+	OK(fr_remove(ks, k, lk_len[4], &E));
+	for (int pass = 0; pass < 2; pass++) {
+		fr_iter *it;
+		size_t i = 0, cnt = 0;
+		OK(fr_iter_open(ks, NULL, &it, &E));
+		while (fr_iter_valid(it)) {
+			i += i == 4;
+			lk_expect(it, i++, 1);
+			cnt++;
+			OK(fr_iter_next(it, &E));
+		}
+		assert_int_equal(i, LK_N);
+		assert_int_equal(cnt, LK_N - 1);
+		fr_iter_close(it);
+		fr_iter_options ro = {.reverse = true};
+		OK(fr_iter_open(ks, &ro, &it, &E));
+		while (fr_iter_valid(it)) {
+			assert_true(i > 0);
+			i -= 1 + (i == 5);
+			lk_expect(it, i, 1);
+			OK(fr_iter_next(it, &E));
+		}
+		assert_int_equal(i, 0);
+		fr_iter_close(it);
+		/* seeks, and a long lower bound */
+		for (size_t j = 0; j < LK_N; j++) {
+			size_t want = j == 4 ? 5 : j;
+			lk_key(j, k);
+			OK(fr_iter_open(ks, NULL, &it, &E));
+			OK(fr_iter_seek(it, k, lk_len[j], &E));
+			lk_expect(it, want, 1);
+			fr_iter_close(it);
+			fr_iter_options lo = {.lower = k, .lower_len = lk_len[j]};
+			OK(fr_iter_open(ks, &lo, &it, &E));
+			lk_expect(it, want, 1);
+			OK(fr_iter_next(it, &E));
+			if (want + 1 < LK_N)
+				lk_expect(it, want + 1 + (want + 1 == 4), 1);
+			else
+				assert_false(fr_iter_valid(it));
+			fr_iter_close(it);
+		}
+		OK(fr_db_flush(f->db, &E));
+	}
+	fr_keyspace_close(ks);
+}
+
 static void test_db_iter_isolation(void **state)
 {
 	struct tu_fx *f = *state;
@@ -2044,6 +2138,8 @@ int main(void)
 		T(test_db_iter_bounds),
 		T(test_db_iter_prefix),
 		T(test_db_iter_seek),
+		T(test_db_iter_long_keys),
+		TI(test_db_iter_long_keys),
 		T(test_db_iter_isolation),
 		T(test_db_iter_rewrite),
 		TI(test_db_iter_rewrite_inline),

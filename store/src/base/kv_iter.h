@@ -41,6 +41,19 @@ struct kv_iter {
 	fr_error err;
 };
 
+/* Sets up the base of a new iterator, unpositioned and OK. err is left as it is: it is
+ * written only when the iterator fails, so an allocation need not zero it. */
+static inline void kv_iter_init(struct kv_iter *it, const struct kv_iter_ops *ops)
+{
+	it->ops = ops;
+	it->valid = false;
+	it->key = NULL;
+	it->key_len = 0;
+	it->val = NULL;
+	it->val_len = 0;
+	it->status = FR_OK;
+}
+
 static inline void kv_seek_first(struct kv_iter *it)
 {
 	it->ops->seek_first(it);

@@ -31,7 +31,7 @@ enum mi_dir {
 
 struct merge_iter {
 	struct kv_iter base; /* first: the kv_iter handed out is this */
-	struct kv_iter **child; /* owned, cnt entries */
+	struct kv_iter **child; /* owned, cnt entries; child and heap follow the struct */
 	size_t cnt;
 	size_t *heap;       /* indexes into child of the valid children, heap ordered */
 	size_t heap_cnt;
@@ -305,9 +305,7 @@ static void mi_free(struct kv_iter *it)
 		return;
 	for (size_t i = 0; i < mi->cnt; i++)
 		kv_free(mi->child[i]);
-	fr_free(mi->child);
-	fr_free(mi->heap);
-	fr_free(mi);
+	fr_free(mi); /* child and heap live in the same allocation */
 }
 
 static const struct kv_iter_ops merge_iter_ops = {
@@ -323,32 +321,30 @@ static const struct kv_iter_ops merge_iter_ops = {
 /* NULL entries of children are skipped (the others keep their relative order). */
 struct kv_iter *merge_iter_new(struct kv_iter **children, size_t cnt)
 {
-	struct merge_iter *mi = fr_calloc(1, sizeof(*mi));
+	struct merge_iter *mi;
 	size_t n = 0;
 
-	if (!mi)
-		goto out_free_children;
-	mi->base.ops = &merge_iter_ops;
-	mi->base.status = FR_OK;
-	mi->dir = MI_FWD;
 	for (size_t i = 0; i < cnt; i++)
 		if (children[i])
 			n++;
-	if (n) {
-		mi->child = fr_calloc(n, sizeof(*mi->child));
-		mi->heap = fr_calloc(n, sizeof(*mi->heap));
-		if (!mi->child || !mi->heap)
-			goto out_free_mi;
-	}
+	/* one allocation for the iterator and its two arrays: a user iterator makes one merge
+	 * per open */
+	if (n > (SIZE_MAX - sizeof(*mi)) / (sizeof(*mi->child) + sizeof(*mi->heap)))
+		goto out_free_children;
+	mi = fr_malloc(sizeof(*mi) + n * (sizeof(*mi->child) + sizeof(*mi->heap)));
+	if (!mi)
+		goto out_free_children;
+	kv_iter_init(&mi->base, &merge_iter_ops);
+	mi->dir = MI_FWD;
+	mi->child = (struct kv_iter **)(mi + 1);
+	mi->heap = (size_t *)(mi->child + n);
+	mi->cnt = 0;
+	mi->heap_cnt = 0;
 	for (size_t i = 0; i < cnt; i++)
 		if (children[i])
 			mi->child[mi->cnt++] = children[i];
 	return &mi->base;
 
-out_free_mi:
-	fr_free(mi->child);
-	fr_free(mi->heap);
-	fr_free(mi);
 out_free_children:
 	for (size_t i = 0; i < cnt; i++)
 		kv_free(children[i]);

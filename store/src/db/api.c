@@ -752,12 +752,14 @@ fr_status api_iter_open(fr_keyspace *ks, const fr_iter_options *o, uint64_t snap
 			}
 		}
 	}
-	fr_iter *it = fr_calloc(1, sizeof(*it));
+	fr_iter *it = fr_malloc(sizeof(*it));
 	if (!it) {
 		fr_free(succ);
 		kv_free(overlay);
 		return FR_ERR(err, FR_NOMEM, "iterator");
 	}
+	it->ks = NULL;
+	it->ti = NULL;
 	rc = ks_titer(ks, lo, lo_len, hi, hi_len, has_hi, o->reverse, snap, overlay, &it->ti, err);
 	fr_free(succ);
 	if (!rc)

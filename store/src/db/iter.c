@@ -9,11 +9,15 @@
  * A transaction's iterator adds its own writes as one more source (an overlay) whose versions
  * carry seqno SEQNO_MAX: newer than everything, and visible whatever the snapshot.
  *
- * Going forward the group of a key is resolved as it is read. Going backward the group is read
- * oldest first, so it is collected and then resolved.
+ * Going forward the versions of a key are resolved as they are read, newest first, and the
+ * merged iterator stops on the winning version: its value is handed out as the source's own
+ * view, and the next step skips the rest of the key's versions. Going backward the group is
+ * read oldest first, so it is collected (values copied) and then resolved.
  */
 #include "db/iter_int.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -34,6 +38,15 @@ struct version_ent {
 	size_t val_len;
 };
 
+/* A bound of the iterator: bytes in the titer's own allocation, fixed at open. */
+struct bound {
+	const uint8_t *data;
+	size_t len;
+};
+
+/* User keys of up to this many bytes are held without an allocation. */
+#define TITER_KEY_INLINE 64
+
 struct titer {
 	fr_db *db;
 	struct tree *tree;
@@ -45,15 +58,23 @@ struct titer {
 	struct kv_iter *overlay;   /* until build_sources hands it to the merge */
 	bool reverse;
 	bool keys_only; /* leave blob values unread */
-	struct fr_buf lo, hi;
+	struct bound lo, hi;
 	bool has_hi;
 	bool valid;
-	struct fr_buf key, val;
+	/* the current user key: data is key_inl, or a heap buffer once a key outgrew it. Going
+	 * forward, while valid, the merged iterator is on the version of key that won. */
+	struct fr_buf key;
+	const uint8_t *vdata; /* the current value: a source's view, or val's bytes */
+	size_t vlen;
+	struct fr_buf val;	   /* a value read from a blob file, or resolved going backward */
 	struct version_ent *group; /* reverse: versions of one key, oldest first */
 	size_t group_cnt, group_cap;
 	struct fr_buf group_vals;
 	fr_status status;
+	/* not zeroed at open: err is written only on failure, key_inl before it is read */
 	fr_error err;
+	uint8_t key_inl[TITER_KEY_INLINE];
+	/* then the bytes of lo and hi */
 };
 
 static bool overlaps(const struct table *tb, const struct titer *it)
@@ -201,7 +222,9 @@ static fr_status build_sources(struct titer *it, fr_error *err)
 		}
 		if (l > 0 && !rc && first < last) {
 			struct kv_iter *k;
-			rc = level_iter_new(v->levels[l] + first, last - first, &k, err);
+			/* the view pins v, and v its level arrays and tables */
+			rc = level_iter_new_flags(v->levels[l] + first, last - first,
+						  LEVEL_ITER_BORROW, &k, err);
 			if (!rc && add_child(&kids, k)) {
 				kv_free(k);
 				rc = FR_ERR(err, FR_NOMEM, "iterator");
@@ -241,9 +264,8 @@ void titer_close(struct titer *it)
 	rdset_free(it->rds);
 	if (it->view.ver)
 		read_view_release(&it->view);
-	buf_fini(&it->lo);
-	buf_fini(&it->hi);
-	buf_fini(&it->key);
+	if (it->key.data != it->key_inl)
+		fr_free(it->key.data);
 	buf_fini(&it->val);
 	buf_fini(&it->group_vals);
 	fr_free(it->group);
@@ -261,11 +283,17 @@ fr_status titer_open_overlay(fr_db *db, struct tree *t, const uint8_t *lo, size_
 			     const uint8_t *hi, size_t hi_len, bool reverse, uint64_t snap,
 			     struct kv_iter *overlay, struct titer **out, fr_error *err)
 {
-	struct titer *it = fr_calloc(1, sizeof(*it));
+	/* one allocation for the iterator, its first keys and both bounds */
+	if (!hi)
+		hi_len = 0;
+	struct titer *it = NULL;
+	if (lo_len <= SIZE_MAX - sizeof(*it) - hi_len)
+		it = fr_malloc(sizeof(*it) + lo_len + hi_len);
 	if (!it) {
 		kv_free(overlay);
 		return FR_ERR(err, FR_NOMEM, "iterator");
 	}
+	memset(it, 0, offsetof(struct titer, err));
 	it->overlay = overlay;
 	it->own = overlay != NULL;
 	it->db = db;
@@ -273,11 +301,16 @@ fr_status titer_open_overlay(fr_db *db, struct tree *t, const uint8_t *lo, size_
 	it->snap = snap;
 	it->reverse = reverse;
 	it->has_hi = hi != NULL;
-	fr_status rc = buf_append(&it->lo, lo, lo_len);
-	if (!rc && hi)
-		rc = buf_append(&it->hi, hi, hi_len);
-	if (!rc)
-		rc = tree_view(db, t, &it->view);
+	it->key.data = it->key_inl;
+	it->key.cap = sizeof(it->key_inl);
+	uint8_t *bytes = (uint8_t *)(it + 1);
+	if (lo_len)
+		memcpy(bytes, lo, lo_len);
+	it->lo = (struct bound){bytes, lo_len};
+	if (hi_len)
+		memcpy(bytes + lo_len, hi, hi_len);
+	it->hi = (struct bound){bytes + lo_len, hi_len};
+	fr_status rc = tree_view(db, t, &it->view);
 	if (rc) {
 		titer_close(it);
 		return FR_ERR(err, rc, "iterator");
@@ -306,6 +339,31 @@ static fr_status fail(struct titer *it, fr_error *err)
 	if (err)
 		*err = it->err;
 	return it->status;
+}
+
+/* Makes k[0..n) the current user key. */
+static fr_status key_set(struct titer *it, const uint8_t *k, size_t n)
+{
+	if (n > it->key.cap) {
+		size_t cap = it->key.cap * 2 > n ? it->key.cap * 2 : n;
+		uint8_t *p = fr_malloc(cap);
+		if (!p)
+			return FR_NOMEM;
+		if (it->key.data != it->key_inl)
+			fr_free(it->key.data);
+		it->key.data = p;
+		it->key.cap = cap;
+	}
+	memcpy(it->key.data, k, n);
+	it->key.len = n;
+	return FR_OK;
+}
+
+/* Whether the merged iterator's entry is a version of the current user key. */
+static bool at_key(const struct titer *it, const struct kv_iter *m)
+{
+	return ikey_user_len(m->key_len) == it->key.len &&
+	       !memcmp(m->key, it->key.data, it->key.len);
 }
 
 /* Whether version seqno s is visible to the iterator. */
@@ -340,35 +398,67 @@ static long resolve(const struct titer *it, const uint8_t *k, size_t klen,
 	return -1;
 }
 
+/* The value behind blob handle h into it->val (nothing with keys only: the handle is no value
+ * to show), read through the view the iterator pins (a memtable's direct blob files, or the
+ * version's). A bad blob fails this key's step with FR_CORRUPTION and leaves the iterator
+ * unpositioned. */
+static fr_status read_blob(struct titer *it, const uint8_t *h, size_t hlen, fr_error *err)
+{
+	buf_clear(&it->val);
+	if (it->keys_only)
+		return FR_OK;
+	void *bv;
+	size_t bn;
+	fr_status rc = view_blob_read(&it->view, h, hlen, &bv, &bn, err);
+	if (rc)
+		return rc;
+	rc = buf_append(&it->val, bv, bn);
+	fr_free(bv);
+	return rc ? FR_ERR(err, FR_NOMEM, "iterator") : FR_OK;
+}
+
 /* Makes version w of the collected group the iterator's current value. */
 static fr_status take_version(struct titer *it, long w, fr_error *err)
 {
 	const struct version_ent *e = &it->group[w];
-	buf_clear(&it->val);
 	if (e->type == VT_BLOB) {
-		/* keys only: the handle is no value to show. Otherwise resolved here, from the
-		 * version the iterator pins; a bad blob fails this key's step with FR_CORRUPTION
-		 * and leaves the iterator unpositioned */
-		if (!it->keys_only) {
-			void *bv;
-			size_t bn;
-			fr_status rc = view_blob_read(&it->view, it->group_vals.data + e->val_off,
-						      e->val_len, &bv, &bn, err);
-			if (rc)
-				return rc;
-			rc = buf_append(&it->val, bv, bn);
-			fr_free(bv);
-			if (rc)
-				return FR_ERR(err, FR_NOMEM, "iterator");
-		}
+		fr_status rc = read_blob(it, it->group_vals.data + e->val_off, e->val_len, err);
+		if (rc)
+			return rc;
 	} else if (e->val_off == 0 && e->val_len == it->group_vals.len) {
 		/* the only value collected: hand the buffer over instead of copying it (the
 		 * next step clears group_vals before it collects again) */
 		struct fr_buf t = it->val;
 		it->val = it->group_vals;
 		it->group_vals = t;
-	} else if (buf_append(&it->val, it->group_vals.data + e->val_off, e->val_len)) {
-		return FR_ERR(err, FR_NOMEM, "iterator");
+	} else {
+		buf_clear(&it->val);
+		if (buf_append(&it->val, it->group_vals.data + e->val_off, e->val_len))
+			return FR_ERR(err, FR_NOMEM, "iterator");
+	}
+	it->vdata = it->val.data;
+	it->vlen = it->val.len;
+	it->valid = true;
+	return FR_OK;
+}
+
+/* Forward: makes the merged iterator's entry, the version of it->key that won, the current
+ * one. The merged iterator stays there, so a stored value is handed out as its view. */
+static fr_status take_current(struct titer *it, uint8_t type, fr_error *err)
+{
+	const struct kv_iter *m = it->merged;
+	if (type == VT_BLOB) {
+		fr_status rc = read_blob(it, m->val, m->val_len, err);
+		if (rc)
+			return rc;
+		it->vdata = it->val.data;
+		it->vlen = it->val.len;
+	} else if (type == VT_PUT) {
+		it->vdata = m->val;
+		it->vlen = m->val_len;
+	} else {
+		it->vdata = NULL;
+		it->vlen = 0;
 	}
 	it->valid = true;
 	return FR_OK;
@@ -398,7 +488,10 @@ static fr_status group_push(struct titer *it, const struct kv_iter *m)
 	return FR_OK;
 }
 
-/* Forward: from the merged position, find the next visible key. */
+/* Forward: from the merged position (the newest version of a key, or the end), finds the next
+ * visible key and stops on its winning version. The versions are resolved as resolve() does,
+ * newest first: invisible ones are passed over, a covering range tombstone or a tombstone
+ * hides the key, each weak tombstone cancels the next older value. */
 static fr_status fwd_find(struct titer *it, fr_error *err)
 {
 	struct kv_iter *m = it->merged;
@@ -407,25 +500,44 @@ static fr_status fwd_find(struct titer *it, fr_error *err)
 		size_t ulen = ikey_user_len(m->key_len);
 		if (!below_hi(it, m->key, ulen))
 			return FR_OK;
-		buf_clear(&it->key);
-		if (buf_append(&it->key, m->key, ulen))
+		if (key_set(it, m->key, ulen))
 			return FR_ERR(err, FR_NOMEM, "iterator");
-		/* collect the group's visible versions (values only for candidates) */
-		it->group_cnt = 0;
-		buf_clear(&it->group_vals);
+		uint64_t cover =
+			it->rds ? rdset_max_cover(it->rds, it->key.data, it->key.len, it->snap) : 0;
+		uint64_t pending = 0;
+		bool hidden = false;
 		do {
-			if (group_push(it, m))
-				return FR_ERR(err, FR_NOMEM, "iterator");
+			uint64_t tr = ikey_trailer(m->key, m->key_len);
+			uint64_t s = tr >> 8;
+			uint8_t type = (uint8_t)tr;
+			if (!hidden && ver_visible(it, s)) {
+				if (s < cover || type == VT_DEL)
+					hidden = true;
+				else if (type == VT_WEAK_DEL)
+					pending++;
+				else if (pending)
+					pending--;
+				else
+					return take_current(it, type, err);
+			}
 			kv_next(m);
-		} while (m->valid && ikey_user_len(m->key_len) == it->key.len &&
-			 !memcmp(m->key, it->key.data, it->key.len));
+		} while (m->valid && at_key(it, m));
 		if (m->status)
 			return fail(it, err);
-		long w = resolve(it, it->key.data, it->key.len, it->group, it->group_cnt, true);
-		if (w >= 0)
-			return take_version(it, w, err);
 	}
 	return m->status ? fail(it, err) : FR_OK;
+}
+
+/* Forward step: past the older versions of the current key, then on to the next visible one. */
+static fr_status fwd_next(struct titer *it, fr_error *err)
+{
+	struct kv_iter *m = it->merged;
+	do
+		kv_next(m);
+	while (m->valid && at_key(it, m));
+	if (m->status)
+		return fail(it, err);
+	return fwd_find(it, err);
 }
 
 /* Reverse: the merged iterator sits on the oldest version of a key; collect the group going
@@ -438,8 +550,7 @@ static fr_status rev_find(struct titer *it, fr_error *err)
 		size_t ulen = ikey_user_len(m->key_len);
 		if (bytes_cmp(m->key, ulen, it->lo.data, it->lo.len) < 0)
 			return FR_OK;
-		buf_clear(&it->key);
-		if (buf_append(&it->key, m->key, ulen))
+		if (key_set(it, m->key, ulen))
 			return FR_ERR(err, FR_NOMEM, "iterator");
 		bool in_range = below_hi(it, it->key.data, it->key.len);
 		it->group_cnt = 0;
@@ -448,8 +559,7 @@ static fr_status rev_find(struct titer *it, fr_error *err)
 			if (in_range && group_push(it, m))
 				return FR_ERR(err, FR_NOMEM, "iterator");
 			kv_prev(m);
-		} while (m->valid && ikey_user_len(m->key_len) == it->key.len &&
-			 !memcmp(m->key, it->key.data, it->key.len));
+		} while (m->valid && at_key(it, m));
 		if (m->status)
 			return fail(it, err);
 		if (!in_range)
@@ -517,7 +627,7 @@ fr_status titer_next(struct titer *it, fr_error *err)
 		return fail(it, err);
 	if (!it->valid)
 		return FR_OK;
-	return it->reverse ? rev_find(it, err) : fwd_find(it, err);
+	return it->reverse ? rev_find(it, err) : fwd_next(it, err);
 }
 
 fr_status titer_seek(struct titer *it, const uint8_t *k, size_t klen, fr_error *err)
@@ -563,6 +673,6 @@ void titer_set_keys_only(struct titer *it)
 
 const uint8_t *titer_value(const struct titer *it, size_t *len)
 {
-	*len = it->val.len;
-	return it->val.data;
+	*len = it->vlen;
+	return it->vdata;
 }

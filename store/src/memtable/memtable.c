@@ -359,13 +359,11 @@ static const struct kv_iter_ops mem_iter_ops = {
 
 struct kv_iter *mem_iter_new(struct mem *m)
 {
-	struct mem_iter *mi = fr_calloc(1, sizeof(*mi));
+	struct mem_iter *mi = fr_malloc(sizeof(*mi)); /* every field is set below */
 
 	if (!mi)
 		return NULL;
-	mi->base.ops = &mem_iter_ops;
-	mi->base.valid = false;
-	mi->base.status = FR_OK;
+	kv_iter_init(&mi->base, &mem_iter_ops);
 	mi->m = m;
 	mem_ref(m);
 	skl_iter_init(&mi->si, &m->skl);

@@ -22,6 +22,7 @@
 #include "base/checksum.h"
 #include "base/coding.h"
 #include "base/error.h"
+#include "base/ikey.h"
 #include "io/compress.h"
 #include "sst/format.h"
 
@@ -116,6 +117,20 @@ fr_status blk_stored_decode(const uint8_t *stored, size_t len, const char *path,
 	*data = out;
 	*data_len = s.raw_len;
 	return FR_OK;
+}
+
+int blk_ikey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	return ikey_cmp(a, alen, b, blen);
+}
+
+/* b's order; the internal-key order of every table block inline, without the indirect call. */
+static inline int blk_cmp(const struct blk *b, const uint8_t *x, size_t xlen, const uint8_t *y,
+			  size_t ylen)
+{
+	if (b->cmp == blk_ikey_cmp)
+		return ikey_cmp(x, xlen, y, ylen);
+	return b->cmp(x, xlen, y, ylen);
 }
 
 /* Bad bytes at byte `at` of block b: the message names the file and the block's offset. */
@@ -215,7 +230,9 @@ fr_status blk_init(struct blk *b, const uint8_t *data, size_t len, blk_cmp_fn cm
 
 void blk_iter_init(struct blk_iter *it, const struct blk *b)
 {
-	buf_init(&it->key);
+	it->key.data = it->inl;
+	it->key.len = 0;
+	it->key.cap = sizeof(it->inl);
 	blk_iter_set_block(it, b);
 }
 
@@ -233,8 +250,30 @@ void blk_iter_set_block(struct blk_iter *it, const struct blk *b)
 
 void blk_iter_fini(struct blk_iter *it)
 {
-	buf_fini(&it->key);
+	if (it->key.data != it->inl)
+		fr_free(it->key.data);
+	it->key.data = it->inl;
+	it->key.len = 0;
+	it->key.cap = sizeof(it->inl);
 	it->valid = false;
+}
+
+/* Room for a key of need bytes, keeping the first keep bytes of the current one. Keys longer
+ * than the inline space move to the heap, doubling, and stay there for the iterator's life. */
+static fr_status key_grow(struct blk_iter *it, size_t need, size_t keep)
+{
+	size_t cap = it->key.cap * 2;
+	if (cap < need)
+		cap = need;
+	uint8_t *p = fr_malloc(cap);
+	if (!p)
+		return FR_NOMEM;
+	memcpy(p, it->key.data, keep);
+	if (it->key.data != it->inl)
+		fr_free(it->key.data);
+	it->key.data = p;
+	it->key.cap = cap;
+	return FR_OK;
 }
 
 static fr_status iter_fail(struct blk_iter *it, fr_status rc)
@@ -242,6 +281,22 @@ static fr_status iter_fail(struct blk_iter *it, fr_status rc)
 	it->valid = false;
 	buf_clear(&it->key);
 	return rc;
+}
+
+/* An entry's header (FORMAT.md §4.3): three varints, most often one byte each. */
+static inline bool dec_header(const uint8_t **pp, const uint8_t *end, uint64_t *shared,
+			      uint64_t *unshared, uint64_t *vlen)
+{
+	const uint8_t *p = *pp;
+	if (end - p >= 3 && (p[0] | p[1] | p[2]) < 0x80) {
+		*shared = p[0];
+		*unshared = p[1];
+		*vlen = p[2];
+		*pp = p + 3;
+		return true;
+	}
+	return dec_varint(pp, end, shared) && dec_varint(pp, end, unshared) &&
+	       dec_varint(pp, end, vlen);
 }
 
 /*
@@ -253,15 +308,13 @@ static fr_status decode_at(struct blk_iter *it, size_t off, fr_error *err)
 	const struct blk *b = it->b;
 	const uint8_t *p = b->data + off, *end = b->data + b->restarts_off;
 	uint64_t shared, unshared, vlen;
-	fr_status rc;
 
 	/* follow the restart runs: the current entry belongs to the last restart <= off */
 	while (it->restart_idx + 1 < b->restart_cnt && blk_restart(b, it->restart_idx + 1) <= off)
 		it->restart_idx++;
 	if (off >= b->restarts_off)
 		return iter_fail(it, blk_corrupt(b, off, "entry offset out of range", err));
-	if (!dec_varint(&p, end, &shared) || !dec_varint(&p, end, &unshared) ||
-	    !dec_varint(&p, end, &vlen))
+	if (!dec_header(&p, end, &shared, &unshared, &vlen))
 		return iter_fail(it, blk_corrupt(b, off, "truncated entry header", err));
 	if (shared > it->key.len)
 		return iter_fail(
@@ -274,11 +327,13 @@ static fr_status decode_at(struct blk_iter *it, size_t off, fr_error *err)
 		return iter_fail(it, blk_corrupt(b, off, "value runs past the entries", err));
 	if (shared + unshared < b->min_key_len)
 		return iter_fail(it, blk_corrupt(b, off, "key too short", err));
-	it->key.len = (size_t)shared;
-	rc = buf_append(&it->key, p, (size_t)unshared);
-	if (rc)
-		return iter_fail(it, FR_ERR(err, rc, "block of %s at offset %llu", b->path,
+	/* shared + unshared fit: both are bounded by block bytes */
+	size_t klen = (size_t)(shared + unshared);
+	if (klen > it->key.cap && key_grow(it, klen, (size_t)shared))
+		return iter_fail(it, FR_ERR(err, FR_NOMEM, "block of %s at offset %llu", b->path,
 					    (unsigned long long)b->file_off));
+	memcpy(it->key.data + shared, p, (size_t)unshared);
+	it->key.len = klen;
 	p += unshared;
 	it->val = p;
 	it->val_len = (size_t)vlen;
@@ -361,9 +416,10 @@ static bool restart_key(const struct blk *b, uint32_t i, const uint8_t **k, size
 		return false;
 	const uint8_t *p = b->data + off, *end = b->data + b->restarts_off;
 	uint64_t shared, unshared, vlen;
-	if (!dec_varint(&p, end, &shared) || !dec_varint(&p, end, &unshared) ||
-	    !dec_varint(&p, end, &vlen) || shared || unshared > (uint64_t)(end - p) ||
-	    vlen > (uint64_t)(end - p) - unshared || unshared < b->min_key_len)
+	if (!dec_header(&p, end, &shared, &unshared, &vlen))
+		return false;
+	if (shared || unshared > (uint64_t)(end - p) || vlen > (uint64_t)(end - p) - unshared ||
+	    unshared < b->min_key_len)
 		return false;
 	*k = p;
 	*klen = (size_t)unshared;
@@ -390,13 +446,13 @@ fr_status blk_iter_seek(struct blk_iter *it, const uint8_t *target, size_t tlen,
 			return rc ? rc : iter_fail(it, blk_corrupt(b, blk_restart(b, mid),
 								  "bad restart entry", err));
 		}
-		if (b->cmp(k, klen, target, tlen) < 0)
+		if (blk_cmp(b, k, klen, target, tlen) < 0)
 			left = mid;
 		else
 			right = mid - 1;
 	}
 	rc = seek_restart(it, left, err);
-	while (!rc && it->valid && b->cmp(it->key.data, it->key.len, target, tlen) < 0)
+	while (!rc && it->valid && blk_cmp(b, it->key.data, it->key.len, target, tlen) < 0)
 		rc = blk_iter_next(it, err);
 	return rc;
 }
@@ -426,7 +482,7 @@ fr_status blk_iter_seek_hash(struct blk_iter *it, const uint8_t *target, size_t 
 	count(&test_counts.hash_jump);
 	/* every entry of the run before the key's first one is of a smaller user key */
 	rc = seek_restart(it, run, err);
-	while (!rc && it->valid && b->cmp(it->key.data, it->key.len, target, tlen) < 0)
+	while (!rc && it->valid && blk_cmp(b, it->key.data, it->key.len, target, tlen) < 0)
 		rc = blk_iter_next(it, err);
 	return rc;
 }

@@ -91,6 +91,9 @@ fr_status blk_stored_unpack(const struct blk_stored *s, uint8_t *dst, const char
 			    uint64_t off, fr_error *err);
 
 typedef int (*blk_cmp_fn)(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+/* The internal-key order (ikey.h; keys of at least 8 bytes): blocks that use it compare
+ * inline. */
+int blk_ikey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 
 /* A view of block contents, checked by blk_init. */
 struct blk {
@@ -116,16 +119,22 @@ void blk_init_checked(struct blk *b, const uint8_t *data, size_t len, blk_cmp_fn
 /* Restart offset i (i < restart_cnt; checked by blk_init). */
 uint32_t blk_restart(const struct blk *b, uint32_t i);
 
-/* A cursor in one blk. key and val are views valid until the next call on the iterator. */
+/* Key bytes a blk_iter holds without an allocation: internal keys of most tables fit. */
+#define BLK_KEY_INLINE 64
+
+/* A cursor in one blk. key and val are views valid until the next call on the iterator.
+ * key.data points at inl until a key outgrows it, so a blk_iter is never copied or moved
+ * once initialised (it is embedded in place, or lives on one stack frame). */
 struct blk_iter {
 	const struct blk *b;
 	bool valid;
 	size_t cur_off;	      /* offset of the current entry */
 	size_t next_off;      /* offset just past it */
 	uint32_t restart_idx; /* the restart run holding the current entry */
-	struct fr_buf key;
+	struct fr_buf key;    /* data == inl, or a heap buffer of cap bytes */
 	const uint8_t *val;
 	size_t val_len;
+	uint8_t inl[BLK_KEY_INLINE];
 };
 
 void blk_iter_init(struct blk_iter *it, const struct blk *b);

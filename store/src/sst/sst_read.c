@@ -242,17 +242,12 @@ static fr_status read_block_for(const struct sst_reader *r, const struct sst_han
 				    : read_block(r, h, out, err);
 }
 
-static int ikey_cmp_fn(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	return ikey_cmp(a, alen, b, blen);
-}
-
 /* A view of sorted block contents that blk_init has accepted before: the same struct blk, in
  * O(1) instead of a walk of the restart array. */
 static void blk_view(struct blk *b, const struct sst_reader *r, const uint8_t *data, size_t len,
 		     uint64_t off)
 {
-	blk_init_checked(b, data, len, ikey_cmp_fn, IKEY_TRAILER_LEN, r->path, off);
+	blk_init_checked(b, data, len, blk_ikey_cmp, IKEY_TRAILER_LEN, r->path, off);
 }
 
 static fr_status index_handle(const struct sst_reader *r, const struct blk_iter *ii,
@@ -269,7 +264,7 @@ static fr_status check_sorted(const struct sst_reader *r, enum sst_block_kind ki
 			      const struct sst_handle *h, const uint8_t *data, size_t len,
 			      struct blk *b, fr_error *err)
 {
-	fr_status rc = blk_init(b, data, len, ikey_cmp_fn, IKEY_TRAILER_LEN, r->path, h->off, err);
+	fr_status rc = blk_init(b, data, len, blk_ikey_cmp, IKEY_TRAILER_LEN, r->path, h->off, err);
 	if (rc || !b->bucket_cnt)
 		return rc;
 	if (kind != SST_BLOCK_DATA)
@@ -1610,14 +1605,19 @@ static const struct kv_iter_ops sst_iter_ops = {
 fr_status sst_iter_new_flags(struct sst_reader *r, unsigned flags, struct kv_iter **out,
 			     fr_error *err)
 {
-	struct sst_iter *si = fr_calloc(1, sizeof(*si));
+	/* not zeroed: one is made per table a seek touches, and most of it (the error, the
+	 * inline key space) is written before it is read */
+	struct sst_iter *si = fr_malloc(sizeof(*si));
 
 	*out = NULL;
 	if (!si)
 		return FR_ERR(err, FR_NOMEM, "table %s: iterator", r->path);
-	si->base.ops = &sst_iter_ops;
-	si->base.status = FR_OK;
+	kv_iter_init(&si->base, &sst_iter_ops);
 	si->r = r;
+	si->index_ready = false;
+	memset(&si->ref, 0, sizeof(si->ref));
+	si->loaded = false;
+	si->loaded_off = 0;
 	ic_init(&si->ic, r, !(flags & SST_ITER_NO_FILL));
 	blk_iter_init(&si->di, &si->db);
 	buf_init(&si->gkey);

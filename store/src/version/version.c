@@ -436,7 +436,8 @@ fr_status tv_blob_read(const struct tree_version *v, const uint8_t *handle, size
 struct level_iter {
 	struct kv_iter base; /* first: the kv_iter handed out is this */
 	unsigned flags;       /* for sst_iter_new_flags */
-	struct table **tables; /* owned array; one reference on each table */
+	bool borrowed;        /* LEVEL_ITER_BORROW: tables is the caller's */
+	struct table **tables; /* owned array with one reference on each table, or borrowed */
 	size_t cnt;
 	size_t cur;           /* index of the table sub iterates; cnt when none is open */
 	struct kv_iter *sub;  /* NULL when no table is open */
@@ -659,9 +660,11 @@ static void li_free(struct kv_iter *it)
 	struct level_iter *li = li_of(it);
 
 	kv_free(li->sub);
-	for (size_t i = 0; i < li->cnt; i++)
-		table_unref(li->tables[i]);
-	fr_free(li->tables);
+	if (!li->borrowed) {
+		for (size_t i = 0; i < li->cnt; i++)
+			table_unref(li->tables[i]);
+		fr_free(li->tables);
+	}
 	fr_free(li);
 }
 
@@ -683,25 +686,30 @@ fr_status level_iter_new(struct table **tables, size_t cnt, struct kv_iter **out
 fr_status level_iter_new_flags(struct table **tables, size_t cnt, unsigned flags,
 			       struct kv_iter **out, fr_error *err)
 {
-	struct level_iter *li = fr_calloc(1, sizeof(*li));
+	struct level_iter *li = fr_malloc(sizeof(*li));
 
 	*out = NULL;
 	if (!li)
 		return FR_ERR(err, FR_NOMEM, "level iterator");
-	li->tables = fr_calloc(cnt ? cnt : 1, sizeof(*li->tables));
-	if (!li->tables) {
-		fr_free(li);
-		return FR_ERR(err, FR_NOMEM, "level iterator over %zu tables", cnt);
-	}
-	for (size_t i = 0; i < cnt; i++) {
-		table_ref(tables[i]);
-		li->tables[i] = tables[i];
-	}
-	li->base.ops = &level_iter_ops;
-	li->base.status = FR_OK;
-	li->flags = flags;
+	kv_iter_init(&li->base, &level_iter_ops);
+	li->borrowed = flags & LEVEL_ITER_BORROW;
+	li->flags = flags & ~LEVEL_ITER_BORROW;
 	li->cnt = cnt;
 	li->cur = cnt;
+	li->sub = NULL;
+	if (li->borrowed) {
+		li->tables = tables;
+	} else {
+		li->tables = fr_calloc(cnt ? cnt : 1, sizeof(*li->tables));
+		if (!li->tables) {
+			fr_free(li);
+			return FR_ERR(err, FR_NOMEM, "level iterator over %zu tables", cnt);
+		}
+		for (size_t i = 0; i < cnt; i++) {
+			table_ref(tables[i]);
+			li->tables[i] = tables[i];
+		}
+	}
 	*out = &li->base;
 	return FR_OK;
 }
