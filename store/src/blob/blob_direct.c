@@ -33,6 +33,7 @@ static fr_status direct_new(struct fr_io *io, const char *path, uint64_t id,
 			    struct blob_direct **out, fr_error *err)
 {
 	struct blob_direct *d = fr_calloc(1, sizeof(*d));
+	*out = NULL;
 	if (!d)
 		return FR_ERR(err, FR_NOMEM, "blob file %s", path);
 	d->path = fr_strdup(path);

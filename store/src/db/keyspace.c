@@ -423,7 +423,7 @@ static fr_status name_check(const char *name, fr_error *err)
 /* Builds a handle from the catalog record of name; FR_NOT_FOUND when absent. */
 static fr_status ks_load(fr_db *db, const char *name, fr_keyspace **out, fr_error *err)
 {
-	uint32_t ks_id, tree_id;
+	uint32_t ks_id = 0, tree_id = 0; /* set when found; quiets -Wmaybe-uninitialized */
 	fr_status rc = cat_get_ks(db, name, db_visible(db), &ks_id, &tree_id, err);
 	if (rc)
 		return rc;
@@ -739,7 +739,7 @@ static bool group_writes_prefix(const struct leader_ops *prev, size_t prev_cnt, 
 fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo,
 			  const struct leader_ops *prev, size_t prev_cnt, fr_error *err)
 {
-	uint32_t ks_id, tree_id;
+	uint32_t ks_id = 0, tree_id = 0; /* set when found; quiets -Wmaybe-uninitialized */
 	void *v;
 	size_t n;
 	fr_status rc = cat_get_leader(db, lo, prev, prev_cnt, 'k', name, strlen(name), &v, &n, err);
