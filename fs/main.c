@@ -17,12 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <linux/fuse.h>
-#include <poll.h>
-
 #include "bdi.h"
 #include "errmap.h"
-#include "loop.h"
+#include "session.h"
 
 #define FRACTIOFS_VERSION "0.1.0"
 
@@ -352,123 +349,6 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.copy_file_range = fsop_copy_file_range,
 };
 
-/* ---- the request loop (loop.h) on a libfuse session ---- */
-
-/* Requests at least this large are handed to another thread before they are processed. */
-#define BIG_TRANSFER (64u << 10)
-
-struct session_src {
-	struct fuse_session *se;
-	bool sync; /* -o sync: every change waits for the disk */
-};
-
-static void *ss_buf_new(void *ctx)
-{
-	(void)ctx;
-	return calloc(1, sizeof(struct fuse_buf));
-}
-
-static void ss_buf_free(void *ctx, void *buf)
-{
-	struct fuse_buf *b = buf;
-
-	(void)ctx;
-	free(b->mem);
-	free(b);
-}
-
-static int ss_receive(void *ctx, void *buf)
-{
-	return fuse_session_receive_buf(((struct session_src *)ctx)->se, buf);
-}
-
-static void ss_process(void *ctx, void *buf)
-{
-	fuse_session_process_buf(((struct session_src *)ctx)->se, buf);
-}
-
-static bool ss_exited(void *ctx)
-{
-	return fuse_session_exited(((struct session_src *)ctx)->se) != 0;
-}
-
-/* Syncs wait for the disk, and large reads and writes (the kernel sends several at once
- * during read-ahead and write-back) are worth a second thread; the rest take microseconds. */
-static bool ss_may_block(void *ctx, const void *buf)
-{
-	const struct session_src *ss = ctx;
-	const struct fuse_buf *b = buf;
-	const struct fuse_in_header *h = b->mem;
-
-	if (b->flags & FUSE_BUF_IS_FD)
-		return true; /* spliced: a large write */
-	if (b->size < sizeof(*h))
-		return false;
-	switch (h->opcode) {
-	case FUSE_FSYNC:
-	case FUSE_FSYNCDIR:
-	case FUSE_FALLOCATE:
-	case FUSE_COPY_FILE_RANGE:
-		return true;
-	case FUSE_READ:
-	case FUSE_WRITE:
-		/* fuse_read_in and fuse_write_in both have size at the same place */
-		if (b->size >= sizeof(*h) + sizeof(struct fuse_read_in)) {
-			const struct fuse_read_in *in = (const void *)(h + 1);
-			return in->size >= BIG_TRANSFER || ss->sync;
-		}
-		return ss->sync;
-	case FUSE_LOOKUP:
-	case FUSE_GETATTR:
-	case FUSE_GETXATTR:
-	case FUSE_LISTXATTR:
-	case FUSE_READLINK:
-	case FUSE_ACCESS:
-	case FUSE_STATFS:
-	case FUSE_FORGET:
-	case FUSE_BATCH_FORGET:
-	case FUSE_INTERRUPT:
-		return false;
-	default:
-		return ss->sync;
-	}
-}
-
-static bool ss_pending(void *ctx)
-{
-	struct pollfd p = {.fd = fuse_session_fd(((struct session_src *)ctx)->se), .events = POLLIN};
-
-	return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
-}
-
-/* The multithreaded loop: the libfuse session through fsl_run. 0 or -1. */
-static int run_session(struct fuse_session *se, const struct fs *fs, unsigned max_threads)
-{
-	struct session_src ss = {.se = se, .sync = fs->opts.sync != 0};
-	const struct fsl_source src = {.ctx = &ss,
-				       .buf_new = ss_buf_new,
-				       .buf_free = ss_buf_free,
-				       .receive = ss_receive,
-				       .process = ss_process,
-				       .exited = ss_exited,
-				       .may_block = ss_may_block,
-				       .pending = ss_pending};
-	const struct fsl_config cfg = {.max_threads = max_threads, .tick_us = 10000};
-	struct fsl_stats st;
-	int rc = fsl_run(&src, &cfg, &st);
-
-	if (fs->opts.debug)
-		fprintf(stderr,
-			"fractiofs: loop: %llu requests, %u threads, handed off %llu by kind, "
-			"%llu after a tick, %llu for waiting requests\n",
-			st.requests, st.threads, st.handoff_kind, st.handoff_tick,
-			st.handoff_pending);
-	if (rc)
-		fprintf(stderr, "fractiofs: request loop: %s\n", strerror(-rc));
-	fuse_session_reset(se);
-	return rc ? -1 : 0;
-}
-
 /* -o fsname=<store path>, with commas escaped as FUSE's option parser wants. */
 static int add_fsname(struct fuse_args *args, const char *store)
 {
@@ -597,10 +477,11 @@ int main(int argc, char *argv[])
 		ret = fuse_session_loop(se);
 	else
 		/* libfuse 3.14 leaves an unset max_threads at UINT_MAX */
-		ret = run_session(se, &fs,
-				  copts.max_threads > 0 && copts.max_threads <= 100000
-					  ? (unsigned)copts.max_threads
-					  : 10);
+		ret = fs_session_loop(se,
+				      copts.max_threads > 0 && copts.max_threads <= 100000
+					      ? (unsigned)copts.max_threads
+					      : 10,
+				      fs.opts.sync != 0, fs.opts.debug != 0) != 0;
 	ret = ret != 0;
 out_unmount:
 	fuse_session_unmount(se);

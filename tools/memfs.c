@@ -2,7 +2,7 @@
 /*
  * memfs.c - fractio-memfs, an in-memory FUSE file system used as the reference of the file
  * system benchmark (tools/fsbench): it speaks to the kernel exactly as fractiofs does (low-level
- * API, multithreaded loop, writeback cache, default_permissions, readdirplus, the same entry
+ * API, fractiofs's own request loop (fs/session.h), writeback cache, default_permissions, readdirplus, the same entry
  * and attribute timeouts) but keeps everything in memory behind one lock, so what it reaches
  * is the most any FUSE file system reaches on the machine. The ratio fractiofs/memfs is the
  * part of a gap that is ours; the ratio memfs/ext4 is the part that is FUSE's.
@@ -31,6 +31,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "session.h"
 
 #define TIMEOUT 3600.0
 
@@ -769,7 +771,6 @@ int main(int argc, char **argv)
 	struct fuse_args args;
 	struct fuse_cmdline_opts copts;
 	struct fuse_session *se;
-	struct fuse_loop_config *cfg;
 	struct fuse_ctx root_cx = { .uid = 0, .gid = 0 };
 	int ret = 1;
 
@@ -803,16 +804,8 @@ int main(int argc, char **argv)
 	if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, copts.mountpoint) != 0)
 		goto out_session;
 	fuse_daemonize(copts.foreground);
-	cfg = fuse_loop_cfg_create();
-	if (!cfg)
-		goto out_unmount;
-	/* as fractiofs sets them */
-	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)copts.clone_fd);
-	fuse_loop_cfg_set_idle_threads(cfg, copts.max_idle_threads);
-	fuse_loop_cfg_set_max_threads(cfg, 10);
-	ret = fuse_session_loop_mt(se, cfg) != 0;
-	fuse_loop_cfg_destroy(cfg);
-out_unmount:
+	/* the request loop fractiofs runs (fs/session.h), with as many threads */
+	ret = fs_session_loop(se, 10, false, false) != 0;
 	fuse_session_unmount(se);
 out_session:
 	fuse_remove_signal_handlers(se);
