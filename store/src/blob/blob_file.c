@@ -83,8 +83,9 @@ static void header_encode(uint8_t *hdr, uint64_t id)
 	enc_u64(hdr + 8, id);
 }
 
-fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool compress,
-			   struct blob_writer **out, fr_error *err)
+/* The writer both open and resume start from: path opened with flags, nothing written yet. */
+static fr_status writer_new(struct fr_io *io, const char *path, uint64_t id, bool compress,
+			    int flags, struct blob_writer **out, fr_error *err)
 {
 	struct blob_writer *w = fr_calloc(1, sizeof(*w));
 	fr_status rc;
@@ -99,7 +100,7 @@ fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool
 		fr_free(w);
 		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
 	}
-	rc = io_open(io, path, IO_RDWR | IO_CREATE | IO_EXCL, &w->f, err);
+	rc = io_open(io, path, flags, &w->f, err);
 	if (rc) {
 		fr_free(w->path);
 		fr_free(w);
@@ -108,6 +109,19 @@ fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool
 	w->io = io;
 	w->id = id;
 	w->compress = compress;
+	*out = w;
+	return FR_OK;
+}
+
+fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool compress,
+			   struct blob_writer **out, fr_error *err)
+{
+	struct blob_writer *w;
+	fr_status rc = writer_new(io, path, id, compress, IO_RDWR | IO_CREATE | IO_EXCL, &w, err);
+
+	*out = NULL;
+	if (rc)
+		return rc;
 	uint8_t hdr[BLOB_HDR_LEN];
 	header_encode(hdr, id);
 	if (buf_append(&w->buf, hdr, sizeof(hdr))) {
@@ -285,28 +299,12 @@ void blob_writer_close(struct blob_writer *w)
 fr_status blob_writer_resume(struct fr_io *io, const char *path, uint64_t id, bool compress,
 			     const struct blob_meta *pre, struct blob_writer **out, fr_error *err)
 {
-	struct blob_writer *w = fr_calloc(1, sizeof(*w));
-	fr_status rc;
+	struct blob_writer *w;
+	fr_status rc = writer_new(io, path, id, compress, IO_RDWR | IO_CREATE, &w, err);
 
 	*out = NULL;
-	if (!w)
-		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
-	buf_init(&w->buf);
-	buf_init(&w->cbuf);
-	w->path = fr_strdup(path);
-	if (!w->path) {
-		fr_free(w);
-		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
-	}
-	rc = io_open(io, path, IO_RDWR | IO_CREATE, &w->f, err);
-	if (rc) {
-		fr_free(w->path);
-		fr_free(w);
+	if (rc)
 		return rc;
-	}
-	w->io = io;
-	w->id = id;
-	w->compress = compress;
 	w->keep = true;
 	/* a prefix without a whole header starts the file again */
 	uint64_t end = pre->file_size >= BLOB_HDR_LEN ? pre->file_size : 0;
