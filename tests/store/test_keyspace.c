@@ -278,6 +278,48 @@ static void test_keyspace_after_drop_keeps_newer(void **state)
 
 /* ---- one batch, through the public interface ---- */
 
+/* The outcome of the scenarios of test_keyspace_batch_in_order (however they were split over
+ * batches), live and after reopening: y created then dropped, x (whose old handle is closed
+ * here) dropped then created anew, z created twice, a and c in one new tree s. ks0 and tree0
+ * are the next ids before. */
+static void check_in_order(struct tu_fx *f, fr_keyspace *x, uint32_t ks0, uint32_t tree0)
+{
+	/* ids: x, z, a, c; trees: y's, x's, z's, s */
+	assert_int_equal(f->db->next_ks_id, ks0 + 5);
+	assert_int_equal(f->db->next_tree_id, tree0 + 4);
+	for (int round = 0; round < 2; round++) {
+		assert_false(tu_ks_exists(f->db, "y"));
+		assert_true(tu_ks_exists(f->db, "x"));
+		assert_true(tu_ks_exists(f->db, "z"));
+		/* the old handle of x is dropped; x opens empty, under a new id */
+		if (!round) {
+			assert_int_equal(fr_put(x, "k", 1, "v", 1, &E), FR_NOT_FOUND);
+			fr_keyspace_close(x);
+		}
+		fr_keyspace *nx = tu_fx_ks(f, "x", NULL);
+		assert_int_equal(nx->ks_id, ks0 + 1);
+		tu_expect_s(nx, "old", NULL);
+		if (!round)
+			tu_put_s(nx, "new", "2");
+		tu_expect_s(nx, "new", "2");
+		assert_int_equal(ks_len(nx), 1);
+		fr_keyspace *z = tu_fx_ks(f, "z", NULL);
+		assert_int_equal(z->ks_id, ks0 + 2);
+		if (!round)
+			tu_put_s(z, "zk", "zv");
+		tu_expect_s(z, "zk", "zv");
+		fr_keyspace *a = tu_fx_ks(f, "a", "s"), *c = tu_fx_ks(f, "c", "s");
+		assert_ptr_equal(a->tree, c->tree);
+		fr_keyspace_close(a);
+		fr_keyspace_close(c);
+		fr_keyspace_close(z);
+		fr_keyspace_close(nx);
+		tu_fx_reopen(f);
+		assert_int_equal(f->db->next_ks_id, ks0 + 5);
+		assert_int_equal(f->db->next_tree_id, tree0 + 4);
+	}
+}
+
 /* Create and drop of one name in one batch, in both orders, a second create and two
  * keyspaces of one new shared tree: the outcome is that of the operations in order, for the
  * live database, its handles and after reopening. */
@@ -302,39 +344,7 @@ static void test_keyspace_batch_in_order(void **state)
 	OK(fr_batch_create_keyspace(b, "a", &o));
 	OK(fr_batch_create_keyspace(b, "c", &o));
 	OK(fr_batch_commit(b, FR_PERSIST_BUFFER, NULL, &E));
-	/* ids: x, z, a, c; trees: y's, x's, z's, s */
-	assert_int_equal(f->db->next_ks_id, ks0 + 5);
-	assert_int_equal(f->db->next_tree_id, tree0 + 4);
-	for (int round = 0; round < 2; round++) {
-		assert_false(tu_ks_exists(f->db, "y"));
-		assert_true(tu_ks_exists(f->db, "x"));
-		assert_true(tu_ks_exists(f->db, "z"));
-		/* the old handle of x is dropped; x opens empty, under a new id */
-		if (!round) {
-			assert_int_equal(fr_put(x, "k", 1, "v", 1, &E), FR_NOT_FOUND);
-			fr_keyspace_close(x);
-		}
-		fr_keyspace *nx = tu_fx_ks(f, "x", NULL);
-		assert_int_equal(nx->ks_id, ks0 + 1);
-		tu_expect_s(nx, "old", NULL);
-		if (!round)
-			tu_put_s(nx, "new", "2");
-		tu_expect_s(nx, "new", "2");
-		assert_int_equal(ks_len(nx), 1);
-		fr_keyspace *a = tu_fx_ks(f, "a", "s"), *c = tu_fx_ks(f, "c", "s");
-		assert_ptr_equal(a->tree, c->tree);
-		fr_keyspace *z = tu_fx_ks(f, "z", NULL);
-		if (!round)
-			tu_put_s(z, "zk", "zv");
-		tu_expect_s(z, "zk", "zv");
-		fr_keyspace_close(z);
-		fr_keyspace_close(a);
-		fr_keyspace_close(c);
-		fr_keyspace_close(nx);
-		tu_fx_reopen(f);
-		assert_int_equal(f->db->next_ks_id, ks0 + 5);
-		assert_int_equal(f->db->next_tree_id, tree0 + 4);
-	}
+	check_in_order(f, x, ks0, tree0);
 	fr_batch_free(b);
 }
 
@@ -498,36 +508,7 @@ static void test_keyspace_group_in_order(void **state)
 	OK(fr_batch_create_keyspace(b[7], "c", &o));
 	commit_group_ok(f->db, b, 8);
 	batches_free(b, 8);
-	assert_int_equal(f->db->next_ks_id, ks0 + 5);
-	assert_int_equal(f->db->next_tree_id, tree0 + 4);
-	for (int round = 0; round < 2; round++) {
-		assert_false(tu_ks_exists(f->db, "y"));
-		assert_true(tu_ks_exists(f->db, "x"));
-		if (!round) {
-			assert_int_equal(fr_put(x, "k", 1, "v", 1, &E), FR_NOT_FOUND);
-			fr_keyspace_close(x);
-		}
-		fr_keyspace *nx = tu_fx_ks(f, "x", NULL);
-		assert_int_equal(nx->ks_id, ks0 + 1);
-		tu_expect_s(nx, "old", NULL);
-		if (!round)
-			tu_put_s(nx, "new", "2");
-		tu_expect_s(nx, "new", "2");
-		fr_keyspace *z = tu_fx_ks(f, "z", NULL);
-		assert_int_equal(z->ks_id, ks0 + 2);
-		if (!round)
-			tu_put_s(z, "zk", "zv");
-		tu_expect_s(z, "zk", "zv");
-		fr_keyspace *a = tu_fx_ks(f, "a", "s"), *c = tu_fx_ks(f, "c", "s");
-		assert_ptr_equal(a->tree, c->tree);
-		fr_keyspace_close(a);
-		fr_keyspace_close(c);
-		fr_keyspace_close(z);
-		fr_keyspace_close(nx);
-		tu_fx_reopen(f);
-		assert_int_equal(f->db->next_ks_id, ks0 + 5);
-		assert_int_equal(f->db->next_tree_id, tree0 + 4);
-	}
+	check_in_order(f, x, ks0, tree0);
 }
 
 /* A batch of a group that writes through the handle of a keyspace the group's earlier batch
