@@ -47,18 +47,40 @@ static uint8_t *make_val(size_t n, uint64_t k, uint64_t ver)
 	return p;
 }
 
-static void put(fr_db *db, fr_keyspace *ks, uint64_t k, size_t n, uint64_t ver, fr_persist mode)
+/* The status of committing key k at version ver (n bytes) alone in a batch. */
+static fr_status commit_one(fr_db *db, fr_keyspace *ks, uint64_t k, size_t n, uint64_t ver,
+			    fr_persist mode, fr_error *e)
 {
 	char key[16];
 	tu_kv_key(key, k);
 	uint8_t *v = make_val(n, k, ver);
 	fr_batch *b;
-	fr_error e = {0};
-	TU_OK(fr_batch_new(db, &b), e);
-	TU_OK(fr_batch_put(b, ks, key, strlen(key), v, n), e);
-	TU_OK(fr_batch_commit(b, mode, NULL, &e), e);
+	TU_OK(fr_batch_new(db, &b), *e);
+	TU_OK(fr_batch_put(b, ks, key, strlen(key), v, n), *e);
+	fr_status rc = fr_batch_commit(b, mode, NULL, e);
 	fr_batch_free(b);
 	free(v);
+	return rc;
+}
+
+static void put(fr_db *db, fr_keyspace *ks, uint64_t k, size_t n, uint64_t ver, fr_persist mode)
+{
+	fr_error e = {0};
+	TU_OK(commit_one(db, ks, k, n, ver, mode, &e), e);
+}
+
+/* The end of a fault run's first life: a power cut when cut, the faults off, the handles
+ * dropped (the database may be poisoned); then *db and *ks opened again on mem alone. */
+static void fault_reopen(struct fr_io *mem, struct fr_io *fio, const char *path, bool cut,
+			 fr_db **db, fr_keyspace **ks)
+{
+	if (cut)
+		io_mem_power_cut(mem);
+	io_fault_clear(fio);
+	fr_keyspace_close(*ks);
+	fr_db_close(*db, NULL);
+	*db = tu_kv_open_db(path, mem, false);
+	*ks = tu_kv_open_ks(*db, THRESHOLD);
 }
 
 /* Sizes around the threshold: below ones stay in the journal and the memtable. */
@@ -257,27 +279,13 @@ static bool sync_order_run(uint64_t n)
 	tu_kv_key(key, 3);
 	uint8_t *v = make_val(BIG, 3, 1);
 	fr_status rc = fr_put(ks, key, strlen(key), v, BIG, &e);
-	fr_batch *b;
-	if (!rc) {
-		TU_OK(fr_batch_new(db, &b), e);
-		tu_kv_key(key, 4);
-		free(v);
-		v = make_val(BIG, 4, 1);
-		TU_OK(fr_batch_put(b, ks, key, strlen(key), v, BIG), e);
-		rc = fr_batch_commit(b, FR_PERSIST_SYNC_DATA, NULL, &e);
-		fr_batch_free(b);
-	}
 	free(v);
+	if (!rc)
+		rc = commit_one(db, ks, 4, BIG, 1, FR_PERSIST_SYNC_DATA, &e);
 	bool hit = io_fault_injected(fio) > 0;
 	if (!hit)
 		assert_int_equal(rc, FR_OK);
-	io_mem_power_cut(mem);
-	io_fault_clear(fio);
-	fr_keyspace_close(ks);
-	fr_db_close(db, NULL);
-
-	db = tu_kv_open_db("/so", mem, false);
-	ks = tu_kv_open_ks(db, THRESHOLD);
+	fault_reopen(mem, fio, "/so", true, &db, &ks);
 	/* synced before the faults: durable */
 	tu_kv_check_get(ks, make_val, 1, BIG, 1);
 	/* key 2 (buffered) and key 3 rode on key 4's sync: all there whole, or absent */
@@ -397,17 +405,8 @@ static bool write_fault_run(enum io_fault_kind kind, uint64_t n, bool cut)
 	io_fault_arm(fio, kind, n, ENOSPC, true);
 	uint64_t acked = 0, synced = 0;
 	for (uint64_t k = 0; k < WF_COMMITS; k++) {
-		char key[16];
-		tu_kv_key(key, k);
-		uint8_t *v = make_val(size_of(k), k, 1);
-		fr_batch *b;
-		TU_OK(fr_batch_new(db, &b), e);
-		TU_OK(fr_batch_put(b, ks, key, strlen(key), v, size_of(k)), e);
 		fr_persist mode = k % 5 == 4 ? FR_PERSIST_SYNC_DATA : FR_PERSIST_BUFFER;
-		fr_status rc = fr_batch_commit(b, mode, NULL, &e);
-		fr_batch_free(b);
-		free(v);
-		if (rc)
+		if (commit_one(db, ks, k, size_of(k), 1, mode, &e))
 			break;
 		acked = k + 1;
 		if (mode != FR_PERSIST_BUFFER)
@@ -416,14 +415,7 @@ static bool write_fault_run(enum io_fault_kind kind, uint64_t n, bool cut)
 			break;
 	}
 	bool hit = io_fault_injected(fio) > 0;
-	if (cut)
-		io_mem_power_cut(mem);
-	io_fault_clear(fio);
-	fr_keyspace_close(ks);
-	fr_db_close(db, NULL);
-
-	db = tu_kv_open_db("/wf", mem, false);
-	ks = tu_kv_open_ks(db, THRESHOLD);
+	fault_reopen(mem, fio, "/wf", cut, &db, &ks);
 	for (uint64_t k = 0; k < WF_COMMITS; k++) {
 		fr_status g = tu_kv_get_check(ks, make_val, k, size_of(k), 1, &e);
 		bool must = k < (cut ? synced : acked);
