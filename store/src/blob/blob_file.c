@@ -383,17 +383,26 @@ static fr_status read_done(const char *path, const struct blob_handle *h, fr_sta
 	return unpack(path, h, s, val, vlen, err);
 }
 
+/* The buffer the stored bytes of h are read into (*val is cleared first). */
+static fr_status stored_buf(const struct blob_handle *h, uint8_t **s, void **val, fr_error *err)
+{
+	*val = NULL;
+	*s = fr_malloc(h->stored_len ? h->stored_len : 1);
+	if (!*s)
+		return FR_ERR(err, FR_NOMEM, "blob value of %llu bytes",
+			      (unsigned long long)h->stored_len);
+	return FR_OK;
+}
+
 fr_status blob_read(struct fr_io *io, struct ftab *ft, const char *path,
 		    const struct blob_handle *h, void **val, size_t *vlen, fr_error *err)
 {
-	uint8_t *s = fr_malloc(h->stored_len ? h->stored_len : 1);
+	uint8_t *s;
 	size_t got = 0;
-	fr_status rc;
+	fr_status rc = stored_buf(h, &s, val, err);
 
-	*val = NULL;
-	if (!s)
-		return FR_ERR(err, FR_NOMEM, "blob value of %llu bytes",
-			      (unsigned long long)h->stored_len);
+	if (rc)
+		return rc;
 	if (ft) {
 		rc = ftab_pread(ft, h->file_id, path, s, h->stored_len, h->off, &got, err);
 	} else {
@@ -413,14 +422,12 @@ fr_status blob_read(struct fr_io *io, struct ftab *ft, const char *path,
 fr_status blob_read_file(struct io_file *f, const char *path, const struct blob_handle *h,
 			 void **val, size_t *vlen, fr_error *err)
 {
-	uint8_t *s = fr_malloc(h->stored_len ? h->stored_len : 1);
+	uint8_t *s;
 	size_t got = 0;
-	fr_status rc;
+	fr_status rc = stored_buf(h, &s, val, err);
 
-	*val = NULL;
-	if (!s)
-		return FR_ERR(err, FR_NOMEM, "blob value of %llu bytes",
-			      (unsigned long long)h->stored_len);
+	if (rc)
+		return rc;
 	rc = io_pread(f, s, h->stored_len, h->off, &got, err);
 	return read_done(path, h, rc, s, got, val, vlen, err);
 }
