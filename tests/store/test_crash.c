@@ -37,11 +37,11 @@
 
 #include "fractio.h"
 #include "testutil.h"
+#include "testutil_kv.h"
 
 #define KEYS_PER_BATCH 6
 #define COUNTERS 3
 #define NO_DELETE UINT64_MAX
-#define CHILD_FAILED UINT64_MAX /* written to the pipe by a child whose commit failed */
 
 /* ---- the deterministic workload ---- */
 
@@ -95,7 +95,7 @@ static const fr_keyspace_options *ks_opts(int k)
 
 static void child_die(const char *what, fr_status rc, const fr_error *e, int wfd)
 {
-	uint64_t x = CHILD_FAILED;
+	uint64_t x = TU_CHILD_FAILED;
 	fprintf(stderr, "crash child: %s: %s (%s)\n", what, fr_status_str(rc), e ? e->msg : "");
 	if (write(wfd, &x, sizeof(x)) < 0)
 		perror("write");
@@ -348,13 +348,6 @@ static uint64_t check_db(const char *dir, uint64_t prev, uint64_t acked, uint64_
 	return r;
 }
 
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 static void test_crash_kill_during_commits(void **state)
 {
 	(void)state;
@@ -365,36 +358,9 @@ static void test_crash_kill_during_commits(void **state)
 	uint64_t r = 0, total_acked = 0, in_flight_seen = 0, tables = 0;
 
 	for (uint64_t cycle = 1; cycle <= cycles; cycle++) {
-		int p[2];
-		assert_int_equal(pipe(p), 0);
-		fflush(stderr);
-		pid_t pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			close(p[0]);
-			child_run(dir, r + 1, p[1]);
-			_exit(5);
-		}
-		close(p[1]);
-		sleep_ms(5 + tu_rand_below(&rng, 146));
-		kill(pid, SIGKILL);
-		int ws;
-		assert_int_equal(waitpid(pid, &ws, 0), pid);
-		uint64_t acked = r, n, cnt = 0;
-		ssize_t got;
-		while ((got = read(p[0], &n, sizeof(n))) == (ssize_t)sizeof(n)) {
-			if (n == CHILD_FAILED)
-				fail_msg("cycle %" PRIu64 ": the child failed (see stderr)", cycle);
-			if (n != acked + 1)
-				fail_msg("acknowledged %" PRIu64 " after %" PRIu64, n, acked);
-			acked = n;
-			cnt++;
-		}
-		assert_int_equal(got, 0);
-		close(p[0]);
-		if (!WIFSIGNALED(ws) || WTERMSIG(ws) != SIGKILL)
-			fail_msg("cycle %" PRIu64 ": the child ended by itself (status 0x%x)",
-				 cycle, ws);
+		uint64_t cnt;
+		uint64_t acked =
+			tu_kill_cycle(dir, r, 5 + tu_rand_below(&rng, 146), child_run, cycle, &cnt);
 		uint64_t nr = check_db(dir, r, acked, cycle, &tables);
 		in_flight_seen += nr == acked + 1;
 		total_acked += cnt;

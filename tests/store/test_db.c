@@ -33,6 +33,16 @@ static fr_error E;
 
 #define OK(call) TU_OK(call, E)
 
+/* this file's names for the shared fixture's helpers (testutil_db.h) */
+#define teardown tu_fx_teardown
+#define t_db_open tu_fx_open
+#define t_db_close tu_fx_close
+#define t_db_reopen tu_fx_reopen
+#define t_ks_open tu_fx_ks
+#define t_ks_exists tu_ks_exists
+#define put_s tu_put_s
+#define expect_s tu_expect_s
+
 static int setup(void **state)
 {
 	*state = tu_fx_new("db", false);
@@ -45,75 +55,9 @@ static int setup_inline(void **state)
 	return *state ? 0 : -1;
 }
 
-static int teardown(void **state)
-{
-	tu_fx_free(*state);
-	return 0;
-}
-
-static void t_db_open(struct tu_fx *f)
-{
-	OK(fr_db_open(f->dir, &f->o, &f->db, &E));
-	assert_non_null(f->db);
-}
-
-static void t_db_close(struct tu_fx *f)
-{
-	OK(fr_db_close(f->db, &E));
-	f->db = NULL;
-}
-
-static void t_db_reopen(struct tu_fx *f)
-{
-	t_db_close(f);
-	t_db_open(f);
-}
-
-static fr_keyspace *t_ks_open(struct tu_fx *f, const char *name, const char *tree)
-{
-	fr_keyspace_options o;
-	fr_keyspace_options_init(&o);
-	o.tree = tree;
-	fr_keyspace *ks = NULL;
-	OK(fr_keyspace_open(f->db, name, &o, &ks, &E));
-	assert_non_null(ks);
-	return ks;
-}
-
-static void put_s(fr_keyspace *ks, const char *k, const char *v)
-{
-	OK(fr_put(ks, k, strlen(k), v, strlen(v), &E));
-}
-
 static void del_s(fr_keyspace *ks, const char *k)
 {
 	OK(fr_remove(ks, k, strlen(k), &E));
-}
-
-/* Checks k through fr_get and fr_contains (v NULL: absent). */
-static void expect_s(fr_keyspace *ks, const char *k, const char *v)
-{
-	void *val = NULL;
-	size_t n = 0;
-	bool has = !v;
-	fr_status rc = fr_get(ks, k, strlen(k), &val, &n, &E);
-	OK(fr_contains(ks, k, strlen(k), &has, &E));
-	if (!v) {
-		if (rc != FR_NOT_FOUND)
-			fail_msg("%s/%s: expected absent, got %s (%.*s)", fr_keyspace_name(ks), k,
-				 fr_status_str(rc), rc ? 0 : (int)n, rc ? "" : (char *)val);
-		assert_false(has);
-		assert_null(val);
-		return;
-	}
-	if (rc != FR_OK)
-		fail_msg("%s/%s: expected %s, got %s: %s", fr_keyspace_name(ks), k, v,
-			 fr_status_str(rc), E.msg);
-	if (n != strlen(v) || memcmp(val, v, n))
-		fail_msg("%s/%s: expected %s, got %.*s", fr_keyspace_name(ks), k, v, (int)n,
-			 (char *)val);
-	assert_true(has);
-	fr_free(val);
 }
 
 static void snap_expect_s(const fr_snapshot *s, fr_keyspace *ks, const char *k, const char *v)
@@ -388,13 +332,6 @@ static void assert_list(fr_db *db, const char *want)
 	if (strcmp(b.p, want))
 		fail_msg("keyspace list: expected [%s], got [%s]", want, b.p);
 	free(b.p);
-}
-
-static bool t_ks_exists(fr_db *db, const char *name)
-{
-	bool e = false;
-	OK(fr_keyspace_exists(db, name, &e, &E));
-	return e;
 }
 
 static void test_db_keyspace_lifecycle(void **state)

@@ -40,6 +40,11 @@ static fr_error E;
 
 #define OK(call) TU_OK(call, E)
 
+/* this file's names for the shared fixture's helpers (testutil_db.h) */
+#define teardown tu_fx_teardown
+#define fx_open tu_fx_open
+#define fx_close tu_fx_close
+
 static int setup(void **state)
 {
 	*state = tu_fx_new("ingest", false);
@@ -50,23 +55,6 @@ static int setup_inline(void **state)
 {
 	*state = tu_fx_new("ingest", true);
 	return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	tu_fx_free(*state);
-	return 0;
-}
-
-static void fx_open(struct tu_fx *f)
-{
-	OK(fr_db_open(f->dir, &f->o, &f->db, &E));
-}
-
-static void fx_close(struct tu_fx *f)
-{
-	OK(fr_db_close(f->db, &E));
-	f->db = NULL;
 }
 
 static fr_keyspace *fx_ks(struct tu_fx *f, const char *name, uint64_t target, const char *tree)

@@ -38,64 +38,6 @@ static int setup(void **state)
 	return *state ? 0 : -1;
 }
 
-static int teardown(void **state)
-{
-	tu_fx_free(*state);
-	return 0;
-}
-
-static void t_db_open(struct tu_fx *f)
-{
-	OK(fr_db_open(f->dir, &f->o, &f->db, &E));
-}
-
-static void t_db_reopen(struct tu_fx *f)
-{
-	OK(fr_db_close(f->db, &E));
-	f->db = NULL;
-	t_db_open(f);
-}
-
-static fr_keyspace *t_ks_open(struct tu_fx *f, const char *name, const char *tree)
-{
-	fr_keyspace_options o;
-	fr_keyspace_options_init(&o);
-	o.tree = tree;
-	fr_keyspace *ks = NULL;
-	OK(fr_keyspace_open(f->db, name, &o, &ks, &E));
-	return ks;
-}
-
-static bool t_ks_exists(fr_db *db, const char *name)
-{
-	bool e = false;
-	OK(fr_keyspace_exists(db, name, &e, &E));
-	return e;
-}
-
-static void put_s(fr_keyspace *ks, const char *k, const char *v)
-{
-	OK(fr_put(ks, k, strlen(k), v, strlen(v), &E));
-}
-
-/* v NULL: k must be absent */
-static void expect_s(fr_keyspace *ks, const char *k, const char *v)
-{
-	void *val = NULL;
-	size_t n = 0;
-	fr_status rc = fr_get(ks, k, strlen(k), &val, &n, &E);
-	if (!v) {
-		assert_int_equal(rc, FR_NOT_FOUND);
-		return;
-	}
-	if (rc)
-		fail_msg("%s/%s: expected %s, got %s", fr_keyspace_name(ks), k, v,
-			 fr_status_str(rc));
-	assert_int_equal(n, strlen(v));
-	assert_memory_equal(val, v, n);
-	fr_free(val);
-}
-
 static uint64_t ks_len(fr_keyspace *ks)
 {
 	uint64_t n = UINT64_MAX;
@@ -160,7 +102,7 @@ static void los_fini(struct leader_ops *los, size_t n)
 static void test_keyspace_resolve_create_then_drop(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
+	tu_fx_open(f);
 	struct leader_ops lo[2] = {{0}};
 	OK(ks_resolve_create(f->db, "x", NULL, NULL, &lo[0], NULL, 0, &E));
 	uint32_t id = put_ks_id(&lo[0], "x", NULL);
@@ -186,8 +128,8 @@ static void test_keyspace_resolve_create_then_drop(void **state)
 static void test_keyspace_resolve_drop_then_create(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
-	fr_keyspace *x = t_ks_open(f, "x", NULL);
+	tu_fx_open(f);
+	fr_keyspace *x = tu_fx_ks(f, "x", NULL);
 	uint32_t old = x->ks_id;
 	struct leader_ops lo[2] = {{0}};
 	OK(ks_resolve_drop(f->db, "x", &lo[0], NULL, 0, &E));
@@ -221,7 +163,7 @@ static void test_keyspace_resolve_drop_then_create(void **state)
 static void test_keyspace_resolve_create_twice(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
+	tu_fx_open(f);
 	uint32_t ks0 = f->db->next_ks_id, tree0 = f->db->next_tree_id;
 	struct leader_ops lo[2] = {{0}};
 	OK(ks_resolve_create(f->db, "x", NULL, NULL, &lo[0], NULL, 0, &E));
@@ -252,7 +194,7 @@ static void test_keyspace_resolve_create_twice(void **state)
 static void test_keyspace_resolve_shared_tree_once(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
+	tu_fx_open(f);
 	fr_keyspace_options o;
 	fr_keyspace_options_init(&o);
 	uint32_t tree0 = f->db->next_tree_id;
@@ -282,8 +224,8 @@ static void test_keyspace_resolve_shared_tree_once(void **state)
 static void test_keyspace_resolve_drop_after_own_write(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
-	fr_keyspace *e = t_ks_open(f, "e", NULL);
+	tu_fx_open(f);
+	fr_keyspace *e = tu_fx_ks(f, "e", NULL);
 	struct leader_ops lo = {0};
 	uint8_t key[KS_PREFIX_LEN + 1];
 	memcpy(key, e->prefix, KS_PREFIX_LEN);
@@ -312,7 +254,7 @@ static void test_keyspace_resolve_drop_after_own_write(void **state)
 			rc = tree_get_value(f->db, t, key, sizeof(key), f->db->visible_seqno, NULL,
 					    NULL, &E);
 		assert_int_equal(rc, FR_NOT_FOUND);
-		t_db_reopen(f);
+		tu_fx_reopen(f);
 	}
 }
 
@@ -321,12 +263,12 @@ static void test_keyspace_resolve_drop_after_own_write(void **state)
 static void test_keyspace_after_drop_keeps_newer(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
-	fr_keyspace *x = t_ks_open(f, "x", NULL);
+	tu_fx_open(f);
+	fr_keyspace *x = tu_fx_ks(f, "x", NULL);
 	uint32_t stale = x->ks_id - 1; /* an older keyspace of the same name */
 	ks_after_drop(f->db, "x", stale);
-	put_s(x, "k", "v");
-	fr_keyspace *again = t_ks_open(f, "x", NULL);
+	tu_put_s(x, "k", "v");
+	fr_keyspace *again = tu_fx_ks(f, "x", NULL);
 	assert_ptr_equal(again, x);
 	fr_keyspace_close(again);
 	ks_after_drop(f->db, "x", x->ks_id);
@@ -336,15 +278,57 @@ static void test_keyspace_after_drop_keeps_newer(void **state)
 
 /* ---- one batch, through the public interface ---- */
 
+/* The outcome of the scenarios of test_keyspace_batch_in_order (however they were split over
+ * batches), live and after reopening: y created then dropped, x (whose old handle is closed
+ * here) dropped then created anew, z created twice, a and c in one new tree s. ks0 and tree0
+ * are the next ids before. */
+static void check_in_order(struct tu_fx *f, fr_keyspace *x, uint32_t ks0, uint32_t tree0)
+{
+	/* ids: x, z, a, c; trees: y's, x's, z's, s */
+	assert_int_equal(f->db->next_ks_id, ks0 + 5);
+	assert_int_equal(f->db->next_tree_id, tree0 + 4);
+	for (int round = 0; round < 2; round++) {
+		assert_false(tu_ks_exists(f->db, "y"));
+		assert_true(tu_ks_exists(f->db, "x"));
+		assert_true(tu_ks_exists(f->db, "z"));
+		/* the old handle of x is dropped; x opens empty, under a new id */
+		if (!round) {
+			assert_int_equal(fr_put(x, "k", 1, "v", 1, &E), FR_NOT_FOUND);
+			fr_keyspace_close(x);
+		}
+		fr_keyspace *nx = tu_fx_ks(f, "x", NULL);
+		assert_int_equal(nx->ks_id, ks0 + 1);
+		tu_expect_s(nx, "old", NULL);
+		if (!round)
+			tu_put_s(nx, "new", "2");
+		tu_expect_s(nx, "new", "2");
+		assert_int_equal(ks_len(nx), 1);
+		fr_keyspace *z = tu_fx_ks(f, "z", NULL);
+		assert_int_equal(z->ks_id, ks0 + 2);
+		if (!round)
+			tu_put_s(z, "zk", "zv");
+		tu_expect_s(z, "zk", "zv");
+		fr_keyspace *a = tu_fx_ks(f, "a", "s"), *c = tu_fx_ks(f, "c", "s");
+		assert_ptr_equal(a->tree, c->tree);
+		fr_keyspace_close(a);
+		fr_keyspace_close(c);
+		fr_keyspace_close(z);
+		fr_keyspace_close(nx);
+		tu_fx_reopen(f);
+		assert_int_equal(f->db->next_ks_id, ks0 + 5);
+		assert_int_equal(f->db->next_tree_id, tree0 + 4);
+	}
+}
+
 /* Create and drop of one name in one batch, in both orders, a second create and two
  * keyspaces of one new shared tree: the outcome is that of the operations in order, for the
  * live database, its handles and after reopening. */
 static void test_keyspace_batch_in_order(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
-	fr_keyspace *x = t_ks_open(f, "x", NULL);
-	put_s(x, "old", "1");
+	tu_fx_open(f);
+	fr_keyspace *x = tu_fx_ks(f, "x", NULL);
+	tu_put_s(x, "old", "1");
 	uint32_t ks0 = f->db->next_ks_id, tree0 = f->db->next_tree_id;
 	fr_batch *b;
 	OK(fr_batch_new(f->db, &b));
@@ -360,39 +344,7 @@ static void test_keyspace_batch_in_order(void **state)
 	OK(fr_batch_create_keyspace(b, "a", &o));
 	OK(fr_batch_create_keyspace(b, "c", &o));
 	OK(fr_batch_commit(b, FR_PERSIST_BUFFER, NULL, &E));
-	/* ids: x, z, a, c; trees: y's, x's, z's, s */
-	assert_int_equal(f->db->next_ks_id, ks0 + 5);
-	assert_int_equal(f->db->next_tree_id, tree0 + 4);
-	for (int round = 0; round < 2; round++) {
-		assert_false(t_ks_exists(f->db, "y"));
-		assert_true(t_ks_exists(f->db, "x"));
-		assert_true(t_ks_exists(f->db, "z"));
-		/* the old handle of x is dropped; x opens empty, under a new id */
-		if (!round) {
-			assert_int_equal(fr_put(x, "k", 1, "v", 1, &E), FR_NOT_FOUND);
-			fr_keyspace_close(x);
-		}
-		fr_keyspace *nx = t_ks_open(f, "x", NULL);
-		assert_int_equal(nx->ks_id, ks0 + 1);
-		expect_s(nx, "old", NULL);
-		if (!round)
-			put_s(nx, "new", "2");
-		expect_s(nx, "new", "2");
-		assert_int_equal(ks_len(nx), 1);
-		fr_keyspace *a = t_ks_open(f, "a", "s"), *c = t_ks_open(f, "c", "s");
-		assert_ptr_equal(a->tree, c->tree);
-		fr_keyspace *z = t_ks_open(f, "z", NULL);
-		if (!round)
-			put_s(z, "zk", "zv");
-		expect_s(z, "zk", "zv");
-		fr_keyspace_close(z);
-		fr_keyspace_close(a);
-		fr_keyspace_close(c);
-		fr_keyspace_close(nx);
-		t_db_reopen(f);
-		assert_int_equal(f->db->next_ks_id, ks0 + 5);
-		assert_int_equal(f->db->next_tree_id, tree0 + 4);
-	}
+	check_in_order(f, x, ks0, tree0);
 	fr_batch_free(b);
 }
 
@@ -401,8 +353,8 @@ static void test_keyspace_batch_in_order(void **state)
 static void test_keyspace_batch_write_after_drop(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
-	fr_keyspace *x = t_ks_open(f, "x", NULL), *w = t_ks_open(f, "w", NULL);
+	tu_fx_open(f);
+	fr_keyspace *x = tu_fx_ks(f, "x", NULL), *w = tu_fx_ks(f, "w", NULL);
 	fr_batch *b;
 	OK(fr_batch_new(f->db, &b));
 	OK(fr_batch_put(b, w, "k", 1, "v", 1));
@@ -414,16 +366,16 @@ static void test_keyspace_batch_write_after_drop(void **state)
 	OK(fr_batch_put(b, x, "k", 1, "v", 1));
 	assert_int_equal(fr_batch_commit(b, FR_PERSIST_BUFFER, NULL, &E), FR_NOT_FOUND);
 	/* nothing of either batch happened */
-	assert_true(t_ks_exists(f->db, "x"));
-	expect_s(w, "k", NULL);
-	put_s(x, "k", "still");
+	assert_true(tu_ks_exists(f->db, "x"));
+	tu_expect_s(w, "k", NULL);
+	tu_put_s(x, "k", "still");
 	/* a write before the drop is fine, and goes with the keyspace */
 	OK(fr_batch_put(b, x, "k2", 2, "v", 1));
 	OK(fr_batch_drop_keyspace(b, "x"));
 	OK(fr_batch_commit(b, FR_PERSIST_BUFFER, NULL, &E));
-	assert_false(t_ks_exists(f->db, "x"));
+	assert_false(tu_ks_exists(f->db, "x"));
 	fr_keyspace_close(x);
-	x = t_ks_open(f, "x", NULL);
+	x = tu_fx_ks(f, "x", NULL);
 	assert_int_equal(ks_len(x), 0);
 	fr_keyspace_close(x);
 	fr_keyspace_close(w);
@@ -536,10 +488,10 @@ static void batches_free(fr_batch **b, size_t n)
 static void test_keyspace_group_in_order(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
+	tu_fx_open(f);
 	atomic_store_rel_bool(&f->db->test_group_ks_ops, true);
-	fr_keyspace *x = t_ks_open(f, "x", NULL);
-	put_s(x, "old", "1");
+	fr_keyspace *x = tu_fx_ks(f, "x", NULL);
+	tu_put_s(x, "old", "1");
 	uint32_t ks0 = f->db->next_ks_id, tree0 = f->db->next_tree_id;
 	fr_keyspace_options o;
 	fr_keyspace_options_init(&o);
@@ -556,36 +508,7 @@ static void test_keyspace_group_in_order(void **state)
 	OK(fr_batch_create_keyspace(b[7], "c", &o));
 	commit_group_ok(f->db, b, 8);
 	batches_free(b, 8);
-	assert_int_equal(f->db->next_ks_id, ks0 + 5);
-	assert_int_equal(f->db->next_tree_id, tree0 + 4);
-	for (int round = 0; round < 2; round++) {
-		assert_false(t_ks_exists(f->db, "y"));
-		assert_true(t_ks_exists(f->db, "x"));
-		if (!round) {
-			assert_int_equal(fr_put(x, "k", 1, "v", 1, &E), FR_NOT_FOUND);
-			fr_keyspace_close(x);
-		}
-		fr_keyspace *nx = t_ks_open(f, "x", NULL);
-		assert_int_equal(nx->ks_id, ks0 + 1);
-		expect_s(nx, "old", NULL);
-		if (!round)
-			put_s(nx, "new", "2");
-		expect_s(nx, "new", "2");
-		fr_keyspace *z = t_ks_open(f, "z", NULL);
-		assert_int_equal(z->ks_id, ks0 + 2);
-		if (!round)
-			put_s(z, "zk", "zv");
-		expect_s(z, "zk", "zv");
-		fr_keyspace *a = t_ks_open(f, "a", "s"), *c = t_ks_open(f, "c", "s");
-		assert_ptr_equal(a->tree, c->tree);
-		fr_keyspace_close(a);
-		fr_keyspace_close(c);
-		fr_keyspace_close(z);
-		fr_keyspace_close(nx);
-		t_db_reopen(f);
-		assert_int_equal(f->db->next_ks_id, ks0 + 5);
-		assert_int_equal(f->db->next_tree_id, tree0 + 4);
-	}
+	check_in_order(f, x, ks0, tree0);
 }
 
 /* A batch of a group that writes through the handle of a keyspace the group's earlier batch
@@ -593,9 +516,9 @@ static void test_keyspace_group_in_order(void **state)
 static void test_keyspace_group_write_after_drop(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
+	tu_fx_open(f);
 	atomic_store_rel_bool(&f->db->test_group_ks_ops, true);
-	fr_keyspace *x = t_ks_open(f, "x", NULL), *w = t_ks_open(f, "w", NULL);
+	fr_keyspace *x = tu_fx_ks(f, "x", NULL), *w = tu_fx_ks(f, "w", NULL);
 	fr_batch *b[3];
 	batches_new(f->db, b, 3);
 	OK(fr_batch_drop_keyspace(b[0], "x"));
@@ -608,15 +531,15 @@ static void test_keyspace_group_write_after_drop(void **state)
 	assert_int_equal(rcs[1], FR_NOT_FOUND);
 	assert_int_equal(rcs[2], FR_OK);
 	for (int round = 0; round < 2; round++) {
-		assert_false(t_ks_exists(f->db, "x"));
-		expect_s(w, "k1", NULL);
-		expect_s(w, "k2", "v");
+		assert_false(tu_ks_exists(f->db, "x"));
+		tu_expect_s(w, "k1", NULL);
+		tu_expect_s(w, "k2", "v");
 		fr_keyspace_close(w);
 		if (!round) {
 			fr_keyspace_close(x);
-			t_db_reopen(f);
+			tu_fx_reopen(f);
 		}
-		w = t_ks_open(f, "w", NULL);
+		w = tu_fx_ks(f, "w", NULL);
 	}
 	fr_keyspace_close(w);
 	batches_free(b, 3);
@@ -628,8 +551,8 @@ static void test_keyspace_group_write_after_drop(void **state)
 static void test_keyspace_group_stale_handle_alone(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
-	fr_keyspace *x = t_ks_open(f, "x", NULL), *w = t_ks_open(f, "w", NULL);
+	tu_fx_open(f);
+	fr_keyspace *x = tu_fx_ks(f, "x", NULL), *w = tu_fx_ks(f, "w", NULL);
 	fr_batch *b[3];
 	batches_new(f->db, b, 3);
 	OK(fr_batch_put(b[0], w, "k0", 2, "v", 1));
@@ -641,8 +564,8 @@ static void test_keyspace_group_stale_handle_alone(void **state)
 	assert_int_equal(rcs[0], FR_OK);
 	assert_int_equal(rcs[1], FR_NOT_FOUND);
 	assert_int_equal(rcs[2], FR_OK);
-	expect_s(w, "k0", "v");
-	expect_s(w, "k2", "v");
+	tu_expect_s(w, "k0", "v");
+	tu_expect_s(w, "k2", "v");
 	fr_keyspace_close(x);
 	fr_keyspace_close(w);
 	batches_free(b, 3);
@@ -763,9 +686,9 @@ static void *opener_main(void *p)
 static void test_keyspace_group_stress(void **state)
 {
 	struct tu_fx *f = *state;
-	t_db_open(f);
+	tu_fx_open(f);
 	atomic_store_rel_bool(&f->db->test_group_ks_ops, true);
-	fr_keyspace *sh = t_ks_open(f, "shared", NULL);
+	fr_keyspace *sh = tu_fx_ks(f, "shared", NULL);
 	fr_keyspace_close(sh);
 	struct stress st[STRESS_THREADS + 2];
 	pthread_t th[STRESS_THREADS + 2];
@@ -791,28 +714,28 @@ static void test_keyspace_group_stress(void **state)
 	snprintf(last, sizeof(last), "%d", STRESS_ROUNDS - 1);
 	for (int i = 0; i <= STRESS_THREADS; i++) {
 		snprintf(name, sizeof(name), "keep%d", i);
-		fr_keyspace *ks = t_ks_open(f, i < STRESS_THREADS ? name : "shared", NULL);
+		fr_keyspace *ks = tu_fx_ks(f, i < STRESS_THREADS ? name : "shared", NULL);
 		ids[i] = ks->ks_id;
 		if (i < STRESS_THREADS)
-			expect_s(ks, "round", last);
-		put_s(ks, "live", "1");
+			tu_expect_s(ks, "round", last);
+		tu_put_s(ks, "live", "1");
 		fr_keyspace_close(ks);
 	}
-	t_db_reopen(f);
+	tu_fx_reopen(f);
 	for (int i = 0; i <= STRESS_THREADS; i++) {
 		snprintf(name, sizeof(name), "keep%d", i);
-		fr_keyspace *ks = t_ks_open(f, i < STRESS_THREADS ? name : "shared", NULL);
+		fr_keyspace *ks = tu_fx_ks(f, i < STRESS_THREADS ? name : "shared", NULL);
 		assert_int_equal(ks->ks_id, ids[i]);
 		if (i < STRESS_THREADS)
-			expect_s(ks, "round", last);
-		expect_s(ks, "live", "1");
+			tu_expect_s(ks, "round", last);
+		tu_expect_s(ks, "live", "1");
 		fr_keyspace_close(ks);
 		snprintf(name, sizeof(name), "gone%d", i);
-		assert_false(t_ks_exists(f->db, name));
+		assert_false(tu_ks_exists(f->db, name));
 	}
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, tu_fx_teardown)
 
 int main(void)
 {

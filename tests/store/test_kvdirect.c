@@ -34,6 +34,7 @@
 #include "io/io_mem.h"
 #include "testutil.h"
 #include "testutil_db.h"
+#include "testutil_kv.h"
 
 #define THRESHOLD 1024
 #define BIG (64u << 10) /* the file system's chunk size */
@@ -42,84 +43,44 @@
 static uint8_t *make_val(size_t n, uint64_t k, uint64_t ver)
 {
 	uint8_t *p = malloc(n ? n : 1);
-	uint64_t s = (k + 1) * 0x9e3779b97f4a7c15ull ^ (ver + 7) * 0xbf58476d1ce4e5b9ull;
-	for (size_t i = 0; i < n; i++) {
-		if (i % 8 == 0)
-			s = tu_rand(&s);
-		p[i] = (uint8_t)(s >> (i % 8 * 8));
-	}
+	tu_kv_fill_random(p, n, k, ver);
 	return p;
 }
 
-static void key_of(char *buf, uint64_t k)
+/* The status of committing key k at version ver (n bytes) alone in a batch. */
+static fr_status commit_one(fr_db *db, fr_keyspace *ks, uint64_t k, size_t n, uint64_t ver,
+			    fr_persist mode, fr_error *e)
 {
-	snprintf(buf, 16, "k%06" PRIu64, k);
-}
-
-static fr_db *open_at(const char *dir, struct fr_io *io, bool background)
-{
-	fr_db_options o;
-	fr_db_options_init(&o);
-	o.background = background;
-	o.io = io;
-	fr_db *db;
-	fr_error e;
-	fr_status rc = fr_db_open(dir, &o, &db, &e);
-	if (rc)
-		fail_msg("open %s: %s", dir, e.msg);
-	return db;
-}
-
-static fr_keyspace *open_ks(fr_db *db)
-{
-	fr_keyspace_options ko;
-	fr_keyspace_options_init(&ko);
-	ko.blob_threshold = THRESHOLD;
-	fr_keyspace *ks;
-	fr_error e;
-	TU_OK(fr_keyspace_open(db, "kv", &ko, &ks, &e), e);
-	return ks;
+	char key[16];
+	tu_kv_key(key, k);
+	uint8_t *v = make_val(n, k, ver);
+	fr_batch *b;
+	TU_OK(fr_batch_new(db, &b), *e);
+	TU_OK(fr_batch_put(b, ks, key, strlen(key), v, n), *e);
+	fr_status rc = fr_batch_commit(b, mode, NULL, e);
+	fr_batch_free(b);
+	free(v);
+	return rc;
 }
 
 static void put(fr_db *db, fr_keyspace *ks, uint64_t k, size_t n, uint64_t ver, fr_persist mode)
 {
-	char key[16];
-	key_of(key, k);
-	uint8_t *v = make_val(n, k, ver);
-	fr_batch *b;
 	fr_error e = {0};
-	TU_OK(fr_batch_new(db, &b), e);
-	TU_OK(fr_batch_put(b, ks, key, strlen(key), v, n), e);
-	TU_OK(fr_batch_commit(b, mode, NULL, &e), e);
-	fr_batch_free(b);
-	free(v);
+	TU_OK(commit_one(db, ks, k, n, ver, mode, &e), e);
 }
 
-/* fr_get's status for key k, checking the value when found. */
-static fr_status get_check(fr_keyspace *ks, uint64_t k, size_t n, uint64_t ver, fr_error *e)
+/* The end of a fault run's first life: a power cut when cut, the faults off, the handles
+ * dropped (the database may be poisoned); then *db and *ks opened again on mem alone. */
+static void fault_reopen(struct fr_io *mem, struct fr_io *fio, const char *path, bool cut,
+			 fr_db **db, fr_keyspace **ks)
 {
-	char key[16];
-	key_of(key, k);
-	void *v;
-	size_t got;
-	fr_status rc = fr_get(ks, key, strlen(key), &v, &got, e);
-	if (rc)
-		return rc;
-	uint8_t *want = make_val(n, k, ver);
-	if (got != n || memcmp(v, want, n))
-		fail_msg("get %s: wrong value (%zu bytes, want %zu of version %" PRIu64 ")", key,
-			 got, n, ver);
-	free(want);
-	fr_free(v);
-	return FR_OK;
-}
-
-static void check_get(fr_keyspace *ks, uint64_t k, size_t n, uint64_t ver)
-{
-	fr_error e;
-	fr_status rc = get_check(ks, k, n, ver, &e);
-	if (rc)
-		fail_msg("get %" PRIu64 ": %s (%s)", k, fr_status_str(rc), e.msg);
+	if (cut)
+		io_mem_power_cut(mem);
+	io_fault_clear(fio);
+	fr_keyspace_close(*ks);
+	fr_db_close(*db, NULL);
+	*db = tu_kv_open_db(path, mem, false);
+	*ks = tu_kv_open_ks(*db, THRESHOLD);
 }
 
 /* Sizes around the threshold: below ones stay in the journal and the memtable. */
@@ -129,61 +90,12 @@ static size_t size_of(uint64_t k)
 	return s[k % (sizeof(s) / sizeof(s[0]))];
 }
 
-static void check_iter(fr_keyspace *ks, const fr_snapshot *snap, uint64_t cnt, uint64_t ver)
-{
-	for (int rev = 0; rev < 2; rev++) {
-		fr_iter_options io = {.reverse = rev, .snapshot = snap};
-		fr_iter *it;
-		fr_error e;
-		TU_OK(fr_iter_open(ks, &io, &it, &e), e);
-		uint64_t seen = 0;
-		while (fr_iter_valid(it)) {
-			uint64_t k = rev ? cnt - 1 - seen : seen;
-			size_t vl;
-			const void *vp = fr_iter_value(it, &vl);
-			uint8_t *want = make_val(size_of(k), k, ver);
-			assert_int_equal(vl, size_of(k));
-			assert_memory_equal(vp, want, vl);
-			free(want);
-			seen++;
-			TU_OK(fr_iter_next(it, &e), e);
-		}
-		assert_int_equal(seen, cnt);
-		fr_iter_close(it);
-	}
-}
-
-static uint64_t count_files(const char *dir, const char *suffix, uint64_t *bytes)
-{
-	DIR *d = opendir(dir);
-	uint64_t n = 0;
-	if (bytes)
-		*bytes = 0;
-	if (!d)
-		return 0;
-	for (struct dirent *de; (de = readdir(d));) {
-		size_t l = strlen(de->d_name), sl = strlen(suffix);
-		if (l <= sl || strcmp(de->d_name + l - sl, suffix))
-			continue;
-		n++;
-		if (bytes) {
-			char p[1024];
-			struct stat st;
-			snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-			if (!stat(p, &st))
-				*bytes += (uint64_t)st.st_size;
-		}
-	}
-	closedir(d);
-	return n;
-}
-
 /* The one .blob file of dir/blobs (fails when there is not exactly one). */
 static void only_blob(const char *dir, char *out, size_t n)
 {
 	char blobs[1024];
 	snprintf(blobs, sizeof(blobs), "%s/blobs", dir);
-	assert_int_equal(count_files(blobs, ".blob", NULL), 1);
+	assert_int_equal(tu_count_files(blobs, ".blob", NULL), 1);
 	DIR *d = opendir(blobs);
 	assert_non_null(d);
 	for (struct dirent *de; (de = readdir(d));) {
@@ -203,8 +115,8 @@ static void test_kvdirect_read_paths(void **state)
 {
 	(void)state;
 	char *dir = tu_tmpdir("kvdirect-read");
-	fr_db *db = open_at(dir, NULL, true);
-	fr_keyspace *ks = open_ks(db);
+	fr_db *db = tu_kv_open_db(dir, NULL, true);
+	fr_keyspace *ks = tu_kv_open_ks(db, THRESHOLD);
 	fr_error e;
 	uint64_t big_bytes = 0;
 	for (uint64_t k = 0; k < RP_KEYS; k++) {
@@ -218,9 +130,9 @@ static void test_kvdirect_read_paths(void **state)
 	for (uint64_t k = 0; k < RP_KEYS; k++)
 		put(db, ks, k, size_of(k), 2, FR_PERSIST_BUFFER);
 	for (uint64_t k = 0; k < RP_KEYS; k++)
-		check_get(ks, k, size_of(k), 2);
-	check_iter(ks, NULL, RP_KEYS, 2);
-	check_iter(ks, snap, RP_KEYS, 1);
+		tu_kv_check_get(ks, make_val, k, size_of(k), 2);
+	tu_kv_check_iter(ks, NULL, RP_KEYS, size_of, make_val, 2);
+	tu_kv_check_iter(ks, snap, RP_KEYS, size_of, make_val, 1);
 
 	/* the journal holds handles: far fewer bytes than the values */
 	fr_db_stats st;
@@ -238,7 +150,7 @@ static void test_kvdirect_read_paths(void **state)
 	TU_OK(fr_tx_begin(db, FR_TX_OPTIMISTIC, &tx, &e), e);
 	uint8_t *v3 = make_val(BIG, 3, 3);
 	char key[16];
-	key_of(key, 3);
+	tu_kv_key(key, 3);
 	TU_OK(fr_tx_put(tx, ks, key, strlen(key), v3, BIG, &e), e);
 	void *got;
 	size_t gl;
@@ -246,7 +158,7 @@ static void test_kvdirect_read_paths(void **state)
 	assert_int_equal(gl, BIG);
 	assert_memory_equal(got, v3, BIG);
 	fr_free(got);
-	key_of(key, 4);
+	tu_kv_key(key, 4);
 	TU_OK(fr_tx_get(tx, ks, key, strlen(key), &got, &gl, &e), e);
 	uint8_t *v4 = make_val(size_of(4), 4, 2);
 	assert_int_equal(gl, size_of(4));
@@ -254,15 +166,15 @@ static void test_kvdirect_read_paths(void **state)
 	fr_free(got);
 	free(v4);
 	TU_OK(fr_tx_commit(tx, FR_PERSIST_BUFFER, NULL, &e), e);
-	check_get(ks, 3, BIG, 3);
+	tu_kv_check_get(ks, make_val, 3, BIG, 3);
 	put(db, ks, 3, size_of(3), 2, FR_PERSIST_BUFFER);
 	free(v3);
 
 	/* flushed: the direct file is installed and the values read from the table */
 	TU_OK(fr_db_flush(db, &e), e);
 	for (uint64_t k = 0; k < RP_KEYS; k++)
-		check_get(ks, k, size_of(k), 2);
-	check_iter(ks, snap, RP_KEYS, 1);
+		tu_kv_check_get(ks, make_val, k, size_of(k), 2);
+	tu_kv_check_iter(ks, snap, RP_KEYS, size_of, make_val, 1);
 	TU_OK(fr_keyspace_stats_get(ks, &ks_st, &e), e);
 	assert_true(ks_st.blob_file_cnt >= 1);
 	assert_true(ks_st.blob_bytes >= 2 * big_bytes);
@@ -276,24 +188,24 @@ static void test_kvdirect_read_paths(void **state)
 		put(db, ks, k, size_of(k), 4, FR_PERSIST_BUFFER);
 	fr_keyspace_close(ks);
 	TU_OK(fr_db_close(db, &e), e);
-	db = open_at(dir, NULL, true);
-	ks = open_ks(db);
+	db = tu_kv_open_db(dir, NULL, true);
+	ks = tu_kv_open_ks(db, THRESHOLD);
 	for (uint64_t k = 0; k < RP_KEYS; k++)
-		check_get(ks, k, size_of(k), 4);
-	check_iter(ks, NULL, RP_KEYS, 4);
+		tu_kv_check_get(ks, make_val, k, size_of(k), 4);
+	tu_kv_check_iter(ks, NULL, RP_KEYS, size_of, make_val, 4);
 	/* the recovered file is finished and installed by the next flush */
 	TU_OK(fr_db_flush(db, &e), e);
 	TU_OK(fr_blob_gc(ks, &e), e);
 	for (uint64_t k = 0; k < RP_KEYS; k++)
-		check_get(ks, k, size_of(k), 4);
+		tu_kv_check_get(ks, make_val, k, size_of(k), 4);
 	TU_OK(fr_keyspace_stats_get(ks, &ks_st, &e), e);
 	assert_int_equal(ks_st.blob_stale_bytes, 0);
 	fr_keyspace_close(ks);
 	TU_OK(fr_db_close(db, &e), e);
-	db = open_at(dir, NULL, false);
-	ks = open_ks(db);
+	db = tu_kv_open_db(dir, NULL, false);
+	ks = tu_kv_open_ks(db, THRESHOLD);
 	for (uint64_t k = 0; k < RP_KEYS; k++)
-		check_get(ks, k, size_of(k), 4);
+		tu_kv_check_get(ks, make_val, k, size_of(k), 4);
 	fr_keyspace_close(ks);
 	TU_OK(fr_db_close(db, &e), e);
 	tu_rmtree_free(dir);
@@ -323,19 +235,19 @@ static void test_kvdirect_file_target(void **state)
 		put(db, ks, k, BIG, 1, FR_PERSIST_BUFFER);
 	char blobs[1100];
 	snprintf(blobs, sizeof(blobs), "%s/blobs", dir);
-	assert_true(count_files(blobs, ".blob", NULL) >= 7);
+	assert_true(tu_count_files(blobs, ".blob", NULL) >= 7);
 	fr_db_stats st;
 	TU_OK(fr_db_stats_get(db, &st, &e), e);
 	assert_int_equal(st.flushes_done, 0);
 	for (uint64_t k = 0; k < 32; k++)
-		check_get(ks, k, BIG, 1);
+		tu_kv_check_get(ks, make_val, k, BIG, 1);
 	TU_OK(fr_db_flush(db, &e), e);
 	fr_keyspace_stats ks_st;
 	TU_OK(fr_keyspace_stats_get(ks, &ks_st, &e), e);
 	assert_true(ks_st.blob_file_cnt >= 7);
 	assert_int_equal(ks_st.table_cnt, 1);
 	for (uint64_t k = 0; k < 32; k++)
-		check_get(ks, k, BIG, 1);
+		tu_kv_check_get(ks, make_val, k, BIG, 1);
 	/* 8 MiB of large values: sealed and flushed about twice on the way */
 	TU_OK(fr_db_stats_get(db, &st, &e), e);
 	uint64_t before = st.flushes_done;
@@ -344,7 +256,7 @@ static void test_kvdirect_file_target(void **state)
 	TU_OK(fr_db_stats_get(db, &st, &e), e);
 	assert_true(st.flushes_done - before >= 1 && st.flushes_done - before <= 2);
 	for (uint64_t k = 0; k < 128; k++)
-		check_get(ks, k, BIG, 2);
+		tu_kv_check_get(ks, make_val, k, BIG, 2);
 	fr_keyspace_close(ks);
 	TU_OK(fr_db_close(db, &e), e);
 	tu_rmtree_free(dir);
@@ -357,42 +269,28 @@ static bool sync_order_run(uint64_t n)
 	struct fr_io *mem = io_mem_new();
 	struct fr_io *fio = io_fault_new(mem);
 	fr_error e;
-	fr_db *db = open_at("/so", fio, false);
-	fr_keyspace *ks = open_ks(db);
+	fr_db *db = tu_kv_open_db("/so", fio, false);
+	fr_keyspace *ks = tu_kv_open_ks(db, THRESHOLD);
 	put(db, ks, 1, BIG, 1, FR_PERSIST_SYNC_DATA);
 	TU_OK(fr_db_flush(db, &e), e); /* keys 2 to 4 then go to a new direct file */
 	put(db, ks, 2, BIG, 1, FR_PERSIST_BUFFER);
 	io_fault_arm(fio, IO_FAULT_SYNC, n, EIO, true);
 	char key[16];
-	key_of(key, 3);
+	tu_kv_key(key, 3);
 	uint8_t *v = make_val(BIG, 3, 1);
 	fr_status rc = fr_put(ks, key, strlen(key), v, BIG, &e);
-	fr_batch *b;
-	if (!rc) {
-		TU_OK(fr_batch_new(db, &b), e);
-		key_of(key, 4);
-		free(v);
-		v = make_val(BIG, 4, 1);
-		TU_OK(fr_batch_put(b, ks, key, strlen(key), v, BIG), e);
-		rc = fr_batch_commit(b, FR_PERSIST_SYNC_DATA, NULL, &e);
-		fr_batch_free(b);
-	}
 	free(v);
+	if (!rc)
+		rc = commit_one(db, ks, 4, BIG, 1, FR_PERSIST_SYNC_DATA, &e);
 	bool hit = io_fault_injected(fio) > 0;
 	if (!hit)
 		assert_int_equal(rc, FR_OK);
-	io_mem_power_cut(mem);
-	io_fault_clear(fio);
-	fr_keyspace_close(ks);
-	fr_db_close(db, NULL);
-
-	db = open_at("/so", mem, false);
-	ks = open_ks(db);
+	fault_reopen(mem, fio, "/so", true, &db, &ks);
 	/* synced before the faults: durable */
-	check_get(ks, 1, BIG, 1);
+	tu_kv_check_get(ks, make_val, 1, BIG, 1);
 	/* key 2 (buffered) and key 3 rode on key 4's sync: all there whole, or absent */
 	for (uint64_t k = 2; k <= 4; k++) {
-		fr_status g = get_check(ks, k, BIG, 1, &e);
+		fr_status g = tu_kv_get_check(ks, make_val, k, BIG, 1, &e);
 		if (g != FR_OK && g != FR_NOT_FOUND)
 			fail_msg("sync fault %" PRIu64 ": key %" PRIu64 " %s (%s)", n, k,
 				 fr_status_str(g), e.msg);
@@ -420,8 +318,8 @@ static void test_kvdirect_torn_file(void **state)
 {
 	(void)state;
 	char *dir = tu_tmpdir("kvdirect-torn");
-	fr_db *db = open_at(dir, NULL, false);
-	fr_keyspace *ks = open_ks(db);
+	fr_db *db = tu_kv_open_db(dir, NULL, false);
+	fr_keyspace *ks = tu_kv_open_ks(db, THRESHOLD);
 	fr_error e;
 	for (uint64_t k = 0; k < 5; k++)
 		put(db, ks, k, BIG, 1, FR_PERSIST_BUFFER);
@@ -443,15 +341,15 @@ static void test_kvdirect_torn_file(void **state)
 	assert_int_equal(system(cmd), 0);
 
 	for (int round = 0; round < 3; round++) {
-		db = open_at(dir, NULL, false);
-		ks = open_ks(db);
+		db = tu_kv_open_db(dir, NULL, false);
+		ks = tu_kv_open_ks(db, THRESHOLD);
 		assert_int_equal(access(orphan, F_OK), -1);
 		if (round < 2)
 			assert_int_equal(access(path, F_OK), 0);
 		for (uint64_t k = 0; k < 4; k++)
-			check_get(ks, k, BIG, 1);
-		check_get(ks, 9, 100, 1);
-		fr_status rc = get_check(ks, 4, BIG, 1, &e);
+			tu_kv_check_get(ks, make_val, k, BIG, 1);
+		tu_kv_check_get(ks, make_val, 9, 100, 1);
+		fr_status rc = tu_kv_get_check(ks, make_val, 4, BIG, 1, &e);
 		assert_int_equal(rc, FR_CORRUPTION);
 		assert_non_null(strstr(e.msg, ".blob"));
 		assert_non_null(strstr(e.msg, "offset"));
@@ -471,8 +369,8 @@ static void test_kvdirect_checkpoint(void **state)
 	snprintf(cpt, sizeof(cpt), "%s/cpt", dir);
 	char src[1100];
 	snprintf(src, sizeof(src), "%s/db", dir);
-	fr_db *db = open_at(src, NULL, true);
-	fr_keyspace *ks = open_ks(db);
+	fr_db *db = tu_kv_open_db(src, NULL, true);
+	fr_keyspace *ks = tu_kv_open_ks(db, THRESHOLD);
 	fr_error e;
 	for (uint64_t k = 0; k < 12; k++)
 		put(db, ks, k, size_of(k), 1, FR_PERSIST_BUFFER);
@@ -481,10 +379,10 @@ static void test_kvdirect_checkpoint(void **state)
 	put(db, ks, 0, BIG, 2, FR_PERSIST_BUFFER);
 	fr_keyspace_close(ks);
 	TU_OK(fr_db_close(db, &e), e);
-	db = open_at(cpt, NULL, false);
-	ks = open_ks(db);
+	db = tu_kv_open_db(cpt, NULL, false);
+	ks = tu_kv_open_ks(db, THRESHOLD);
 	for (uint64_t k = 0; k < 12; k++)
-		check_get(ks, k, size_of(k), 1);
+		tu_kv_check_get(ks, make_val, k, size_of(k), 1);
 	fr_keyspace_close(ks);
 	TU_OK(fr_db_close(db, &e), e);
 	tu_rmtree_free(dir);
@@ -502,22 +400,13 @@ static bool write_fault_run(enum io_fault_kind kind, uint64_t n, bool cut)
 	struct fr_io *mem = io_mem_new();
 	struct fr_io *fio = io_fault_new(mem);
 	fr_error e;
-	fr_db *db = open_at("/wf", fio, false);
-	fr_keyspace *ks = open_ks(db);
+	fr_db *db = tu_kv_open_db("/wf", fio, false);
+	fr_keyspace *ks = tu_kv_open_ks(db, THRESHOLD);
 	io_fault_arm(fio, kind, n, ENOSPC, true);
 	uint64_t acked = 0, synced = 0;
 	for (uint64_t k = 0; k < WF_COMMITS; k++) {
-		char key[16];
-		key_of(key, k);
-		uint8_t *v = make_val(size_of(k), k, 1);
-		fr_batch *b;
-		TU_OK(fr_batch_new(db, &b), e);
-		TU_OK(fr_batch_put(b, ks, key, strlen(key), v, size_of(k)), e);
 		fr_persist mode = k % 5 == 4 ? FR_PERSIST_SYNC_DATA : FR_PERSIST_BUFFER;
-		fr_status rc = fr_batch_commit(b, mode, NULL, &e);
-		fr_batch_free(b);
-		free(v);
-		if (rc)
+		if (commit_one(db, ks, k, size_of(k), 1, mode, &e))
 			break;
 		acked = k + 1;
 		if (mode != FR_PERSIST_BUFFER)
@@ -526,16 +415,9 @@ static bool write_fault_run(enum io_fault_kind kind, uint64_t n, bool cut)
 			break;
 	}
 	bool hit = io_fault_injected(fio) > 0;
-	if (cut)
-		io_mem_power_cut(mem);
-	io_fault_clear(fio);
-	fr_keyspace_close(ks);
-	fr_db_close(db, NULL);
-
-	db = open_at("/wf", mem, false);
-	ks = open_ks(db);
+	fault_reopen(mem, fio, "/wf", cut, &db, &ks);
 	for (uint64_t k = 0; k < WF_COMMITS; k++) {
-		fr_status g = get_check(ks, k, size_of(k), 1, &e);
+		fr_status g = tu_kv_get_check(ks, make_val, k, size_of(k), 1, &e);
 		bool must = k < (cut ? synced : acked);
 		if (g == FR_OK || (g == FR_NOT_FOUND && !must))
 			continue;
@@ -568,7 +450,6 @@ static void test_kvdirect_write_faults(void **state)
 /* ---- a process killed without sync ---- */
 
 #define CR_KEYS 16
-#define CHILD_FAILED UINT64_MAX
 
 static size_t cr_len(uint64_t k)
 {
@@ -586,7 +467,7 @@ static void child_run(const char *dir, uint64_t first, int fd)
 	fr_error e;
 	if (fr_db_open(dir, &o, &db, &e)) {
 		fprintf(stderr, "child open: %s\n", e.msg);
-		uint64_t f = CHILD_FAILED;
+		uint64_t f = TU_CHILD_FAILED;
 		(void)!write(fd, &f, sizeof(f));
 		_exit(1);
 	}
@@ -603,7 +484,7 @@ static void child_run(const char *dir, uint64_t first, int fd)
 			if (n % 7 && k != n % CR_KEYS)
 				continue;
 			char key[16];
-			key_of(key, k);
+			tu_kv_key(key, k);
 			uint8_t *v = make_val(cr_len(k), k, n);
 			fr_batch_put(b, ks, key, strlen(key), v, cr_len(k));
 			free(v);
@@ -612,7 +493,7 @@ static void child_run(const char *dir, uint64_t first, int fd)
 		fr_batch_free(b);
 		if (rc) {
 			fprintf(stderr, "child: %s\n", e.msg);
-			uint64_t f = CHILD_FAILED;
+			uint64_t f = TU_CHILD_FAILED;
 			(void)!write(fd, &f, sizeof(f));
 			_exit(1);
 		}
@@ -629,13 +510,6 @@ static uint64_t version_after(uint64_t k, uint64_t r)
 	return 0;
 }
 
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 /* Whether every key holds what batch r left (absent when no batch up to r wrote it); any
  * error but FR_NOT_FOUND fails the test. */
 static bool state_is(fr_keyspace *ks, uint64_t r)
@@ -644,7 +518,7 @@ static bool state_is(fr_keyspace *ks, uint64_t r)
 	for (uint64_t k = 0; k < CR_KEYS; k++) {
 		uint64_t ver = version_after(k, r);
 		char key[16];
-		key_of(key, k);
+		tu_kv_key(key, k);
 		void *v;
 		size_t n;
 		fr_error e;
@@ -666,8 +540,8 @@ static bool state_is(fr_keyspace *ks, uint64_t r)
 /* Every key as of the last acknowledged batch or the one in flight; returns which. */
 static uint64_t check_recovered(const char *dir, uint64_t acked)
 {
-	fr_db *db = open_at(dir, NULL, false);
-	fr_keyspace *ks = open_ks(db);
+	fr_db *db = tu_kv_open_db(dir, NULL, false);
+	fr_keyspace *ks = tu_kv_open_ks(db, THRESHOLD);
 	uint64_t r = acked + 1;
 	if (!state_is(ks, r)) {
 		r = acked;
@@ -687,31 +561,11 @@ static void test_kvdirect_crash(void **state)
 	uint64_t rng = tu_seed() ^ 0xd1d1;
 	char *dir = tu_tmpdir("kvdirect-crash");
 	uint64_t r = 0, total = 0;
-	for (int cycle = 0; cycle < 10; cycle++) {
-		int p[2];
-		assert_int_equal(pipe(p), 0);
-		fflush(stderr);
-		pid_t pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			close(p[0]);
-			child_run(dir, r + 1, p[1]);
-			_exit(5);
-		}
-		close(p[1]);
-		sleep_ms(30 + tu_rand_below(&rng, 250));
-		kill(pid, SIGKILL);
-		int ws;
-		assert_int_equal(waitpid(pid, &ws, 0), pid);
-		uint64_t acked = r, n;
-		while (read(p[0], &n, sizeof(n)) == (ssize_t)sizeof(n)) {
-			if (n == CHILD_FAILED)
-				fail_msg("the child failed (see stderr)");
-			assert_int_equal(n, acked + 1);
-			acked = n;
-			total++;
-		}
-		close(p[0]);
+	for (uint64_t cycle = 0; cycle < 10; cycle++) {
+		uint64_t cnt;
+		uint64_t acked =
+			tu_kill_cycle(dir, r, 30 + tu_rand_below(&rng, 250), child_run, cycle, &cnt);
+		total += cnt;
 		r = check_recovered(dir, acked);
 		assert_true(r >= acked);
 	}

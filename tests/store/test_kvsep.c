@@ -31,6 +31,7 @@
 #include "io/io_fault.h"
 #include "io/io_mem.h"
 #include "testutil.h"
+#include "testutil_kv.h"
 
 #define THRESHOLD 1024
 
@@ -38,16 +39,12 @@
  * even ones (so blob compression is exercised both ways). */
 static void fill(uint8_t *p, size_t n, uint64_t k, uint64_t ver)
 {
-	uint64_t s = (k + 1) * 0x9e3779b97f4a7c15ull ^ (ver + 7) * 0xbf58476d1ce4e5b9ull;
-	for (size_t i = 0; i < n; i++) {
-		if (k % 2) {
-			if (i % 8 == 0)
-				s = tu_rand(&s);
-			p[i] = (uint8_t)(s >> (i % 8 * 8));
-		} else {
-			p[i] = (uint8_t)('a' + (k + ver + i / 50) % 26);
-		}
+	if (k % 2) {
+		tu_kv_fill_random(p, n, k, ver);
+		return;
 	}
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)('a' + (k + ver + i / 50) % 26);
 }
 
 static uint8_t *make_val(size_t n, uint64_t k, uint64_t ver)
@@ -57,41 +54,10 @@ static uint8_t *make_val(size_t n, uint64_t k, uint64_t ver)
 	return p;
 }
 
-static void key_of(char *buf, uint64_t k)
-{
-	snprintf(buf, 16, "k%06" PRIu64, k);
-}
-
-static fr_db *open_db(const char *dir, bool background)
-{
-	fr_db_options o;
-	fr_db_options_init(&o);
-	o.background = background;
-	fr_db *db;
-	fr_error e;
-	fr_status rc = fr_db_open(dir, &o, &db, &e);
-	if (rc)
-		fail_msg("open %s: %s", dir, e.msg);
-	return db;
-}
-
-static fr_keyspace *open_ks(fr_db *db, uint32_t threshold)
-{
-	fr_keyspace_options ko;
-	fr_keyspace_options_init(&ko);
-	ko.blob_threshold = threshold;
-	fr_keyspace *ks;
-	fr_error e;
-	fr_status rc = fr_keyspace_open(db, "kv", &ko, &ks, &e);
-	if (rc)
-		fail_msg("keyspace: %s", e.msg);
-	return ks;
-}
-
 static void put(fr_keyspace *ks, uint64_t k, size_t n, uint64_t ver)
 {
 	char key[16];
-	key_of(key, k);
+	tu_kv_key(key, k);
 	uint8_t *v = make_val(n, k, ver);
 	fr_error e;
 	fr_status rc = fr_put(ks, key, strlen(key), v, n, &e);
@@ -100,28 +66,10 @@ static void put(fr_keyspace *ks, uint64_t k, size_t n, uint64_t ver)
 	free(v);
 }
 
-static void check_get(fr_keyspace *ks, uint64_t k, size_t n, uint64_t ver)
-{
-	char key[16];
-	key_of(key, k);
-	void *v;
-	size_t got;
-	fr_error e;
-	fr_status rc = fr_get(ks, key, strlen(key), &v, &got, &e);
-	if (rc)
-		fail_msg("get %s: %s (%s)", key, fr_status_str(rc), e.msg);
-	uint8_t *want = make_val(n, k, ver);
-	if (got != n || memcmp(v, want, n))
-		fail_msg("get %s: wrong value (%zu bytes, want %zu of version %" PRIu64 ")", key,
-			 got, n, ver);
-	free(want);
-	fr_free(v);
-}
-
 static void check_snap(fr_snapshot *s, fr_keyspace *ks, uint64_t k, size_t n, uint64_t ver)
 {
 	char key[16];
-	key_of(key, k);
+	tu_kv_key(key, k);
 	void *v;
 	size_t got;
 	fr_error e;
@@ -139,64 +87,15 @@ static void check_snap(fr_snapshot *s, fr_keyspace *ks, uint64_t k, size_t n, ui
 static const size_t sizes[] = {0, 1, THRESHOLD - 1, THRESHOLD, THRESHOLD + 1, 1u << 20, 5000};
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
 
+static size_t size_at(uint64_t k)
+{
+	return sizes[k];
+}
+
 static void check_all(fr_keyspace *ks, uint64_t ver)
 {
 	for (uint64_t k = 0; k < NSIZES; k++)
-		check_get(ks, k, sizes[k], ver);
-}
-
-/* Walks the keyspace both ways and checks every value. */
-static void check_iter(fr_keyspace *ks, const fr_snapshot *snap, uint64_t ver)
-{
-	for (int rev = 0; rev < 2; rev++) {
-		fr_iter_options io = {.reverse = rev, .snapshot = snap};
-		fr_iter *it;
-		fr_error e;
-		assert_int_equal(fr_iter_open(ks, &io, &it, &e), FR_OK);
-		uint64_t seen = 0;
-		while (fr_iter_valid(it)) {
-			uint64_t k = rev ? NSIZES - 1 - seen : seen;
-			char key[16];
-			key_of(key, k);
-			size_t kl, vl;
-			const void *kp = fr_iter_key(it, &kl), *vp = fr_iter_value(it, &vl);
-			assert_int_equal(kl, strlen(key));
-			assert_memory_equal(kp, key, kl);
-			uint8_t *want = make_val(sizes[k], k, ver);
-			assert_int_equal(vl, sizes[k]);
-			assert_memory_equal(vp, want, vl);
-			free(want);
-			seen++;
-			assert_int_equal(fr_iter_next(it, &e), FR_OK);
-		}
-		assert_int_equal(seen, NSIZES);
-		fr_iter_close(it);
-	}
-}
-
-static uint64_t count_files(const char *dir, const char *suffix, uint64_t *bytes)
-{
-	DIR *d = opendir(dir);
-	uint64_t n = 0;
-	if (bytes)
-		*bytes = 0;
-	if (!d)
-		return 0;
-	for (struct dirent *de; (de = readdir(d));) {
-		size_t l = strlen(de->d_name), sl = strlen(suffix);
-		if (l <= sl || strcmp(de->d_name + l - sl, suffix))
-			continue;
-		n++;
-		if (bytes) {
-			char p[1024];
-			struct stat st;
-			snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-			if (!stat(p, &st))
-				*bytes += (uint64_t)st.st_size;
-		}
-	}
-	closedir(d);
-	return n;
+		tu_kv_check_get(ks, make_val, k, sizes[k], ver);
 }
 
 static void test_kvsep_around_threshold(void **state)
@@ -205,14 +104,14 @@ static void test_kvsep_around_threshold(void **state)
 	char *dir = tu_tmpdir("kvsep");
 	char blobs[1024];
 	snprintf(blobs, sizeof(blobs), "%s/blobs", dir);
-	fr_db *db = open_db(dir, true);
-	fr_keyspace *ks = open_ks(db, THRESHOLD);
+	fr_db *db = tu_kv_open_db(dir, NULL, true);
+	fr_keyspace *ks = tu_kv_open_ks(db, THRESHOLD);
 	fr_error e;
 
 	for (uint64_t k = 0; k < NSIZES; k++)
 		put(ks, k, sizes[k], 1);
 	check_all(ks, 1); /* memtable */
-	check_iter(ks, NULL, 1);
+	tu_kv_check_iter(ks, NULL, NSIZES, size_at, make_val, 1);
 	fr_snapshot *s1;
 	assert_int_equal(fr_snapshot_open(db, &s1, &e), FR_OK);
 
@@ -220,12 +119,12 @@ static void test_kvsep_around_threshold(void **state)
 	fr_keyspace_stats st;
 	assert_int_equal(fr_keyspace_stats_get(ks, &st, &e), FR_OK);
 	assert_int_equal(st.blob_file_cnt, 1);
-	assert_int_equal(count_files(blobs, ".blob", NULL), 1);
+	assert_int_equal(tu_count_files(blobs, ".blob", NULL), 1);
 	assert_true(st.blob_bytes > (1u << 20)); /* the large (random) value left the table */
 	assert_true(st.table_bytes < 16 * 1024);
 	assert_int_equal(st.blob_stale_bytes, 0);
 	check_all(ks, 1); /* flushed */
-	check_iter(ks, NULL, 1);
+	tu_kv_check_iter(ks, NULL, NSIZES, size_at, make_val, 1);
 
 	/* version 2 of everything, flushed, then compacted: the snapshot keeps version 1 */
 	for (uint64_t k = 0; k < NSIZES; k++)
@@ -234,27 +133,27 @@ static void test_kvsep_around_threshold(void **state)
 	assert_int_equal(fr_db_flush(db, &e), FR_OK);
 	assert_int_equal(fr_major_compact(ks, &e), FR_OK);
 	check_all(ks, 2);
-	check_iter(ks, NULL, 2);
+	tu_kv_check_iter(ks, NULL, NSIZES, size_at, make_val, 2);
 	for (uint64_t k = 0; k < NSIZES; k++)
 		check_snap(s1, ks, k, sizes[k], 1);
-	check_iter(ks, s1, 1);
+	tu_kv_check_iter(ks, s1, NSIZES, size_at, make_val, 1);
 	fr_snapshot_close(s1);
 
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
-	db = open_db(dir, true);
-	ks = open_ks(db, 0); /* the stored options win: the threshold is still THRESHOLD */
+	db = tu_kv_open_db(dir, NULL, true);
+	ks = tu_kv_open_ks(db, 0); /* the stored options win: the threshold is still THRESHOLD */
 	check_all(ks, 2);
-	check_iter(ks, NULL, 2);
+	tu_kv_check_iter(ks, NULL, NSIZES, size_at, make_val, 2);
 	/* the old blob file left when the compaction dropped version 1 */
 	assert_int_equal(fr_major_compact(ks, &e), FR_OK);
 	assert_int_equal(fr_keyspace_stats_get(ks, &st, &e), FR_OK);
-	assert_int_equal(st.blob_file_cnt, count_files(blobs, ".blob", NULL));
+	assert_int_equal(st.blob_file_cnt, tu_count_files(blobs, ".blob", NULL));
 	assert_int_equal(st.blob_stale_bytes, 0);
 	/* written after reopen: separated as well */
 	put(ks, 100, 4000, 9);
 	assert_int_equal(fr_db_flush(db, &e), FR_OK);
-	check_get(ks, 100, 4000, 9);
+	tu_kv_check_get(ks, make_val, 100, 4000, 9);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
 	tu_rmtree_free(dir);
@@ -270,8 +169,8 @@ static void test_kvsep_gc_space(void **state)
 	char blobs[1024], tables[1024];
 	snprintf(blobs, sizeof(blobs), "%s/blobs", dir);
 	snprintf(tables, sizeof(tables), "%s/tables", dir);
-	fr_db *db = open_db(dir, true);
-	fr_keyspace *ks = open_ks(db, 512);
+	fr_db *db = tu_kv_open_db(dir, NULL, true);
+	fr_keyspace *ks = tu_kv_open_ks(db, 512);
 	fr_error e;
 	uint64_t ver[GC_KEYS];
 
@@ -297,8 +196,8 @@ static void test_kvsep_gc_space(void **state)
 	assert_int_equal(fr_blob_gc(ks, &e), FR_OK);
 	assert_int_equal(fr_keyspace_stats_get(ks, &st, &e), FR_OK);
 	uint64_t blob_disk, table_disk;
-	assert_int_equal(count_files(blobs, ".blob", &blob_disk), st.blob_file_cnt);
-	count_files(tables, ".sst", &table_disk);
+	assert_int_equal(tu_count_files(blobs, ".blob", &blob_disk), st.blob_file_cnt);
+	tu_count_files(tables, ".sst", &table_disk);
 	assert_int_equal(blob_disk, st.blob_bytes);
 	fprintf(stderr, "# live %" PRIu64 ", before GC %" PRIu64 ", after %" PRIu64
 		" (tables %" PRIu64 ", %" PRIu64 " blob files %" PRIu64 ", stale %" PRIu64
@@ -313,7 +212,7 @@ static void test_kvsep_gc_space(void **state)
 	assert_int_equal(ds.blob_bytes, st.blob_bytes);
 	assert_int_equal(ds.blob_stale_bytes, 0);
 	for (uint64_t k = 0; k < GC_KEYS; k++)
-		check_get(ks, 2 * k + 1, GC_VAL, ver[k]);
+		tu_kv_check_get(ks, make_val, 2 * k + 1, GC_VAL, ver[k]);
 
 	/* without GC (stale percentage 0) the stale bytes are exactly the overwritten values
 	 * of the file that keeps live ones */
@@ -325,7 +224,7 @@ static void test_kvsep_gc_space(void **state)
 	assert_int_equal(fr_keyspace_open(db, "nogc", &ko, &ng, &e), FR_OK);
 	for (uint64_t k = 0; k < GC_KEYS; k++) {
 		char key[16];
-		key_of(key, 2 * k + 1);
+		tu_kv_key(key, 2 * k + 1);
 		uint8_t *v = make_val(GC_VAL, 2 * k + 1, 1);
 		assert_int_equal(fr_put(ng, key, strlen(key), v, GC_VAL, &e), FR_OK);
 		free(v);
@@ -333,7 +232,7 @@ static void test_kvsep_gc_space(void **state)
 	assert_int_equal(fr_db_flush(db, &e), FR_OK);
 	for (uint64_t k = 0; k < GC_KEYS * 6 / 10; k++) {
 		char key[16];
-		key_of(key, 2 * k + 1);
+		tu_kv_key(key, 2 * k + 1);
 		uint8_t *v = make_val(GC_VAL, 2 * k + 1, 2);
 		assert_int_equal(fr_put(ng, key, strlen(key), v, GC_VAL, &e), FR_OK);
 		free(v);
@@ -352,10 +251,10 @@ static void test_kvsep_gc_space(void **state)
 
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
-	db = open_db(dir, true);
-	ks = open_ks(db, 512);
+	db = tu_kv_open_db(dir, NULL, true);
+	ks = tu_kv_open_ks(db, 512);
 	for (uint64_t k = 0; k < GC_KEYS; k++)
-		check_get(ks, 2 * k + 1, GC_VAL, ver[k]);
+		tu_kv_check_get(ks, make_val, 2 * k + 1, GC_VAL, ver[k]);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
 	tu_rmtree_free(dir);
@@ -365,8 +264,8 @@ static void test_kvsep_snapshot_across_gc(void **state)
 {
 	(void)state;
 	char *dir = tu_tmpdir("kvsep-snap");
-	fr_db *db = open_db(dir, true);
-	fr_keyspace *ks = open_ks(db, 512);
+	fr_db *db = tu_kv_open_db(dir, NULL, true);
+	fr_keyspace *ks = tu_kv_open_ks(db, 512);
 	fr_error e;
 	for (uint64_t k = 0; k < 50; k++)
 		put(ks, k, 3000, 1);
@@ -382,7 +281,7 @@ static void test_kvsep_snapshot_across_gc(void **state)
 	assert_int_equal(fr_blob_gc(ks, &e), FR_OK);
 	for (uint64_t k = 0; k < 50; k++) {
 		check_snap(s, ks, k, 3000, 1);
-		check_get(ks, k, 3000, k < 40 ? 2 : 1);
+		tu_kv_check_get(ks, make_val, k, 3000, k < 40 ? 2 : 1);
 	}
 	/* the iterator opened before still reads version 1 from the files it pinned */
 	uint64_t seen = 0;
@@ -405,7 +304,7 @@ static void test_kvsep_snapshot_across_gc(void **state)
 	assert_int_equal(fr_keyspace_stats_get(ks, &st, &e), FR_OK);
 	assert_true(st.blob_bytes < 50 * 3000 * 13 / 10);
 	for (uint64_t k = 0; k < 50; k++)
-		check_get(ks, k, 3000, k < 40 ? 2 : 1);
+		tu_kv_check_get(ks, make_val, k, 3000, k < 40 ? 2 : 1);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
 	tu_rmtree_free(dir);
@@ -437,8 +336,8 @@ static void test_kvsep_corrupt_blob(void **state)
 {
 	(void)state;
 	char *dir = tu_tmpdir("kvsep-bad");
-	fr_db *db = open_db(dir, false);
-	fr_keyspace *ks = open_ks(db, 100);
+	fr_db *db = tu_kv_open_db(dir, NULL, false);
+	fr_keyspace *ks = tu_kv_open_ks(db, 100);
 	fr_error e;
 	/* two flushes: keys 0-19 in one blob file, 20-39 in another */
 	for (uint64_t k = 0; k < 40; k++) {
@@ -473,8 +372,8 @@ static void test_kvsep_corrupt_blob(void **state)
 	}
 	fclose(fp);
 
-	db = open_db(dir, false);
-	ks = open_ks(db, 100);
+	db = tu_kv_open_db(dir, NULL, false);
+	ks = tu_kv_open_ks(db, 100);
 	size_t bad = 0;
 	for (size_t i = 0; i < v.cnt; i++) {
 		void *val = NULL;
@@ -492,12 +391,12 @@ static void test_kvsep_corrupt_blob(void **state)
 	assert_int_equal(bad, 7);
 	for (uint64_t k = 0; k < 40; k++) {
 		char key[16];
-		key_of(key, k);
+		tu_kv_key(key, k);
 		bool hit = false;
 		for (size_t i = 0; i < v.cnt; i += 3)
 			hit |= !strcmp(key, v.keys[i]);
 		if (!hit)
-			check_get(ks, k, 700, 1);
+			tu_kv_check_get(ks, make_val, k, 700, 1);
 	}
 	/* counting and the first key read no value: the bad ones do not get in the way */
 	uint64_t len = 0;
@@ -532,13 +431,13 @@ static void test_kvsep_one_large_value(void **state)
 	(void)state;
 	const size_t n = 6u << 20;
 	char *dir = tu_tmpdir("kvsep-large");
-	fr_db *db = open_db(dir, false);
-	fr_keyspace *ks = open_ks(db, THRESHOLD);
+	fr_db *db = tu_kv_open_db(dir, NULL, false);
+	fr_keyspace *ks = tu_kv_open_ks(db, THRESHOLD);
 	fr_error e;
 	put(ks, 0, n, 1); /* key 0: compressible text */
-	check_get(ks, 0, n, 1);
+	tu_kv_check_get(ks, make_val, 0, n, 1);
 	assert_int_equal(fr_db_flush(db, &e), FR_OK);
-	check_get(ks, 0, n, 1);
+	tu_kv_check_get(ks, make_val, 0, n, 1);
 	fr_keyspace_stats st;
 	assert_int_equal(fr_keyspace_stats_get(ks, &st, &e), FR_OK);
 	assert_int_equal(st.blob_file_cnt, 1);
@@ -550,10 +449,10 @@ static void test_kvsep_one_large_value(void **state)
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
 	char blobs[1024];
 	snprintf(blobs, sizeof(blobs), "%s/blobs", dir);
-	assert_int_equal(count_files(blobs, ".blob", NULL), 1);
-	db = open_db(dir, false);
-	ks = open_ks(db, THRESHOLD);
-	check_get(ks, 0, n, 1);
+	assert_int_equal(tu_count_files(blobs, ".blob", NULL), 1);
+	db = tu_kv_open_db(dir, NULL, false);
+	ks = tu_kv_open_ks(db, THRESHOLD);
+	tu_kv_check_get(ks, make_val, 0, n, 1);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
 	tu_rmtree_free(dir);
@@ -563,8 +462,8 @@ static void test_kvsep_orphans(void **state)
 {
 	(void)state;
 	char *dir = tu_tmpdir("kvsep-orphan");
-	fr_db *db = open_db(dir, false);
-	fr_keyspace *ks = open_ks(db, 100);
+	fr_db *db = tu_kv_open_db(dir, NULL, false);
+	fr_keyspace *ks = tu_kv_open_ks(db, 100);
 	fr_error e;
 	for (uint64_t k = 0; k < 10; k++)
 		put(ks, k, 500, 1);
@@ -573,18 +472,18 @@ static void test_kvsep_orphans(void **state)
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
 	char blobs[1024], orphan[1100];
 	snprintf(blobs, sizeof(blobs), "%s/blobs", dir);
-	assert_int_equal(count_files(blobs, ".blob", NULL), 1);
+	assert_int_equal(tu_count_files(blobs, ".blob", NULL), 1);
 	/* a left-over of a compaction that never reached the manifest */
 	snprintf(orphan, sizeof(orphan), "%s/987654.blob", blobs);
 	FILE *fp = fopen(orphan, "wb");
 	fputs("partial", fp);
 	fclose(fp);
-	assert_int_equal(count_files(blobs, ".blob", NULL), 2);
-	db = open_db(dir, false);
-	assert_int_equal(count_files(blobs, ".blob", NULL), 1);
-	ks = open_ks(db, 100);
+	assert_int_equal(tu_count_files(blobs, ".blob", NULL), 2);
+	db = tu_kv_open_db(dir, NULL, false);
+	assert_int_equal(tu_count_files(blobs, ".blob", NULL), 1);
+	ks = tu_kv_open_ks(db, 100);
 	for (uint64_t k = 0; k < 10; k++)
-		check_get(ks, k, 500, 1);
+		tu_kv_check_get(ks, make_val, k, 500, 1);
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
 	tu_rmtree_free(dir);
@@ -600,7 +499,7 @@ static void test_kvsep_options(void **state)
 	assert_true(ko.blob_compress);
 	assert_int_equal(ko.blob_gc_stale_pct, 50);
 	char *dir = tu_tmpdir("kvsep-opt");
-	fr_db *db = open_db(dir, false);
+	fr_db *db = tu_kv_open_db(dir, NULL, false);
 	fr_keyspace *ks;
 	fr_error e;
 	ko.blob_threshold = 10;
@@ -616,7 +515,6 @@ static void test_kvsep_options(void **state)
 /* ---- a crash during GC ---- */
 
 #define CR_KEYS 40
-#define CHILD_FAILED UINT64_MAX
 
 static size_t cr_len(uint64_t k)
 {
@@ -634,17 +532,17 @@ static void child_run(const char *dir, uint64_t first, int fd)
 	fr_error e;
 	if (fr_db_open(dir, &o, &db, &e)) {
 		fprintf(stderr, "child open: %s\n", e.msg);
-		uint64_t f = CHILD_FAILED;
+		uint64_t f = TU_CHILD_FAILED;
 		(void)!write(fd, &f, sizeof(f));
 		_exit(1);
 	}
-	ks = open_ks(db, 256);
+	ks = tu_kv_open_ks(db, 256);
 	for (uint64_t n = first;; n++) {
 		fr_batch *b;
 		fr_batch_new(db, &b);
 		for (uint64_t k = 0; k < CR_KEYS; k++) {
 			char key[16];
-			key_of(key, k);
+			tu_kv_key(key, k);
 			uint8_t *v = make_val(cr_len(k), k, n);
 			fr_batch_put(b, ks, key, strlen(key), v, cr_len(k));
 			free(v);
@@ -658,7 +556,7 @@ static void child_run(const char *dir, uint64_t first, int fd)
 		}
 		if (rc) {
 			fprintf(stderr, "child: %s\n", e.msg);
-			uint64_t f = CHILD_FAILED;
+			uint64_t f = TU_CHILD_FAILED;
 			(void)!write(fd, &f, sizeof(f));
 			_exit(1);
 		}
@@ -666,23 +564,16 @@ static void child_run(const char *dir, uint64_t first, int fd)
 	}
 }
 
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 /* Every key at one version: the last acknowledged batch or the one in flight. */
 static uint64_t check_recovered(const char *dir, uint64_t acked)
 {
-	fr_db *db = open_db(dir, false);
-	fr_keyspace *ks = open_ks(db, 256);
+	fr_db *db = tu_kv_open_db(dir, NULL, false);
+	fr_keyspace *ks = tu_kv_open_ks(db, 256);
 	fr_error e;
 	uint64_t ver = 0;
 	for (uint64_t k = 0; k < CR_KEYS && acked; k++) {
 		char key[16];
-		key_of(key, k);
+		tu_kv_key(key, k);
 		void *v;
 		size_t n;
 		fr_status rc = fr_get(ks, key, strlen(key), &v, &n, &e);
@@ -715,31 +606,11 @@ static void test_kvsep_crash_during_gc(void **state)
 	uint64_t rng = tu_seed() ^ 0x5151;
 	char *dir = tu_tmpdir("kvsep-crash");
 	uint64_t r = 0, total = 0;
-	for (int cycle = 0; cycle < 12; cycle++) {
-		int p[2];
-		assert_int_equal(pipe(p), 0);
-		fflush(stderr);
-		pid_t pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			close(p[0]);
-			child_run(dir, r + 1, p[1]);
-			_exit(5);
-		}
-		close(p[1]);
-		sleep_ms(30 + tu_rand_below(&rng, 300));
-		kill(pid, SIGKILL);
-		int ws;
-		assert_int_equal(waitpid(pid, &ws, 0), pid);
-		uint64_t acked = r, n;
-		while (read(p[0], &n, sizeof(n)) == (ssize_t)sizeof(n)) {
-			if (n == CHILD_FAILED)
-				fail_msg("the child failed (see stderr)");
-			assert_int_equal(n, acked + 1);
-			acked = n;
-			total++;
-		}
-		close(p[0]);
+	for (uint64_t cycle = 0; cycle < 12; cycle++) {
+		uint64_t cnt;
+		uint64_t acked =
+			tu_kill_cycle(dir, r, 30 + tu_rand_below(&rng, 300), child_run, cycle, &cnt);
+		total += cnt;
 		r = check_recovered(dir, acked);
 	}
 	fprintf(stderr, "# %" PRIu64 " batches acknowledged over 12 crashes, last %" PRIu64 "\n",
@@ -752,27 +623,13 @@ static void test_kvsep_crash_during_gc(void **state)
 
 #define FG_KEYS 120
 
-static fr_db *open_io(struct fr_io *io, bool background)
-{
-	fr_db_options o;
-	fr_db_options_init(&o);
-	o.io = io;
-	o.background = background;
-	fr_db *db;
-	fr_error e;
-	fr_status rc = fr_db_open("/fg", &o, &db, &e);
-	if (rc)
-		fail_msg("open: %s", e.msg);
-	return db;
-}
-
 static void fg_check(struct fr_io *io, const char *what)
 {
-	fr_db *db = open_io(io, false);
-	fr_keyspace *ks = open_ks(db, 256);
+	fr_db *db = tu_kv_open_db("/fg", io, false);
+	fr_keyspace *ks = tu_kv_open_ks(db, 256);
 	for (uint64_t k = 0; k < FG_KEYS; k++) {
 		char key[16];
-		key_of(key, k);
+		tu_kv_key(key, k);
 		void *v;
 		size_t n;
 		fr_error e;
@@ -799,8 +656,8 @@ static bool fg_run(enum io_fault_kind kind, uint64_t n)
 	struct fr_io *mem = io_mem_new();
 	struct fr_io *fio = io_fault_new(mem);
 	fr_error e;
-	fr_db *db = open_io(mem, false);
-	fr_keyspace *ks = open_ks(db, 256);
+	fr_db *db = tu_kv_open_db("/fg", mem, false);
+	fr_keyspace *ks = tu_kv_open_ks(db, 256);
 	for (uint64_t k = 0; k < FG_KEYS; k++)
 		put(ks, k, 1500, 1);
 	assert_int_equal(fr_db_flush(db, &e), FR_OK);
@@ -810,8 +667,8 @@ static bool fg_run(enum io_fault_kind kind, uint64_t n)
 	fr_keyspace_close(ks);
 	assert_int_equal(fr_db_close(db, &e), FR_OK);
 
-	db = open_io(fio, false);
-	ks = open_ks(db, 256);
+	db = tu_kv_open_db("/fg", fio, false);
+	ks = tu_kv_open_ks(db, 256);
 	io_fault_arm(fio, kind, n, EIO, false);
 	fr_status rc = fr_blob_gc(ks, &e);
 	bool hit = io_fault_injected(fio) > 0;
@@ -824,8 +681,8 @@ static bool fg_run(enum io_fault_kind kind, uint64_t n)
 	snprintf(what, sizeof(what), "fault kind %d at %" PRIu64, kind, n);
 	fg_check(mem, what);
 
-	db = open_io(mem, false);
-	ks = open_ks(db, 256);
+	db = tu_kv_open_db("/fg", mem, false);
+	ks = tu_kv_open_ks(db, 256);
 	assert_int_equal(fr_blob_gc(ks, &e), FR_OK);
 	fr_keyspace_stats st;
 	assert_int_equal(fr_keyspace_stats_get(ks, &st, &e), FR_OK);

@@ -30,6 +30,11 @@ static __thread fr_error E;
 
 #define OK(call) TU_OK(call, E)
 
+/* this file's names for the shared fixture's helpers (testutil_db.h) */
+#define teardown tu_fx_teardown
+#define t_ks tu_fx_ks
+#define put_s tu_put_s
+
 static void next_ok(fr_iter *it)
 {
 	OK(fr_iter_next(it, &E));
@@ -46,27 +51,6 @@ static int setup(void **state)
 	}
 	*state = f;
 	return 0;
-}
-
-static int teardown(void **state)
-{
-	tu_fx_free(*state);
-	return 0;
-}
-
-static fr_keyspace *t_ks(struct tu_fx *f, const char *name, const char *tree)
-{
-	fr_keyspace_options o;
-	fr_keyspace_options_init(&o);
-	o.tree = tree;
-	fr_keyspace *ks = NULL;
-	OK(fr_keyspace_open(f->db, name, &o, &ks, &E));
-	return ks;
-}
-
-static void put_s(fr_keyspace *ks, const char *k, const char *v)
-{
-	OK(fr_put(ks, k, strlen(k), v, strlen(v), &E));
 }
 
 static void tput(fr_tx *tx, fr_keyspace *ks, const char *k, const char *v)

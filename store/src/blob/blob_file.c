@@ -83,8 +83,9 @@ static void header_encode(uint8_t *hdr, uint64_t id)
 	enc_u64(hdr + 8, id);
 }
 
-fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool compress,
-			   struct blob_writer **out, fr_error *err)
+/* The writer both open and resume start from: path opened with flags, nothing written yet. */
+static fr_status writer_new(struct fr_io *io, const char *path, uint64_t id, bool compress,
+			    int flags, struct blob_writer **out, fr_error *err)
 {
 	struct blob_writer *w = fr_calloc(1, sizeof(*w));
 	fr_status rc;
@@ -99,7 +100,7 @@ fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool
 		fr_free(w);
 		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
 	}
-	rc = io_open(io, path, IO_RDWR | IO_CREATE | IO_EXCL, &w->f, err);
+	rc = io_open(io, path, flags, &w->f, err);
 	if (rc) {
 		fr_free(w->path);
 		fr_free(w);
@@ -108,6 +109,19 @@ fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool
 	w->io = io;
 	w->id = id;
 	w->compress = compress;
+	*out = w;
+	return FR_OK;
+}
+
+fr_status blob_writer_open(struct fr_io *io, const char *path, uint64_t id, bool compress,
+			   struct blob_writer **out, fr_error *err)
+{
+	struct blob_writer *w;
+	fr_status rc = writer_new(io, path, id, compress, IO_RDWR | IO_CREATE | IO_EXCL, &w, err);
+
+	*out = NULL;
+	if (rc)
+		return rc;
 	uint8_t hdr[BLOB_HDR_LEN];
 	header_encode(hdr, id);
 	if (buf_append(&w->buf, hdr, sizeof(hdr))) {
@@ -285,28 +299,12 @@ void blob_writer_close(struct blob_writer *w)
 fr_status blob_writer_resume(struct fr_io *io, const char *path, uint64_t id, bool compress,
 			     const struct blob_meta *pre, struct blob_writer **out, fr_error *err)
 {
-	struct blob_writer *w = fr_calloc(1, sizeof(*w));
-	fr_status rc;
+	struct blob_writer *w;
+	fr_status rc = writer_new(io, path, id, compress, IO_RDWR | IO_CREATE, &w, err);
 
 	*out = NULL;
-	if (!w)
-		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
-	buf_init(&w->buf);
-	buf_init(&w->cbuf);
-	w->path = fr_strdup(path);
-	if (!w->path) {
-		fr_free(w);
-		return FR_ERR(err, FR_NOMEM, "blob writer %s", path);
-	}
-	rc = io_open(io, path, IO_RDWR | IO_CREATE, &w->f, err);
-	if (rc) {
-		fr_free(w->path);
-		fr_free(w);
+	if (rc)
 		return rc;
-	}
-	w->io = io;
-	w->id = id;
-	w->compress = compress;
 	w->keep = true;
 	/* a prefix without a whole header starts the file again */
 	uint64_t end = pre->file_size >= BLOB_HDR_LEN ? pre->file_size : 0;
@@ -385,17 +383,26 @@ static fr_status read_done(const char *path, const struct blob_handle *h, fr_sta
 	return unpack(path, h, s, val, vlen, err);
 }
 
+/* The buffer the stored bytes of h are read into (*val is cleared first). */
+static fr_status stored_buf(const struct blob_handle *h, uint8_t **s, void **val, fr_error *err)
+{
+	*val = NULL;
+	*s = fr_malloc(h->stored_len ? h->stored_len : 1);
+	if (!*s)
+		return FR_ERR(err, FR_NOMEM, "blob value of %llu bytes",
+			      (unsigned long long)h->stored_len);
+	return FR_OK;
+}
+
 fr_status blob_read(struct fr_io *io, struct ftab *ft, const char *path,
 		    const struct blob_handle *h, void **val, size_t *vlen, fr_error *err)
 {
-	uint8_t *s = fr_malloc(h->stored_len ? h->stored_len : 1);
+	uint8_t *s;
 	size_t got = 0;
-	fr_status rc;
+	fr_status rc = stored_buf(h, &s, val, err);
 
-	*val = NULL;
-	if (!s)
-		return FR_ERR(err, FR_NOMEM, "blob value of %llu bytes",
-			      (unsigned long long)h->stored_len);
+	if (rc)
+		return rc;
 	if (ft) {
 		rc = ftab_pread(ft, h->file_id, path, s, h->stored_len, h->off, &got, err);
 	} else {
@@ -415,14 +422,12 @@ fr_status blob_read(struct fr_io *io, struct ftab *ft, const char *path,
 fr_status blob_read_file(struct io_file *f, const char *path, const struct blob_handle *h,
 			 void **val, size_t *vlen, fr_error *err)
 {
-	uint8_t *s = fr_malloc(h->stored_len ? h->stored_len : 1);
+	uint8_t *s;
 	size_t got = 0;
-	fr_status rc;
+	fr_status rc = stored_buf(h, &s, val, err);
 
-	*val = NULL;
-	if (!s)
-		return FR_ERR(err, FR_NOMEM, "blob value of %llu bytes",
-			      (unsigned long long)h->stored_len);
+	if (rc)
+		return rc;
 	rc = io_pread(f, s, h->stored_len, h->off, &got, err);
 	return read_done(path, h, rc, s, got, val, vlen, err);
 }
