@@ -2,7 +2,8 @@
 /*
  * session.h - runs a libfuse low-level session on the daemon's request loop (loop.h): one
  * thread reads the FUSE device and answers what it reads, handing the device to another
- * thread before a sync or a transfer of 64 KiB or more (before any change with sync set), and
+ * thread before a sync, a transfer of 64 KiB or more, or a release (before any change with
+ * sync set), and
  * when a request runs a whole 10 ms tick or runs while others wait. Shared by fractiofs and
  * the benchmark's in-memory reference (tools/memfs.c), so that both talk to the kernel alike.
  */
