@@ -131,7 +131,8 @@ void fs_node_close(struct fs *fs, uint64_t ino);
  * the unlink holds through its commit, so none can write chunks or a record for an inode that
  * has gone. Inode numbers are not reused within a mount (§10), so a late request never reaches
  * another inode. */
-/* Adds to b the removal of an inode with no links: its chunks, xattrs and record. */
+/* Adds to b the removal of an inode with no links: its chunks, xattrs and record; keeps its
+ * last attributes in its node (itab_set_last) for the requests the kernel may still send. */
 int fs_inode_drop(struct fs *fs, fr_batch *b, const struct fs_inode *in);
 /* Removes an orphan (link count 0): record, chunks, xattrs and orphan entry, in one batch.
  * Errors are logged (the orphan entry stays for the next mount). */

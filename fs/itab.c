@@ -219,10 +219,8 @@ bool itab_close(struct itab *t, uint64_t ino)
 			n->orphan = false;
 			n->gone = true;
 			reclaim = true;
-			maybe_free(t, n, &ks);
-		} else {
-			reclaim = maybe_free(t, n, &ks);
 		}
+		reclaim |= maybe_free(t, n, &ks);
 	}
 	pthread_mutex_unlock(&t->mu);
 	fr_keyspace_close(ks);

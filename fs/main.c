@@ -481,7 +481,7 @@ int main(int argc, char *argv[])
 				      copts.max_threads > 0 && copts.max_threads <= 100000
 					      ? (unsigned)copts.max_threads
 					      : 10,
-				      fs.opts.sync != 0, fs.opts.debug != 0) != 0;
+				      fs.opts.sync != 0, fs.opts.debug != 0);
 	ret = ret != 0;
 out_unmount:
 	fuse_session_unmount(se);

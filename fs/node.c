@@ -254,8 +254,11 @@ static int drop_xattrs(struct fs *fs, uint64_t ino, fr_batch *b)
 int fs_inode_drop(struct fs *fs, fr_batch *b, const struct fs_inode *in)
 {
 	uint8_t key[FSS_INO_KEY_LEN];
+	struct stat st;
 	int rc = 0;
 
+	fs_stat(fs, in, &st);
+	itab_set_last(&fs->itab, in->ino, &st); /* for a kernel that still holds it (fs.h) */
 	if (S_ISREG(in->mode) && !(in->flags & FSI_INLINE))
 		rc = fsd_drop(&fs->data, in, b);
 	if (rc == 0 && (in->flags & FSI_XATTR))
@@ -288,9 +291,6 @@ void fs_reclaim(struct fs *fs, uint64_t ino)
 		goto out; /* linked again (never by us, but do not destroy a live file) */
 	fss_ino_key(ino, key);
 	if (rc == 0) {
-		struct stat st;
-		fs_stat(fs, &in, &st);
-		itab_set_last(&fs->itab, ino, &st); /* for a kernel that still holds it (fs.h) */
 		rc = fs_inode_drop(fs, b, &in);
 	} else if (rc == -ENOENT) {
 		rc = 0; /* only the orphan entry is left */

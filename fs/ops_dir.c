@@ -438,12 +438,8 @@ static int unlink_inode(struct fs *fs, fr_batch *b, struct fs_inode *in, int64_t
 		in->nlink--;
 	}
 	fs_touch(in, false, true, now);
-	if (in->nlink == 0 && drop) {
-		struct stat st;
-		fs_stat(fs, in, &st);
-		itab_set_last(&fs->itab, in->ino, &st);
+	if (in->nlink == 0 && drop)
 		return fs_inode_drop(fs, b, in);
-	}
 	*orphaned = in->nlink == 0;
 	if (*orphaned)
 		rc = put_orphan(fs, b, in->ino);
@@ -459,6 +455,18 @@ static bool drop_with_name(struct fs *fs, const struct fs_inode *in)
 	if (!S_ISDIR(in->mode) && in->nlink > 1)
 		return false;
 	return itab_drop_begin(&fs->itab, in->ino);
+}
+
+/* After the batch that removed a name whose inode drop_with_name dropped along: the inode is
+ * gone (one fewer), or, when the batch failed, its node takes handles again. */
+static void drop_end(struct fs *fs, uint64_t ino, bool drop, int rc)
+{
+	if (!drop)
+		return;
+	if (rc)
+		itab_drop_abort(&fs->itab, ino);
+	else
+		atomic_fetch_sub(&fs->inode_cnt, 1);
 }
 
 static void after_orphaned(struct fs *fs, uint64_t ino)
@@ -533,10 +541,7 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, boo
 		rc = fs_inode_put(fs, b, &pin);
 	if (rc == 0)
 		rc = fs_commit(fs, b, dir ? "rmdir" : "unlink");
-	if (drop && rc)
-		itab_drop_abort(&fs->itab, in.ino);
-	else if (drop)
-		atomic_fetch_sub(&fs->inode_cnt, 1);
+	drop_end(fs, in.ino, drop, rc);
 out_unlock:
 	itab_unlock_set(&fs->itab, &ls);
 out_unlock_ns:
@@ -699,10 +704,7 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 		rc = fs_inode_put(fs, b, &r.dp);
 	if (rc == 0)
 		rc = fs_commit(fs, b, "rename");
-	if (drop && rc)
-		itab_drop_abort(&fs->itab, dino);
-	else if (drop)
-		atomic_fetch_sub(&fs->inode_cnt, 1);
+	drop_end(fs, dino, drop, rc);
 out_unlock:
 	itab_unlock_set(&fs->itab, &ls);
 out_unlock_ns:

@@ -75,13 +75,13 @@ static bool ss_may_block(void *ctx, const void *buf)
 	case FUSE_COPY_FILE_RANGE:
 		return true;
 	case FUSE_READ:
-	case FUSE_WRITE:
-		/* fuse_read_in and fuse_write_in both have size at the same place */
-		if (b->size >= sizeof(*h) + sizeof(struct fuse_read_in)) {
-			const struct fuse_read_in *in = (const void *)(h + 1);
-			return in->size >= BIG_TRANSFER || ss->sync;
-		}
-		return ss->sync;
+	case FUSE_WRITE: {
+		/* fuse_read_in and fuse_write_in both have size at the same place; with sync a
+		 * write waits for the disk, a read never does */
+		bool big = b->size >= sizeof(*h) + sizeof(struct fuse_read_in) &&
+			   ((const struct fuse_read_in *)(const void *)(h + 1))->size >= BIG_TRANSFER;
+		return big || (ss->sync && h->opcode == FUSE_WRITE);
+	}
 	case FUSE_LOOKUP:
 	case FUSE_GETATTR:
 	case FUSE_GETXATTR:
