@@ -55,6 +55,29 @@ struct writer {
 	struct writer *next;
 };
 
+/* A copy of a[0..alen) followed by b[0..blen), freed with lo (lo_reset). NULL on out of memory. */
+static uint8_t *lo_own(struct leader_ops *lo, const void *a, size_t alen, const void *b,
+		       size_t blen)
+{
+	if (lo->owned_cnt == lo->owned_cap) {
+		size_t cap = lo->owned_cap ? lo->owned_cap * 2 : 8;
+		void **ow = fr_realloc(lo->owned, cap * sizeof(*ow));
+		if (!ow)
+			return NULL;
+		lo->owned = ow;
+		lo->owned_cap = cap;
+	}
+	uint8_t *mem = fr_malloc(alen + blen);
+	if (!mem)
+		return NULL;
+	if (alen)
+		memcpy(mem, a, alen);
+	if (blen)
+		memcpy(mem + alen, b, blen);
+	lo->owned[lo->owned_cnt++] = mem;
+	return mem;
+}
+
 fr_status lo_add(struct leader_ops *lo, uint8_t op, uint32_t tree_id, const void *k, size_t klen,
 		 const void *v, size_t vlen, bool copy)
 {
@@ -67,22 +90,9 @@ fr_status lo_add(struct leader_ops *lo, uint8_t op, uint32_t tree_id, const void
 		lo->cap = cap;
 	}
 	if (copy) {
-		if (lo->owned_cnt == lo->owned_cap) {
-			size_t cap = lo->owned_cap ? lo->owned_cap * 2 : 8;
-			void **ow = fr_realloc(lo->owned, cap * sizeof(*ow));
-			if (!ow)
-				return FR_NOMEM;
-			lo->owned = ow;
-			lo->owned_cap = cap;
-		}
-		uint8_t *mem = fr_malloc(klen + vlen);
+		uint8_t *mem = lo_own(lo, k, klen, v, vlen);
 		if (!mem)
 			return FR_NOMEM;
-		if (klen)
-			memcpy(mem, k, klen);
-		if (vlen)
-			memcpy(mem + klen, v, vlen);
-		lo->owned[lo->owned_cnt++] = mem;
 		k = mem;
 		v = mem + klen;
 	}
@@ -631,18 +641,9 @@ static fr_status lo_direct(fr_db *db, struct leader_ops *lo, struct tree **last,
 		if (direct_list_add(&db->blob_dirty, &db->blob_dirty_cnt, &db->blob_dirty_cap, d))
 			return FR_ERR(err, FR_NOMEM, "direct blob list");
 		/* the handle is kept like a copied op's bytes: freed with lo */
-		if (lo->owned_cnt == lo->owned_cap) {
-			size_t cap = lo->owned_cap ? lo->owned_cap * 2 : 8;
-			void **ow = fr_realloc(lo->owned, cap * sizeof(*ow));
-			if (!ow)
-				return FR_ERR(err, FR_NOMEM, "batch");
-			lo->owned = ow;
-			lo->owned_cap = cap;
-		}
-		uint8_t *hm = fr_memdup(hb, hn);
+		uint8_t *hm = lo_own(lo, hb, hn, NULL, 0);
 		if (!hm)
 			return FR_ERR(err, FR_NOMEM, "batch");
-		lo->owned[lo->owned_cnt++] = hm;
 		o->op = BOP_PUT_HANDLE;
 		o->val = hm;
 		o->val_len = hn;
