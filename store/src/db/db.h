@@ -209,9 +209,9 @@ struct fr_db {
 	struct blob_direct **blob_dirty;
 	size_t blob_dirty_cnt;
 	size_t blob_dirty_cap;
-	/* open only: the direct blob files the journal's replay attached, one reference each;
-	 * kept from the orphan pass */
-	struct blob_direct **blob_recovered;
+	/* open only: the ids of the direct blob files the journal's replay attached (the
+	 * memtables hold the files), kept from the orphan pass */
+	uint64_t *blob_recovered;
 	size_t blob_recovered_cnt;
 	size_t blob_recovered_cap;
 	uint64_t compaction_time_us;  /* atomic */

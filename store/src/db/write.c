@@ -542,30 +542,27 @@ void db_blob_lists_free(fr_db *db)
 	fr_free(db->blob_dirty);
 	db->blob_dirty = NULL;
 	db->blob_dirty_cnt = db->blob_dirty_cap = 0;
-	for (size_t i = 0; i < db->blob_recovered_cnt; i++)
-		blob_direct_unref(db->blob_recovered[i]);
 	fr_free(db->blob_recovered);
 	db->blob_recovered = NULL;
 	db->blob_recovered_cnt = db->blob_recovered_cap = 0;
 }
 
-/* Appends d (referenced) to *arr unless it is there already. */
-static fr_status direct_list_add(struct blob_direct ***arr, size_t *cnt, size_t *cap,
-				 struct blob_direct *d)
+/* Appends d (referenced) to db->blob_dirty unless it is there already. */
+static fr_status dirty_add(fr_db *db, struct blob_direct *d)
 {
-	for (size_t i = 0; i < *cnt; i++)
-		if ((*arr)[i] == d)
+	for (size_t i = 0; i < db->blob_dirty_cnt; i++)
+		if (db->blob_dirty[i] == d)
 			return FR_OK;
-	if (*cnt == *cap) {
-		size_t c = *cap ? *cap * 2 : 4;
-		struct blob_direct **a = fr_realloc(*arr, c * sizeof(*a));
+	if (db->blob_dirty_cnt == db->blob_dirty_cap) {
+		size_t c = db->blob_dirty_cap ? db->blob_dirty_cap * 2 : 4;
+		struct blob_direct **a = fr_realloc(db->blob_dirty, c * sizeof(*a));
 		if (!a)
 			return FR_NOMEM;
-		*arr = a;
-		*cap = c;
+		db->blob_dirty = a;
+		db->blob_dirty_cap = c;
 	}
 	blob_direct_ref(d);
-	(*arr)[(*cnt)++] = d;
+	db->blob_dirty[db->blob_dirty_cnt++] = d;
 	return FR_OK;
 }
 
@@ -638,7 +635,7 @@ static fr_status lo_direct(fr_db *db, struct leader_ops *lo, struct tree **last,
 			return rc;
 		uint8_t hb[BLOB_HANDLE_MAX];
 		size_t hn = blob_handle_encode(&h, hb);
-		if (direct_list_add(&db->blob_dirty, &db->blob_dirty_cnt, &db->blob_dirty_cap, d))
+		if (dirty_add(db, d))
 			return FR_ERR(err, FR_NOMEM, "direct blob list");
 		/* the handle is kept like a copied op's bytes: freed with lo */
 		uint8_t *hm = lo_own(lo, hb, hn, NULL, 0);
@@ -1058,9 +1055,17 @@ static fr_status replay_direct(fr_db *db, struct tree *t, const struct batch_op 
 	char path[PATH_MAX];
 	vset_blob_path(db->vs, h.file_id, path, sizeof(path));
 	for (size_t i = 0; i < db->blob_recovered_cnt; i++)
-		if (blob_direct_id(db->blob_recovered[i]) == h.file_id)
+		if (db->blob_recovered[i] == h.file_id)
 			return FR_CORRUPT(err, path, 0,
 					  "direct blob file holds values of two trees");
+	if (db->blob_recovered_cnt == db->blob_recovered_cap) {
+		size_t c = db->blob_recovered_cap ? db->blob_recovered_cap * 2 : 4;
+		uint64_t *a = fr_realloc(db->blob_recovered, c * sizeof(*a));
+		if (!a)
+			return FR_ERR(err, FR_NOMEM, "recovering %s", path);
+		db->blob_recovered = a;
+		db->blob_recovered_cap = c;
+	}
 	struct blob_direct *d;
 	fr_status rc = blob_direct_recover(db->io, path, h.file_id, !db->opts.read_only, &d, err);
 	if (rc == FR_NOT_FOUND)
@@ -1071,8 +1076,7 @@ static fr_status replay_direct(fr_db *db, struct tree *t, const struct batch_op 
 	vset_note_file_id(db->vs, h.file_id);
 	rc = mem_blob_attach(t->active, d);
 	if (!rc)
-		rc = direct_list_add(&db->blob_recovered, &db->blob_recovered_cnt,
-				     &db->blob_recovered_cap, d);
+		db->blob_recovered[db->blob_recovered_cnt++] = h.file_id;
 	blob_direct_unref(d);
 	return rc ? FR_ERR(err, rc, "recovering %s", path) : FR_OK;
 }
