@@ -16,7 +16,6 @@
 #include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
-#include "blob/blob.h"
 #include "db/db.h"
 #include "db/oracle.h"
 #include "io/ftab.h"
@@ -261,8 +260,6 @@ fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_erro
 		if (!t)
 			continue;
 		t->wb_seen = mem_bytes(t->active);
-		for (size_t j = 0; j < mem_blob_cnt(t->active); j++)
-			t->direct_done += blob_direct_size(mem_blob_at(t->active, j));
 		db->wb_active += t->wb_seen;
 		struct tree_version *v = vset_current(db->vs, t->id);
 		t->l0_cnt = (uint32_t)v->level_cnt[0];

@@ -117,9 +117,6 @@ struct tree {
 				   * (write.c) */
 	uint64_t direct_max;      /* commit leader only: a new direct file is started once the
 				   * current one reaches this size (the blob file target) */
-	uint64_t direct_done;     /* commit leader only: bytes of the active memtable's earlier
-				   * direct files; with the current one's, they count towards
-				   * memtable_max as the values would have in the memtable */
 	struct tree_stats st;
 };
 

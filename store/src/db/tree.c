@@ -404,7 +404,6 @@ fr_status tree_seal(fr_db *db, struct tree *t)
 	fr_mutex_unlock(&t->mu);
 	blob_direct_unref(t->direct); /* the sealed memtable keeps it */
 	t->direct = NULL;
-	t->direct_done = 0;
 	atomic_sub_u64(&db->wb_active, t->wb_seen);
 	t->wb_seen = 0;
 	atomic_add_u64(&db->wb_sealed, bytes);

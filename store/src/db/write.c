@@ -425,9 +425,7 @@ static fr_status leader_seal(fr_db *db, const struct leader_ops *los, size_t n,
 			/* the values in direct files count as if they were in the memtable: the
 			 * flushes come as often as before, and recovery reads at most a
 			 * memtable's worth of them per memtable */
-			uint64_t direct = t->direct_done +
-					  (t->direct ? blob_direct_size(t->direct) : 0);
-			if (bytes + direct >= db->opts.memtable_max) {
+			if (bytes + mem_blob_bytes(t->active) >= db->opts.memtable_max) {
 				rc = leader_seal_one(db, t, &synced, err);
 				if (rc)
 					return rc;
@@ -576,11 +574,8 @@ static fr_status tree_direct(fr_db *db, struct tree *t, struct blob_direct **out
 		*out = t->direct;
 		return FR_OK;
 	}
-	if (t->direct) {
-		t->direct_done += blob_direct_size(t->direct);
-		blob_direct_unref(t->direct);
-		t->direct = NULL;
-	}
+	blob_direct_unref(t->direct); /* the memtable keeps it */
+	t->direct = NULL;
 	fr_mutex_lock(&t->mu);
 	bool compress = t->opts.blob.compress;
 	uint64_t target = t->opts.blob.file_target;
