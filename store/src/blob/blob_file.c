@@ -277,10 +277,7 @@ fr_status blob_writer_sync(struct blob_writer *w, fr_error *err)
 
 void blob_writer_writeback(struct blob_writer *w, uint64_t min)
 {
-	if (w->off - w->wb_off < min)
-		return;
-	io_writeback(w->f, w->wb_off, w->off - w->wb_off);
-	w->wb_off = w->off;
+	io_writeback_since(w->f, &w->wb_off, w->off, min);
 }
 
 void blob_writer_set_keep(struct blob_writer *w)
