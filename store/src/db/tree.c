@@ -363,7 +363,7 @@ fr_status view_blob_read(const struct read_view *v, const uint8_t *handle, size_
 		if (d)
 			return blob_direct_read(d, &h, val, vlen, err);
 	}
-	return tv_blob_read(v->ver, handle, len, val, vlen, err);
+	return tv_blob_read_handle(v->ver, &h, val, vlen, err);
 }
 
 fr_status tree_seal(fr_db *db, struct tree *t)
