@@ -680,6 +680,16 @@ static fr_status leader_rotate(fr_db *db, fr_error *err)
  * byte, tree id, key and value lengths as varints). */
 #define ENC_OP_MAX (1 + 5 + 10 + 10)
 
+/* At least the bytes batch_encode makes of lo: its operations as they are now, so a value that
+ * went to a direct blob file counts as its handle, not as the value the batch held. */
+static size_t lo_encoded_max(const struct leader_ops *lo)
+{
+	size_t n = 8 + 10;
+	for (size_t i = 0; i < lo->cnt; i++)
+		n += ENC_OP_MAX + lo->ops[i].key_len + lo->ops[i].val_len;
+	return n;
+}
+
 /* The leader's per-writer operation lists for a group of n, from the scratch kept in db:
  * allocates only when a group is larger than any kept one. NULL on out of memory. */
 static struct leader_ops *scratch_los(fr_db *db, size_t n)
@@ -798,7 +808,7 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 			continue;
 		buf_clear(&rec);
 		/* sized once: growing by doubling would copy a large batch over and over */
-		rc = buf_reserve(&rec, 8 + 10 + w->b->data.len + los[i].cnt * ENC_OP_MAX);
+		rc = buf_reserve(&rec, lo_encoded_max(&los[i]));
 		if (!rc)
 			rc = batch_encode(w->seqno, los[i].ops, los[i].cnt, &rec);
 		if (rc)
