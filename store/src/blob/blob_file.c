@@ -277,10 +277,7 @@ fr_status blob_writer_sync(struct blob_writer *w, fr_error *err)
 
 void blob_writer_writeback(struct blob_writer *w, uint64_t min)
 {
-	if (w->off - w->wb_off < min)
-		return;
-	io_writeback(w->f, w->wb_off, w->off - w->wb_off);
-	w->wb_off = w->off;
+	io_writeback_since(w->f, &w->wb_off, w->off, min);
 }
 
 void blob_writer_set_keep(struct blob_writer *w)
@@ -434,6 +431,85 @@ fr_status blob_read_file(struct io_file *f, const char *path, const struct blob_
 
 /* ---- scanning ---- */
 
+/* A record's head, decoded (FORMAT.md §8.2). */
+struct brec {
+	size_t n;             /* head bytes: the two checksums and the three lengths */
+	uint64_t klen, vlen, slen;
+	uint64_t vcksum;      /* the stored value's checksum */
+	uint64_t short_off;   /* BREC_SHORT: where the file ended */
+};
+
+/* What read_brec found at an offset. */
+enum brec_state {
+	BREC_WHOLE,     /* a record whose head checksum matches */
+	BREC_SHORT,     /* the file ends before the bytes its size promised */
+	BREC_BAD_HEAD,  /* the head does not decode */
+	BREC_PAST_END,  /* its lengths run past the records */
+	BREC_BAD_CKSUM, /* the head checksum does not match */
+};
+
+/* what blob_scan reports for a record that is not whole (BREC_SHORT: io_pread_exact's words) */
+static const char *const brec_what[] = {
+	[BREC_BAD_HEAD] = "bad blob record head",
+	[BREC_PAST_END] = "blob record runs past the records",
+	[BREC_BAD_CKSUM] = "blob record head checksum mismatch",
+};
+
+/* Reads the record at off of records ending at `end` into rec (head, key, stored value: the
+ * key at rec->data + r->n) and checks its head; *st says what was found. Only I/O errors and
+ * out of memory fail. Shared by the scan of a finished file and the valid prefix of an
+ * unfinished one, which differ only in what they make of a record that is not whole. */
+static fr_status read_brec(struct io_file *f, const char *path, uint64_t off, uint64_t end,
+			   struct fr_buf *rec, struct brec *r, enum brec_state *st, fr_error *err)
+{
+	uint8_t head[REC_HEAD_MAX];
+	size_t hn = end - off < sizeof(head) ? (size_t)(end - off) : sizeof(head);
+	const uint8_t *p = head + 8, *e = head + hn;
+	size_t got = 0;
+	fr_status rc = io_pread(f, head, hn, off, &got, err);
+
+	if (rc)
+		return rc;
+	if (got != hn) {
+		r->short_off = off + got;
+		*st = BREC_SHORT;
+		return FR_OK;
+	}
+	if (hn < 8 + 3 + 8 || !dec_varint(&p, e, &r->klen) || !dec_varint(&p, e, &r->vlen) ||
+	    !dec_varint(&p, e, &r->slen) || e - p < 8) {
+		*st = BREC_BAD_HEAD;
+		return FR_OK;
+	}
+	r->n = (size_t)(p + 8 - head);
+	r->vcksum = dec_u64(p);
+	uint64_t room = end - off - r->n;
+	if (r->klen > room || r->slen > room - r->klen || r->slen > r->vlen ||
+	    r->klen > SIZE_MAX / 4 || r->slen > SIZE_MAX / 4) {
+		*st = BREC_PAST_END;
+		return FR_OK;
+	}
+	size_t rlen = r->n + (size_t)(r->klen + r->slen);
+	buf_clear(rec);
+	if (buf_reserve(rec, rlen))
+		return FR_ERR(err, FR_NOMEM, "scanning %s", path);
+	/* the head is read already: only the key and the stored value are left */
+	memcpy(rec->data, head, r->n);
+	if (rlen > r->n) {
+		rc = io_pread(f, rec->data + r->n, rlen - r->n, off + r->n, &got, err);
+		if (rc)
+			return rc;
+		if (got != rlen - r->n) {
+			r->short_off = off + r->n + got;
+			*st = BREC_SHORT;
+			return FR_OK;
+		}
+	}
+	/* the head checksum covers the head's lengths, the value checksum and the key */
+	*st = fr_xxh3(rec->data + 8, r->n - 8 + (size_t)r->klen) == dec_u64(head) ? BREC_WHOLE
+										 : BREC_BAD_CKSUM;
+	return FR_OK;
+}
+
 fr_status blob_scan(struct fr_io *io, const char *path, uint64_t id, blob_scan_fn fn, void *ctx,
 		    struct blob_meta *m, fr_error *err)
 {
@@ -490,47 +566,28 @@ fr_status blob_scan(struct fr_io *io, const char *path, uint64_t id, blob_scan_f
 	}
 	uint64_t off = BLOB_HDR_LEN;
 	while (off < foff) {
-		uint8_t head[REC_HEAD_MAX];
-		size_t hn = foff - off < sizeof(head) ? (size_t)(foff - off) : sizeof(head);
-		const uint8_t *p = head + 8, *end = head + hn;
-		uint64_t klen, vlen, slen;
+		struct brec r;
+		enum brec_state st;
 
-		rc = io_pread_exact(f, path, head, hn, off, err);
+		rc = read_brec(f, path, off, foff, &rec, &r, &st, err);
 		if (rc)
 			goto out;
-		if (hn < 8 + 3 + 8 || !dec_varint(&p, end, &klen) || !dec_varint(&p, end, &vlen) ||
-		    !dec_varint(&p, end, &slen) || end - p < 8) {
-			rc = FR_CORRUPT(err, path, off, "bad blob record head");
+		if (st == BREC_SHORT) {
+			rc = FR_CORRUPT(err, path, r.short_off, "file ends early");
 			goto out;
 		}
-		size_t n = (size_t)(p + 8 - head);
-		uint64_t room = foff - off - n;
-		if (klen > room || slen > room - klen || slen > vlen) {
-			rc = FR_CORRUPT(err, path, off, "blob record runs past the records");
+		if (st != BREC_WHOLE) {
+			rc = FR_CORRUPT(err, path, off, brec_what[st]);
 			goto out;
 		}
-		size_t rlen = n + (size_t)(klen + slen);
-		buf_clear(&rec);
-		if (buf_reserve(&rec, rlen)) {
-			rc = FR_ERR(err, FR_NOMEM, "scanning %s", path);
-			goto out;
-		}
-		/* the head is read already: only the key and the stored value are left */
-		memcpy(rec.data, head, n);
-		rc = rlen > n ? io_pread_exact(f, path, rec.data + n, rlen - n, off + n, err) : FR_OK;
-		if (rc)
-			goto out;
-		if (fr_xxh3(rec.data + 8, n - 8 + (size_t)klen) != dec_u64(head)) {
-			rc = FR_CORRUPT(err, path, off, "blob record head checksum mismatch");
-			goto out;
-		}
-		const uint8_t *kp = rec.data + n;
-		struct blob_handle h = { .file_id = id, .off = off + n + klen, .stored_len = slen,
-					 .value_len = vlen, .cksum = dec_u64(p) };
-		uint8_t *s = fr_memdup(kp + klen, (size_t)slen);
+		const uint8_t *kp = rec.data + r.n;
+		struct blob_handle h = { .file_id = id, .off = off + r.n + r.klen,
+					 .stored_len = r.slen, .value_len = r.vlen,
+					 .cksum = r.vcksum };
+		uint8_t *s = fr_memdup(kp + r.klen, (size_t)r.slen);
 		void *v = NULL;
 		size_t got = 0;
-		if (!s && slen) {
+		if (!s && r.slen) {
 			rc = FR_ERR(err, FR_NOMEM, "scanning %s", path);
 			goto out;
 		}
@@ -540,13 +597,13 @@ fr_status blob_scan(struct fr_io *io, const char *path, uint64_t id, blob_scan_f
 		if (rc)
 			goto out;
 		if (fn)
-			rc = fn(ctx, kp, (size_t)klen, v, got, &h);
+			rc = fn(ctx, kp, (size_t)r.klen, v, got, &h);
 		fr_free(v);
 		if (rc)
 			goto out;
 		cnt++;
-		vbytes += slen;
-		off += n + klen + slen;
+		vbytes += r.slen;
+		off += r.n + r.klen + r.slen;
 	}
 	if (cnt != dec_u64(foot) || vbytes != dec_u64(foot + 16)) {
 		rc = FR_CORRUPT(err, path, foff, "blob footer counts do not match the records");
@@ -585,41 +642,17 @@ fr_status blob_valid_prefix(struct io_file *f, const char *path, uint64_t id,
 	buf_init(&rec);
 	uint64_t off = BLOB_HDR_LEN, cnt = 0, vbytes = 0;
 	while (off < size) {
-		uint8_t head[REC_HEAD_MAX];
-		size_t hn = size - off < sizeof(head) ? (size_t)(size - off) : sizeof(head);
-		const uint8_t *p = head + 8, *end = head + hn;
-		uint64_t klen, vlen, slen;
+		struct brec r;
+		enum brec_state st;
 
-		rc = io_pread(f, head, hn, off, &got, err);
-		if (rc)
+		rc = read_brec(f, path, off, size, &rec, &r, &st, err);
+		if (rc || st != BREC_WHOLE)
 			break;
-		if (got != hn || hn < 8 + 3 + 8 || !dec_varint(&p, end, &klen) ||
-		    !dec_varint(&p, end, &vlen) || !dec_varint(&p, end, &slen) || end - p < 8)
-			break;
-		size_t n = (size_t)(p + 8 - head);
-		uint64_t room = size - off - n;
-		if (klen > room || slen > room - klen || slen > vlen || klen > SIZE_MAX / 4 ||
-		    slen > SIZE_MAX / 4)
-			break;
-		size_t rlen = (size_t)(klen + slen);
-		buf_clear(&rec);
-		if (buf_reserve(&rec, n + rlen)) {
-			rc = FR_ERR(err, FR_NOMEM, "scanning %s", path);
-			break;
-		}
-		memcpy(rec.data, head, n);
-		rc = rlen ? io_pread(f, rec.data + n, rlen, off + n, &got, err) : FR_OK;
-		if (rc)
-			break;
-		if (rlen && got != rlen)
-			break;
-		/* the head checksum covers the head's varints, the value checksum and the key */
-		if (fr_xxh3(rec.data + 8, n - 8 + (size_t)klen) != dec_u64(head) ||
-		    fr_xxh3(rec.data + n + klen, (size_t)slen) != dec_u64(p))
+		if (fr_xxh3(rec.data + r.n + r.klen, (size_t)r.slen) != r.vcksum)
 			break;
 		cnt++;
-		vbytes += slen;
-		off += n + rlen;
+		vbytes += r.slen;
+		off += r.n + r.klen + r.slen;
 	}
 	buf_fini(&rec);
 	if (rc)

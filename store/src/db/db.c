@@ -16,7 +16,6 @@
 #include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
-#include "blob/blob.h"
 #include "db/db.h"
 #include "db/oracle.h"
 #include "io/ftab.h"
@@ -162,14 +161,7 @@ static fr_status db_recover(fr_db *db, fr_error *err)
 	db_release_segments(db);
 	/* the unfinished direct blob files the replay attached stay; any other is a leftover of
 	 * commits the journal lost with its torn tail */
-	uint64_t *keep = fr_calloc(db->blob_recovered_cnt + 1, sizeof(*keep));
-	if (!keep)
-		return FR_ERR(err, FR_NOMEM, "recovered blob files");
-	for (size_t i = 0; i < db->blob_recovered_cnt; i++)
-		keep[i] = blob_direct_id(db->blob_recovered[i]);
-	rc = vset_delete_orphans_keep(db->vs, keep, db->blob_recovered_cnt, err);
-	fr_free(keep);
-	return rc;
+	return vset_delete_orphans_keep(db->vs, db->blob_recovered, db->blob_recovered_cnt, err);
 }
 
 static void db_free(fr_db *db)
@@ -258,10 +250,9 @@ fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_erro
 	rc = db_recover(db, err);
 	if (rc)
 		goto out_free;
-	/* the memtables hold the recovered direct blob files from here on */
-	for (size_t i = 0; i < db->blob_recovered_cnt; i++)
-		blob_direct_unref(db->blob_recovered[i]);
-	db->blob_recovered_cnt = 0;
+	fr_free(db->blob_recovered); /* the orphan pass was its only reader */
+	db->blob_recovered = NULL;
+	db->blob_recovered_cnt = db->blob_recovered_cap = 0;
 	/* what the replay left in the memtables and the tables: the budget and the stalls
 	 * start from it */
 	for (size_t i = 0; i < db->tree_cap; i++) {
@@ -269,8 +260,6 @@ fr_status db_open(const char *path, const fr_db_options *o, fr_db **out, fr_erro
 		if (!t)
 			continue;
 		t->wb_seen = mem_bytes(t->active);
-		for (size_t j = 0; j < mem_blob_cnt(t->active); j++)
-			t->direct_done += blob_direct_size(mem_blob_at(t->active, j));
 		db->wb_active += t->wb_seen;
 		struct tree_version *v = vset_current(db->vs, t->id);
 		t->l0_cnt = (uint32_t)v->level_cnt[0];

@@ -117,9 +117,6 @@ struct tree {
 				   * (write.c) */
 	uint64_t direct_max;      /* commit leader only: a new direct file is started once the
 				   * current one reaches this size (the blob file target) */
-	uint64_t direct_done;     /* commit leader only: bytes of the active memtable's earlier
-				   * direct files; with the current one's, they count towards
-				   * memtable_max as the values would have in the memtable */
 	struct tree_stats st;
 };
 
@@ -209,9 +206,9 @@ struct fr_db {
 	struct blob_direct **blob_dirty;
 	size_t blob_dirty_cnt;
 	size_t blob_dirty_cap;
-	/* open only: the direct blob files the journal's replay attached, one reference each;
-	 * kept from the orphan pass */
-	struct blob_direct **blob_recovered;
+	/* open only: the ids of the direct blob files the journal's replay attached (the
+	 * memtables hold the files), kept from the orphan pass */
+	uint64_t *blob_recovered;
 	size_t blob_recovered_cnt;
 	size_t blob_recovered_cap;
 	uint64_t compaction_time_us;  /* atomic */

@@ -363,7 +363,7 @@ fr_status view_blob_read(const struct read_view *v, const uint8_t *handle, size_
 		if (d)
 			return blob_direct_read(d, &h, val, vlen, err);
 	}
-	return tv_blob_read(v->ver, handle, len, val, vlen, err);
+	return tv_blob_read_handle(v->ver, &h, val, vlen, err);
 }
 
 fr_status tree_seal(fr_db *db, struct tree *t)
@@ -404,7 +404,6 @@ fr_status tree_seal(fr_db *db, struct tree *t)
 	fr_mutex_unlock(&t->mu);
 	blob_direct_unref(t->direct); /* the sealed memtable keeps it */
 	t->direct = NULL;
-	t->direct_done = 0;
 	atomic_sub_u64(&db->wb_active, t->wb_seen);
 	t->wb_seen = 0;
 	atomic_add_u64(&db->wb_sealed, bytes);

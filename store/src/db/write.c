@@ -55,6 +55,29 @@ struct writer {
 	struct writer *next;
 };
 
+/* A copy of a[0..alen) followed by b[0..blen), freed with lo (lo_reset). NULL on out of memory. */
+static uint8_t *lo_own(struct leader_ops *lo, const void *a, size_t alen, const void *b,
+		       size_t blen)
+{
+	if (lo->owned_cnt == lo->owned_cap) {
+		size_t cap = lo->owned_cap ? lo->owned_cap * 2 : 8;
+		void **ow = fr_realloc(lo->owned, cap * sizeof(*ow));
+		if (!ow)
+			return NULL;
+		lo->owned = ow;
+		lo->owned_cap = cap;
+	}
+	uint8_t *mem = fr_malloc(alen + blen);
+	if (!mem)
+		return NULL;
+	if (alen)
+		memcpy(mem, a, alen);
+	if (blen)
+		memcpy(mem + alen, b, blen);
+	lo->owned[lo->owned_cnt++] = mem;
+	return mem;
+}
+
 fr_status lo_add(struct leader_ops *lo, uint8_t op, uint32_t tree_id, const void *k, size_t klen,
 		 const void *v, size_t vlen, bool copy)
 {
@@ -67,22 +90,9 @@ fr_status lo_add(struct leader_ops *lo, uint8_t op, uint32_t tree_id, const void
 		lo->cap = cap;
 	}
 	if (copy) {
-		if (lo->owned_cnt == lo->owned_cap) {
-			size_t cap = lo->owned_cap ? lo->owned_cap * 2 : 8;
-			void **ow = fr_realloc(lo->owned, cap * sizeof(*ow));
-			if (!ow)
-				return FR_NOMEM;
-			lo->owned = ow;
-			lo->owned_cap = cap;
-		}
-		uint8_t *mem = fr_malloc(klen + vlen);
+		uint8_t *mem = lo_own(lo, k, klen, v, vlen);
 		if (!mem)
 			return FR_NOMEM;
-		if (klen)
-			memcpy(mem, k, klen);
-		if (vlen)
-			memcpy(mem + klen, v, vlen);
-		lo->owned[lo->owned_cnt++] = mem;
 		k = mem;
 		v = mem + klen;
 	}
@@ -415,9 +425,7 @@ static fr_status leader_seal(fr_db *db, const struct leader_ops *los, size_t n,
 			/* the values in direct files count as if they were in the memtable: the
 			 * flushes come as often as before, and recovery reads at most a
 			 * memtable's worth of them per memtable */
-			uint64_t direct = t->direct_done +
-					  (t->direct ? blob_direct_size(t->direct) : 0);
-			if (bytes + direct >= db->opts.memtable_max) {
+			if (bytes + mem_blob_bytes(t->active) >= db->opts.memtable_max) {
 				rc = leader_seal_one(db, t, &synced, err);
 				if (rc)
 					return rc;
@@ -532,30 +540,27 @@ void db_blob_lists_free(fr_db *db)
 	fr_free(db->blob_dirty);
 	db->blob_dirty = NULL;
 	db->blob_dirty_cnt = db->blob_dirty_cap = 0;
-	for (size_t i = 0; i < db->blob_recovered_cnt; i++)
-		blob_direct_unref(db->blob_recovered[i]);
 	fr_free(db->blob_recovered);
 	db->blob_recovered = NULL;
 	db->blob_recovered_cnt = db->blob_recovered_cap = 0;
 }
 
-/* Appends d (referenced) to *arr unless it is there already. */
-static fr_status direct_list_add(struct blob_direct ***arr, size_t *cnt, size_t *cap,
-				 struct blob_direct *d)
+/* Appends d (referenced) to db->blob_dirty unless it is there already. */
+static fr_status dirty_add(fr_db *db, struct blob_direct *d)
 {
-	for (size_t i = 0; i < *cnt; i++)
-		if ((*arr)[i] == d)
+	for (size_t i = 0; i < db->blob_dirty_cnt; i++)
+		if (db->blob_dirty[i] == d)
 			return FR_OK;
-	if (*cnt == *cap) {
-		size_t c = *cap ? *cap * 2 : 4;
-		struct blob_direct **a = fr_realloc(*arr, c * sizeof(*a));
+	if (db->blob_dirty_cnt == db->blob_dirty_cap) {
+		size_t c = db->blob_dirty_cap ? db->blob_dirty_cap * 2 : 4;
+		struct blob_direct **a = fr_realloc(db->blob_dirty, c * sizeof(*a));
 		if (!a)
 			return FR_NOMEM;
-		*arr = a;
-		*cap = c;
+		db->blob_dirty = a;
+		db->blob_dirty_cap = c;
 	}
 	blob_direct_ref(d);
-	(*arr)[(*cnt)++] = d;
+	db->blob_dirty[db->blob_dirty_cnt++] = d;
 	return FR_OK;
 }
 
@@ -569,11 +574,8 @@ static fr_status tree_direct(fr_db *db, struct tree *t, struct blob_direct **out
 		*out = t->direct;
 		return FR_OK;
 	}
-	if (t->direct) {
-		t->direct_done += blob_direct_size(t->direct);
-		blob_direct_unref(t->direct);
-		t->direct = NULL;
-	}
+	blob_direct_unref(t->direct); /* the memtable keeps it */
+	t->direct = NULL;
 	fr_mutex_lock(&t->mu);
 	bool compress = t->opts.blob.compress;
 	uint64_t target = t->opts.blob.file_target;
@@ -628,21 +630,12 @@ static fr_status lo_direct(fr_db *db, struct leader_ops *lo, struct tree **last,
 			return rc;
 		uint8_t hb[BLOB_HANDLE_MAX];
 		size_t hn = blob_handle_encode(&h, hb);
-		if (direct_list_add(&db->blob_dirty, &db->blob_dirty_cnt, &db->blob_dirty_cap, d))
+		if (dirty_add(db, d))
 			return FR_ERR(err, FR_NOMEM, "direct blob list");
 		/* the handle is kept like a copied op's bytes: freed with lo */
-		if (lo->owned_cnt == lo->owned_cap) {
-			size_t cap = lo->owned_cap ? lo->owned_cap * 2 : 8;
-			void **ow = fr_realloc(lo->owned, cap * sizeof(*ow));
-			if (!ow)
-				return FR_ERR(err, FR_NOMEM, "batch");
-			lo->owned = ow;
-			lo->owned_cap = cap;
-		}
-		uint8_t *hm = fr_memdup(hb, hn);
+		uint8_t *hm = lo_own(lo, hb, hn, NULL, 0);
 		if (!hm)
 			return FR_ERR(err, FR_NOMEM, "batch");
-		lo->owned[lo->owned_cnt++] = hm;
 		o->op = BOP_PUT_HANDLE;
 		o->val = hm;
 		o->val_len = hn;
@@ -686,6 +679,16 @@ static fr_status leader_rotate(fr_db *db, fr_error *err)
 /* An encoded operation takes at most this much beside its key and value (FORMAT.md §3.3: op
  * byte, tree id, key and value lengths as varints). */
 #define ENC_OP_MAX (1 + 5 + 10 + 10)
+
+/* At least the bytes batch_encode makes of lo: its operations as they are now, so a value that
+ * went to a direct blob file counts as its handle, not as the value the batch held. */
+static size_t lo_encoded_max(const struct leader_ops *lo)
+{
+	size_t n = 8 + 10;
+	for (size_t i = 0; i < lo->cnt; i++)
+		n += ENC_OP_MAX + lo->ops[i].key_len + lo->ops[i].val_len;
+	return n;
+}
 
 /* The leader's per-writer operation lists for a group of n, from the scratch kept in db:
  * allocates only when a group is larger than any kept one. NULL on out of memory. */
@@ -805,7 +808,7 @@ static fr_status leader_write(fr_db *db, struct writer *first, size_t n, fr_erro
 			continue;
 		buf_clear(&rec);
 		/* sized once: growing by doubling would copy a large batch over and over */
-		rc = buf_reserve(&rec, 8 + 10 + w->b->data.len + los[i].cnt * ENC_OP_MAX);
+		rc = buf_reserve(&rec, lo_encoded_max(&los[i]));
 		if (!rc)
 			rc = batch_encode(w->seqno, los[i].ops, los[i].cnt, &rec);
 		if (rc)
@@ -1057,9 +1060,17 @@ static fr_status replay_direct(fr_db *db, struct tree *t, const struct batch_op 
 	char path[PATH_MAX];
 	vset_blob_path(db->vs, h.file_id, path, sizeof(path));
 	for (size_t i = 0; i < db->blob_recovered_cnt; i++)
-		if (blob_direct_id(db->blob_recovered[i]) == h.file_id)
+		if (db->blob_recovered[i] == h.file_id)
 			return FR_CORRUPT(err, path, 0,
 					  "direct blob file holds values of two trees");
+	if (db->blob_recovered_cnt == db->blob_recovered_cap) {
+		size_t c = db->blob_recovered_cap ? db->blob_recovered_cap * 2 : 4;
+		uint64_t *a = fr_realloc(db->blob_recovered, c * sizeof(*a));
+		if (!a)
+			return FR_ERR(err, FR_NOMEM, "recovering %s", path);
+		db->blob_recovered = a;
+		db->blob_recovered_cap = c;
+	}
 	struct blob_direct *d;
 	fr_status rc = blob_direct_recover(db->io, path, h.file_id, !db->opts.read_only, &d, err);
 	if (rc == FR_NOT_FOUND)
@@ -1070,8 +1081,7 @@ static fr_status replay_direct(fr_db *db, struct tree *t, const struct batch_op 
 	vset_note_file_id(db->vs, h.file_id);
 	rc = mem_blob_attach(t->active, d);
 	if (!rc)
-		rc = direct_list_add(&db->blob_recovered, &db->blob_recovered_cnt,
-				     &db->blob_recovered_cap, d);
+		db->blob_recovered[db->blob_recovered_cnt++] = h.file_id;
 	blob_direct_unref(d);
 	return rc ? FR_ERR(err, rc, "recovering %s", path) : FR_OK;
 }

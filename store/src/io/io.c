@@ -58,6 +58,14 @@ void io_writeback(struct io_file *f, uint64_t off, uint64_t len)
 		f->io->ops->writeback(f, off, len);
 }
 
+void io_writeback_since(struct io_file *f, uint64_t *from, uint64_t end, uint64_t min)
+{
+	if (end - *from < min)
+		return;
+	io_writeback(f, *from, end - *from);
+	*from = end;
+}
+
 fr_status io_size(struct io_file *f, uint64_t *out, fr_error *err)
 {
 	return f->io->ops->size(f, out, err);

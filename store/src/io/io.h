@@ -99,6 +99,9 @@ fr_status io_sync(struct io_file *f, fr_persist mode, fr_error *err);
 /* A hint: starts the write-back of [off, off + len) so that a later sync has less to wait
  * for. Never fails and makes nothing durable. */
 void io_writeback(struct io_file *f, uint64_t off, uint64_t len);
+/* io_writeback of [*from, end) once it holds at least min bytes; *from then moves to end. For
+ * an appender that hints as it goes: *from is where its last hint ended. */
+void io_writeback_since(struct io_file *f, uint64_t *from, uint64_t end, uint64_t min);
 fr_status io_size(struct io_file *f, uint64_t *out, fr_error *err);
 fr_status io_truncate(struct io_file *f, uint64_t len, fr_error *err);
 void io_close(struct io_file *f);

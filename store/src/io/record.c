@@ -203,10 +203,8 @@ fr_status rec_writer_flush(struct rec_writer *w, fr_error *err)
 
 void rec_writer_writeback(struct rec_writer *w, uint64_t min)
 {
-	if (w->failed || w->off < w->wb_off + min)
-		return;
-	io_writeback(w->f, w->wb_off, w->off - w->wb_off);
-	w->wb_off = w->off;
+	if (!w->failed)
+		io_writeback_since(w->f, &w->wb_off, w->off, min);
 }
 
 fr_status rec_writer_sync(struct rec_writer *w, fr_persist mode, fr_error *err)

@@ -181,6 +181,13 @@ fr_status jnl_add(struct jnl *j, const void *rec, size_t len, fr_error *err)
 	return rec_writer_add2(j->w, &codec, 1, rec, len, err);
 }
 
+/* Syncs the current segment per mode, after what its records refer to (the presync hook). */
+static fr_status seg_sync(struct jnl *j, fr_persist mode, fr_error *err)
+{
+	fr_status rc = j->presync ? j->presync(j->presync_ctx, err) : FR_OK;
+	return rc ? rc : rec_writer_sync(j->w, mode, err);
+}
+
 fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err)
 {
 	fr_status rc = rec_writer_flush(j->w, err);
@@ -191,8 +198,7 @@ fr_status jnl_commit(struct jnl *j, fr_persist mode, fr_error *err)
 		rec_writer_writeback(j->w, JNL_WRITEBACK_MIN);
 		return FR_OK;
 	}
-	rc = j->presync ? j->presync(j->presync_ctx, err) : FR_OK;
-	return rc ? rc : rec_writer_sync(j->w, mode, err);
+	return seg_sync(j, mode, err);
 }
 
 void jnl_set_presync(struct jnl *j, jnl_presync_fn fn, void *ctx)
@@ -230,9 +236,7 @@ fr_status jnl_mark_start(struct jnl *j, uint64_t next_seqno, fr_error *err)
 fr_status jnl_rotate(struct jnl *j, fr_error *err)
 {
 	struct rec_writer *next;
-	fr_status rc = j->presync ? j->presync(j->presync_ctx, err) : FR_OK;
-	if (!rc)
-		rc = rec_writer_sync(j->w, FR_PERSIST_SYNC_DATA, err);
+	fr_status rc = seg_sync(j, FR_PERSIST_SYNC_DATA, err);
 	if (rc)
 		return rc;
 	atomic_store_rlx_u64(&j->cur_written, rec_writer_size(j->w));

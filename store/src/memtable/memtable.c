@@ -107,7 +107,7 @@ fr_status mem_blob_attach(struct mem *m, struct blob_direct *d)
 	blob_direct_ref(d);
 	b->d = d;
 	b->next = atomic_load_rlx_ptr(&m->blobs); /* writer only */
-	/* release: pairs with the acquire in mem_blob_find and mem_blob_each */
+	/* release: pairs with the acquire of the readers (mem_blob_find, mem_blob_at) */
 	atomic_store_rel_ptr(&m->blobs, b);
 	return FR_OK;
 }
@@ -134,6 +134,14 @@ struct blob_direct *mem_blob_at(struct mem *m, size_t i)
 	for (; b && i; i--)
 		b = b->next;
 	return b ? b->d : NULL;
+}
+
+uint64_t mem_blob_bytes(struct mem *m)
+{
+	uint64_t n = 0;
+	for (struct mem_blob *b = atomic_load_acq_ptr(&m->blobs); b; b = b->next)
+		n += blob_direct_size(b->d);
+	return n;
 }
 
 uint64_t mem_id(const struct mem *m)

@@ -60,6 +60,8 @@ struct blob_direct *mem_blob_find(struct mem *m, uint64_t id);
 size_t mem_blob_cnt(struct mem *m);
 /* The i-th attached file, newest first (NULL past the end). */
 struct blob_direct *mem_blob_at(struct mem *m, size_t i);
+/* Bytes in the attached files (blob_direct_size: only their writer may ask). */
+uint64_t mem_blob_bytes(struct mem *m);
 
 uint64_t mem_bytes(const struct mem *m);     /* arena bytes in use */
 uint64_t mem_entry_cnt(const struct mem *m); /* point entries */

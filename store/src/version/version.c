@@ -418,17 +418,24 @@ fr_status tv_blob_read(const struct tree_version *v, const uint8_t *handle, size
 		       void **val, size_t *vlen, fr_error *err)
 {
 	struct blob_handle h;
-	const struct blob_file *b;
 
 	*val = NULL;
 	if (!blob_handle_decode(handle, len, &h))
 		return FR_CORRUPT(err, "table", 0, "malformed blob handle");
-	b = tv_blob(v, h.file_id);
+	return tv_blob_read_handle(v, &h, val, vlen, err);
+}
+
+fr_status tv_blob_read_handle(const struct tree_version *v, const struct blob_handle *h,
+			      void **val, size_t *vlen, fr_error *err)
+{
+	const struct blob_file *b = tv_blob(v, h->file_id);
+
+	*val = NULL;
 	if (!b)
 		return FR_CORRUPT(err, "table", 0, "blob handle names a file not in the version");
-	if (h.off + h.stored_len > b->meta.file_size)
-		return FR_CORRUPT(err, b->path, h.off, "blob handle past the end of the file");
-	return blob_read(b->io, b->files, b->path, &h, val, vlen, err);
+	if (h->off + h->stored_len > b->meta.file_size)
+		return FR_CORRUPT(err, b->path, h->off, "blob handle past the end of the file");
+	return blob_read(b->io, b->files, b->path, h, val, vlen, err);
 }
 
 /* ---- level iterator ---- */

@@ -113,6 +113,9 @@ bool tv_blob_live_is_stale(const struct blob_file *b, uint64_t live, uint32_t st
  * bytes in the file. */
 fr_status tv_blob_read(const struct tree_version *v, const uint8_t *handle, size_t len,
 		       void **val, size_t *vlen, fr_error *err);
+/* tv_blob_read of a handle already decoded. */
+fr_status tv_blob_read_handle(const struct tree_version *v, const struct blob_handle *h,
+			      void **val, size_t *vlen, fr_error *err);
 
 /* The one list of the files a version needs (today its tables; the place to add any other
  * file kind a version comes to reference), for copying a database: fn gets each file's path
