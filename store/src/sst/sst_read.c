@@ -330,27 +330,19 @@ static fr_status check_block(const struct sst_reader *r, enum sst_block_kind kin
 	return FR_OK;
 }
 
-/* Moves a checked block of our own into the cache (unless it has none); on FR_NOMEM for the
- * entry the block simply stays ours. */
+/* Puts a checked block that read_block read with keep into the reader's cache. Without a
+ * cache read_block gave the block memory of our own (b->mem), and it stays ours. */
 static void cache_keep(const struct sst_reader *r, const struct sst_handle *h,
 		       struct sst_blockref *b)
 {
-	struct blk_cache_entry *e;
-
-	if (!r->env.cache || (!b->mem && !b->fresh))
+	if (!b->fresh)
 		return;
 	/* charge what the entry holds: the allocation (stored blocks keep their trailer) and
 	 * the entry's bookkeeping */
 	size_t charge = b->len + SST_BLOCK_TRAILER_LEN + BLK_CACHE_ENTRY_OVERHEAD;
-	if (b->fresh) {
-		e = blk_cache_put(r->env.cache, r->meta.id, h->off, b->fresh, b->len, charge);
-		b->fresh = NULL;
-	} else if (!blk_cache_insert(r->env.cache, r->meta.id, h->off, b->mem, b->len, charge,
-				     &e)) {
-		b->mem = NULL;
-	} else {
-		return;
-	}
+	struct blk_cache_entry *e =
+		blk_cache_put(r->env.cache, r->meta.id, h->off, b->fresh, b->len, charge);
+	b->fresh = NULL;
 	b->ent = e;
 	b->cache = r->env.cache;
 	b->data = blk_cache_data(e);
