@@ -13,6 +13,31 @@ void buf_fini(struct fr_buf *b)
 	buf_init(b);
 }
 
+fr_status buf_grow_inl(struct fr_buf *b, const uint8_t *inl, size_t need, size_t keep)
+{
+	if (need <= b->cap)
+		return FR_OK;
+	size_t cap = b->cap * 2;
+	if (cap < need)
+		cap = need;
+	uint8_t *p = fr_malloc(cap);
+	if (!p)
+		return FR_NOMEM;
+	memcpy(p, b->data, keep);
+	if (b->data != inl)
+		fr_free(b->data);
+	b->data = p;
+	b->cap = cap;
+	return FR_OK;
+}
+
+void buf_fini_inl(struct fr_buf *b, uint8_t *inl, size_t inl_cap)
+{
+	if (b->data != inl)
+		fr_free(b->data);
+	buf_init_inl(b, inl, inl_cap);
+}
+
 fr_status buf_reserve(struct fr_buf *b, size_t extra)
 {
 	if (extra > SIZE_MAX - b->len)

@@ -37,4 +37,20 @@ static inline void buf_clear(struct fr_buf *b)
 	b->len = 0;
 }
 
+/*
+ * A buffer whose storage starts as its owner's array inl[inl_cap], so that short contents cost
+ * no allocation: it moves to the heap once contents outgrow inl, doubling, and stays there
+ * until buf_fini_inl, which leaves it empty on inl again. inl is never freed, so the owner is
+ * never copied or moved while b points into it. Not for buf_reserve and buf_append.
+ */
+static inline void buf_init_inl(struct fr_buf *b, uint8_t *inl, size_t inl_cap)
+{
+	b->data = inl;
+	b->len = 0;
+	b->cap = inl_cap;
+}
+/* Room for need bytes, keeping the first keep (<= len); FR_NOMEM leaves b as it was. */
+fr_status buf_grow_inl(struct fr_buf *b, const uint8_t *inl, size_t need, size_t keep);
+void buf_fini_inl(struct fr_buf *b, uint8_t *inl, size_t inl_cap);
+
 #endif

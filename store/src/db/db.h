@@ -283,6 +283,7 @@ struct fr_batch {
 	fr_keyspace_options *ks_opts;
 	char **ks_tree_names;
 	size_t ks_opt_cnt;
+	size_t ks_drop_cnt;           /* BOP_KS_DROP ops: such a batch commits alone */
 	uint64_t user_bytes;
 	struct orc_tx *otx;           /* an optimistic transaction's commit: validated by the
 				       * leader (FR_CONFLICT); NULL for plain batches */

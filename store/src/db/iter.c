@@ -264,8 +264,7 @@ void titer_close(struct titer *it)
 	rdset_free(it->rds);
 	if (it->view.ver)
 		read_view_release(&it->view);
-	if (it->key.data != it->key_inl)
-		fr_free(it->key.data);
+	buf_fini_inl(&it->key, it->key_inl, sizeof(it->key_inl));
 	buf_fini(&it->val);
 	buf_fini(&it->group_vals);
 	fr_free(it->group);
@@ -301,8 +300,7 @@ fr_status titer_open_overlay(fr_db *db, struct tree *t, const uint8_t *lo, size_
 	it->snap = snap;
 	it->reverse = reverse;
 	it->has_hi = hi != NULL;
-	it->key.data = it->key_inl;
-	it->key.cap = sizeof(it->key_inl);
+	buf_init_inl(&it->key, it->key_inl, sizeof(it->key_inl));
 	uint8_t *bytes = (uint8_t *)(it + 1);
 	if (lo_len)
 		memcpy(bytes, lo, lo_len);
@@ -344,16 +342,8 @@ static fr_status fail(struct titer *it, fr_error *err)
 /* Makes k[0..n) the current user key. */
 static fr_status key_set(struct titer *it, const uint8_t *k, size_t n)
 {
-	if (n > it->key.cap) {
-		size_t cap = it->key.cap * 2 > n ? it->key.cap * 2 : n;
-		uint8_t *p = fr_malloc(cap);
-		if (!p)
-			return FR_NOMEM;
-		if (it->key.data != it->key_inl)
-			fr_free(it->key.data);
-		it->key.data = p;
-		it->key.cap = cap;
-	}
+	if (n > it->key.cap && buf_grow_inl(&it->key, it->key_inl, n, 0))
+		return FR_NOMEM;
 	memcpy(it->key.data, k, n);
 	it->key.len = n;
 	return FR_OK;

@@ -363,15 +363,15 @@ static fr_status tab_insert(fr_db *db, fr_keyspace *ks)
 	return FR_OK;
 }
 
-/* Removes the entry for name and re-inserts the rest of its probe run. */
-static fr_keyspace *tab_remove(fr_db *db, const char *name)
+/* The table's handle of name, or NULL. */
+static fr_keyspace *tab_find(fr_db *db, const char *name)
 {
-	if (!db->ks_tab_cap)
-		return NULL;
-	fr_keyspace **s = tab_slot(db, name);
-	fr_keyspace *ks = *s;
-	if (!ks)
-		return NULL;
+	return db->ks_tab_cap ? *tab_slot(db, name) : NULL;
+}
+
+/* Empties slot s (a tab_slot holding a handle) and re-inserts the rest of its probe run. */
+static void tab_remove(fr_db *db, fr_keyspace **s)
+{
 	*s = NULL;
 	db->ks_tab_cnt--;
 	size_t mask = db->ks_tab_cap - 1;
@@ -380,7 +380,6 @@ static fr_keyspace *tab_remove(fr_db *db, const char *name)
 		db->ks_tab[h] = NULL;
 		*tab_slot(db, x->name) = x;
 	}
-	return ks;
 }
 
 static void ks_free(fr_keyspace *ks)
@@ -459,7 +458,7 @@ fr_status ks_open(fr_db *db, const char *name, const fr_keyspace_options *o, boo
 	bool created = false;
 	for (;;) {
 		fr_mutex_lock(&db->cat_mu);
-		fr_keyspace *ks = db->ks_tab_cap ? *tab_slot(db, name) : NULL;
+		fr_keyspace *ks = tab_find(db, name);
 		if (ks) {
 			ks->refs++;
 			fr_mutex_unlock(&db->cat_mu);
@@ -485,7 +484,7 @@ fr_status ks_open(fr_db *db, const char *name, const fr_keyspace_options *o, boo
 		if (rc)
 			return rc == FR_NOT_FOUND ? FR_ERR(err, rc, "no keyspace %s", name) : rc;
 		fr_mutex_lock(&db->cat_mu);
-		fr_keyspace *other = db->ks_tab_cap ? *tab_slot(db, name) : NULL;
+		fr_keyspace *other = tab_find(db, name);
 		if (other) { /* another thread loaded it first */
 			other->refs++;
 			fr_mutex_unlock(&db->cat_mu);
@@ -786,11 +785,12 @@ fr_status ks_resolve_drop(fr_db *db, const char *name, struct leader_ops *lo,
 void ks_after_drop(fr_db *db, const char *name, uint32_t ks_id)
 {
 	fr_mutex_lock(&db->cat_mu);
-	fr_keyspace *ks = db->ks_tab_cap ? *tab_slot(db, name) : NULL;
+	fr_keyspace **s = db->ks_tab_cap ? tab_slot(db, name) : NULL;
+	fr_keyspace *ks = s ? *s : NULL;
 	/* the name may already stand for a keyspace created after the drop (later in the same
 	 * batch or group), whose handle an opener loaded once the group was visible */
 	if (ks && ks->ks_id == ks_id)
-		tab_remove(db, name);
+		tab_remove(db, s);
 	else
 		ks = NULL;
 	db->ks_drop_gen++;

@@ -160,6 +160,7 @@ fr_status batch_add(fr_batch *b, uint8_t op, fr_keyspace *ks, const void *k, siz
 		o->tree_id = ks->tree->id;
 	}
 	b->cnt++;
+	b->ks_drop_cnt += op == BOP_KS_DROP;
 	b->user_bytes += klen + vlen;
 	return FR_OK;
 }
@@ -172,6 +173,7 @@ void batch_reset(fr_batch *b)
 	for (size_t i = 0; i < b->ks_opt_cnt; i++)
 		fr_free(b->ks_tree_names[i]);
 	b->ks_opt_cnt = 0;
+	b->ks_drop_cnt = 0;
 	b->cnt = 0;
 	b->user_bytes = 0;
 	buf_clear(&b->data);
@@ -892,17 +894,11 @@ static fr_status run_writer(fr_db *db, struct writer *w, fr_persist mode_unused,
 #endif
 	size_t n = 1, bytes = w->b ? w->b->data.len : 0;
 	struct writer *last = w;
-	bool alone = w->fn || (ks_alone && w->b->ks_opt_cnt) || w->b->cnt == 0;
-	for (size_t i = 0; !alone && ks_alone && i < w->b->cnt; i++)
-		alone = w->b->ops[i].op == BOP_KS_DROP;
+	bool alone = w->fn || w->b->cnt == 0 ||
+		     (ks_alone && (w->b->ks_opt_cnt || w->b->ks_drop_cnt));
 	while (!alone && last->next && n < GROUP_MAX_WRITERS && bytes < GROUP_MAX_BYTES) {
 		struct writer *x = last->next;
-		if (x->fn || (ks_alone && x->b->ks_opt_cnt) || x->b->cnt == 0)
-			break;
-		bool ksop = false;
-		for (size_t i = 0; ks_alone && i < x->b->cnt && !ksop; i++)
-			ksop = x->b->ops[i].op == BOP_KS_DROP;
-		if (ksop)
+		if (x->fn || x->b->cnt == 0 || (ks_alone && (x->b->ks_opt_cnt || x->b->ks_drop_cnt)))
 			break;
 		bytes += x->b->data.len;
 		last = x;

@@ -230,9 +230,7 @@ fr_status blk_init(struct blk *b, const uint8_t *data, size_t len, blk_cmp_fn cm
 
 void blk_iter_init(struct blk_iter *it, const struct blk *b)
 {
-	it->key.data = it->inl;
-	it->key.len = 0;
-	it->key.cap = sizeof(it->inl);
+	buf_init_inl(&it->key, it->inl, sizeof(it->inl));
 	blk_iter_set_block(it, b);
 }
 
@@ -250,30 +248,8 @@ void blk_iter_set_block(struct blk_iter *it, const struct blk *b)
 
 void blk_iter_fini(struct blk_iter *it)
 {
-	if (it->key.data != it->inl)
-		fr_free(it->key.data);
-	it->key.data = it->inl;
-	it->key.len = 0;
-	it->key.cap = sizeof(it->inl);
+	buf_fini_inl(&it->key, it->inl, sizeof(it->inl));
 	it->valid = false;
-}
-
-/* Room for a key of need bytes, keeping the first keep bytes of the current one. Keys longer
- * than the inline space move to the heap, doubling, and stay there for the iterator's life. */
-static fr_status key_grow(struct blk_iter *it, size_t need, size_t keep)
-{
-	size_t cap = it->key.cap * 2;
-	if (cap < need)
-		cap = need;
-	uint8_t *p = fr_malloc(cap);
-	if (!p)
-		return FR_NOMEM;
-	memcpy(p, it->key.data, keep);
-	if (it->key.data != it->inl)
-		fr_free(it->key.data);
-	it->key.data = p;
-	it->key.cap = cap;
-	return FR_OK;
 }
 
 static fr_status iter_fail(struct blk_iter *it, fr_status rc)
@@ -329,7 +305,7 @@ static fr_status decode_at(struct blk_iter *it, size_t off, fr_error *err)
 		return iter_fail(it, blk_corrupt(b, off, "key too short", err));
 	/* shared + unshared fit: both are bounded by block bytes */
 	size_t klen = (size_t)(shared + unshared);
-	if (klen > it->key.cap && key_grow(it, klen, (size_t)shared))
+	if (klen > it->key.cap && buf_grow_inl(&it->key, it->inl, klen, (size_t)shared))
 		return iter_fail(it, FR_ERR(err, FR_NOMEM, "block of %s at offset %llu", b->path,
 					    (unsigned long long)b->file_off));
 	memcpy(it->key.data + shared, p, (size_t)unshared);

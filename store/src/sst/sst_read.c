@@ -141,105 +141,77 @@ static fr_status reader_pread(const struct sst_reader *r, void *buf, size_t len,
 	return rc;
 }
 
-/*
- * Reads and unwraps the stored block at h into memory of its own (FORMAT.md §4.2). A small
- * stored block is read on the stack: a compressed one (the usual kind) is then decompressed
- * into the only allocation of the read, and an uncompressed one copied out.
- * h must have passed handle_fits(h, r->footer_off).
- */
-static fr_status read_block(const struct sst_reader *r, const struct sst_handle *h,
-			    struct sst_blockref *out, fr_error *err)
+/* The memory read_block puts a block in: a fresh cache entry (keep) or a plain allocation. */
+static void *blockmem_new(bool keep, size_t n)
 {
-	size_t n = (size_t)h->size + SST_BLOCK_TRAILER_LEN;
-	uint8_t small[8192];
-	uint8_t *stored, *owned;
-	fr_status rc;
+	return keep ? (void *)blk_cache_entry_new(n) : fr_malloc(n);
+}
 
-	memset(out, 0, sizeof(*out));
-	stored = n <= sizeof(small) ? small : fr_malloc(n);
-	if (!stored)
-		return FR_ERR(err, FR_NOMEM, "table %s: block of %zu bytes", r->path, n);
-	rc = reader_pread(r, stored, n, h->off, err);
-	if (!rc)
-		rc = blk_stored_decode(stored, n, r->path, h->off, &out->data, &out->len, &owned,
-				       err);
-	if (!rc && !owned && stored == small) {
-		/* the block is the stored bytes themselves: they must outlive the stack */
-		uint8_t *mem = fr_memdup(small, n);
-		if (!mem)
-			rc = FR_ERR(err, FR_NOMEM, "table %s: block of %zu bytes", r->path, n);
-		out->data = mem;
-		stored = mem;
-	}
-	if (rc) {
-		if (stored != small)
-			fr_free(stored);
-		memset(out, 0, sizeof(*out));
-		return rc;
-	}
-	if (owned) {
-		if (stored != small)
-			fr_free(stored);
-		out->mem = owned;
-	} else {
-		out->mem = stored;
-	}
-	return FR_OK;
+static uint8_t *blockmem_bytes(bool keep, void *m)
+{
+	return keep ? blk_cache_entry_mem(m) : m;
+}
+
+static void blockmem_free(bool keep, void *m)
+{
+	if (keep)
+		blk_cache_entry_discard(m);
+	else
+		fr_free(m);
 }
 
 /*
- * read_block for a block the cache is to keep: the contents go straight into a fresh cache
- * entry (out->fresh), decompressed into it or, for an uncompressed block too big for the
- * stack, read into it, so that the block costs one allocation and no copy.
+ * Reads and unwraps the stored block at h (FORMAT.md §4.2) into memory of its own: a fresh
+ * cache entry (out->fresh) when keep is set and the reader has a cache, for cache_keep to put
+ * after the checks, else a plain allocation (out->mem). A small stored block is read on the
+ * stack, a bigger one into that memory; a compressed one (the usual kind) is then decompressed
+ * into the block's memory, and a small uncompressed one copied there, so that a block costs one
+ * allocation, two when it is big and compressed.
  * h must have passed handle_fits(h, r->footer_off).
  */
-static fr_status read_block_fresh(const struct sst_reader *r, const struct sst_handle *h,
-				  struct sst_blockref *out, fr_error *err)
+static fr_status read_block(const struct sst_reader *r, const struct sst_handle *h, bool keep,
+			    struct sst_blockref *out, fr_error *err)
 {
 	size_t n = (size_t)h->size + SST_BLOCK_TRAILER_LEN;
 	uint8_t small[8192], *stored = small;
-	struct blk_cache_entry *se = NULL, *e = NULL;
+	void *sm = NULL, *m = NULL; /* the memory of the stored bytes (when not small), the block's */
 	struct blk_stored sb = {0};
 	fr_status rc;
 
+	keep = keep && r->env.cache;
 	memset(out, 0, sizeof(*out));
 	if (n > sizeof(small)) {
-		se = blk_cache_entry_new(n);
-		if (!se)
+		sm = blockmem_new(keep, n);
+		if (!sm)
 			return FR_ERR(err, FR_NOMEM, "table %s: block of %zu bytes", r->path, n);
-		stored = blk_cache_entry_mem(se);
+		stored = blockmem_bytes(keep, sm);
 	}
 	rc = reader_pread(r, stored, n, h->off, err);
 	if (!rc)
 		rc = blk_stored_check(stored, n, r->path, h->off, &sb, err);
-	if (!rc && !sb.lz4 && se) {
-		e = se; /* the stored bytes are the block: the trailer after it costs no copy */
-		se = NULL;
+	if (!rc && !sb.lz4 && sm) {
+		m = sm; /* the stored bytes are the block: the trailer after it costs no copy */
+		sm = NULL;
 	} else if (!rc) {
-		e = blk_cache_entry_new(sb.raw_len);
-		if (!e)
+		m = blockmem_new(keep, sb.raw_len);
+		if (!m)
 			rc = FR_ERR(err, FR_NOMEM, "table %s: block of %zu bytes", r->path,
 				    sb.raw_len);
 		else
-			rc = blk_stored_unpack(&sb, blk_cache_entry_mem(e), r->path, h->off, err);
+			rc = blk_stored_unpack(&sb, blockmem_bytes(keep, m), r->path, h->off, err);
 	}
-	blk_cache_entry_discard(se);
+	blockmem_free(keep, sm);
 	if (rc) {
-		blk_cache_entry_discard(e);
+		blockmem_free(keep, m);
 		return rc;
 	}
-	out->fresh = e;
-	out->data = blk_cache_entry_mem(e);
+	if (keep)
+		out->fresh = m;
+	else
+		out->mem = m;
+	out->data = blockmem_bytes(keep, m);
 	out->len = sb.raw_len;
 	return FR_OK;
-}
-
-/* read_block, or read_block_fresh when the block is to go into the reader's cache. */
-static fr_status read_block_for(const struct sst_reader *r, const struct sst_handle *h,
-				bool keep, struct sst_blockref *out, fr_error *err)
-{
-	return keep && r->env.cache ? read_block_fresh(r, h, out, err)
-				    : read_block(r, h, out, err);
 }
 
 /* A view of sorted block contents that blk_init has accepted before: the same struct blk, in
@@ -358,27 +330,19 @@ static fr_status check_block(const struct sst_reader *r, enum sst_block_kind kin
 	return FR_OK;
 }
 
-/* Moves a checked block of our own into the cache (unless it has none); on FR_NOMEM for the
- * entry the block simply stays ours. */
+/* Puts a checked block that read_block read with keep into the reader's cache. Without a
+ * cache read_block gave the block memory of our own (b->mem), and it stays ours. */
 static void cache_keep(const struct sst_reader *r, const struct sst_handle *h,
 		       struct sst_blockref *b)
 {
-	struct blk_cache_entry *e;
-
-	if (!r->env.cache || (!b->mem && !b->fresh))
+	if (!b->fresh)
 		return;
 	/* charge what the entry holds: the allocation (stored blocks keep their trailer) and
 	 * the entry's bookkeeping */
 	size_t charge = b->len + SST_BLOCK_TRAILER_LEN + BLK_CACHE_ENTRY_OVERHEAD;
-	if (b->fresh) {
-		e = blk_cache_put(r->env.cache, r->meta.id, h->off, b->fresh, b->len, charge);
-		b->fresh = NULL;
-	} else if (!blk_cache_insert(r->env.cache, r->meta.id, h->off, b->mem, b->len, charge,
-				     &e)) {
-		b->mem = NULL;
-	} else {
-		return;
-	}
+	struct blk_cache_entry *e =
+		blk_cache_put(r->env.cache, r->meta.id, h->off, b->fresh, b->len, charge);
+	b->fresh = NULL;
 	b->ent = e;
 	b->cache = r->env.cache;
 	b->data = blk_cache_data(e);
@@ -408,7 +372,7 @@ static fr_status read_checked(const struct sst_reader *r, const struct sst_handl
 			      enum sst_block_kind kind, struct iwalk *w, bool fill,
 			      struct sst_blockref *out, fr_error *err)
 {
-	fr_status rc = read_block_for(r, h, fill, out, err);
+	fr_status rc = read_block(r, h, fill, out, err);
 	if (rc)
 		return rc;
 	rc = check_block(r, kind, h, out->data, out->len, w, err);
@@ -837,7 +801,7 @@ static fr_status open_props(struct sst_reader *r, const struct sst_handle *h, fr
 {
 	struct sst_blockref ref;
 	struct sst_props p;
-	fr_status rc = read_block(r, h, &ref, err);
+	fr_status rc = read_block(r, h, false, &ref, err);
 	if (rc)
 		return rc;
 	rc = sst_props_decode(ref.data, ref.len, r->path, h->off, &p, err);
@@ -907,7 +871,7 @@ static fr_status open_parts(struct sst_reader *r, const struct blk *top, fr_erro
 
 		rc = index_handle(r, &ti, &h, err); /* in the partition area: open_index walked */
 		if (!rc)
-			rc = read_block(r, &h, &ref, err);
+			rc = read_block(r, &h, false, &ref, err);
 		if (rc)
 			break;
 		rc = check_block(r, SST_BLOCK_INDEX_PART, &h, ref.data, ref.len, &w, err);
@@ -947,7 +911,7 @@ static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr
 	struct blk b;
 	struct iwalk w = {0};
 	/* a top level stays the reader's own, below */
-	fr_status rc = read_block_for(r, h, !r->index_parts, &ref, err);
+	fr_status rc = read_block(r, h, !r->index_parts, &ref, err);
 	if (rc)
 		return rc;
 	rc = check_sorted(r, SST_BLOCK_INDEX, h, ref.data, ref.len, &b, err);
@@ -988,7 +952,7 @@ static fr_status open_index(struct sst_reader *r, const struct sst_handle *h, fr
 static fr_status open_filter(struct sst_reader *r, const struct sst_handle *h, fr_error *err)
 {
 	struct sst_blockref ref;
-	fr_status rc = read_block_for(r, h, true, &ref, err);
+	fr_status rc = read_block(r, h, true, &ref, err);
 	if (!rc)
 		rc = check_block(r, SST_BLOCK_FILTER, h, ref.data, ref.len, NULL, err);
 	if (rc) {
@@ -1009,7 +973,7 @@ static fr_status open_range_dels(struct sst_reader *r, const struct sst_handle *
 {
 	struct sst_blockref ref;
 	uint64_t cnt;
-	fr_status rc = read_block(r, h, &ref, err);
+	fr_status rc = read_block(r, h, false, &ref, err);
 	if (rc)
 		return rc;
 	r->rd_mem = ref.mem;
